@@ -1,0 +1,59 @@
+# Canvas Events: two commands set everything up on a fresh machine.
+#   make run   serve the app with demo data on http://127.0.0.1:8000 (SQLite under var/ unless DATABASE_URL is set)
+#   make test  run the whole suite against PostgreSQL (and Redis)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/canvas
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench chaos vendor clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+run: $(VENV)/.runtime
+	mkdir -p var
+	DEBUG=1 $(PY) manage.py migrate --noinput -v0
+	DEBUG=1 $(PY) manage.py seed_demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+
+# Test environment: production-like settings (DEBUG off) with HTTPS redirects off, since the test servers
+# speak plain HTTP on loopback.
+TEST_ENV := DEBUG=0 SECRET_KEY=test-only-secret-key-not-for-production \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	ALLOWED_HOSTS=127.0.0.1,localhost,testserver SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
+
+test: $(VENV)/.dev node_modules/.installed
+	$(BIN)/ruff check .
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run -v1
+	$(TEST_ENV) $(PY) manage.py collectstatic --noinput -v0
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+vendor: node_modules/.installed
+	mkdir -p static/vendor
+	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/
+
+clean:
+	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache

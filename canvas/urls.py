@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from accounts import views as account_views
+from events import views as event_views
+
+from . import health
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="settings", permanent=False)),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("settings/", account_views.settings_page, name="settings"),
+    path("settings/team/", account_views.team_rename, name="team_rename"),
+    path("settings/members/", account_views.member_add, name="member_add"),
+    path("settings/members/<int:pk>/role/", account_views.member_change_role, name="member_change_role"),
+    path("settings/members/<int:pk>/remove/", account_views.member_remove, name="member_remove"),
+    path("settings/tokens/", event_views.token_create, name="token_create"),
+    path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),
+    path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
+    path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
+    path("", include("events.api_urls")),
+]

@@ -1,0 +1,70 @@
+"""Shared personas: Alice owns Acme, Bob is a Member of Acme, Charlie owns Globex and must see nothing of Acme."""
+
+import pytest
+from django.core.cache import cache
+
+from accounts.models import Membership, Role, Team, User
+from events import auth_cache
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(email: str, **extra) -> User:
+    return User.objects.create_user(email, PASSWORD, **extra)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    cache.clear()
+    auth_cache.clear_local()
+    yield
+    auth_cache.clear_local()
+
+
+@pytest.fixture
+def acme(db) -> Team:
+    return Team.objects.create(name="Acme", slug="acme", events_api_enabled=True)
+
+
+@pytest.fixture
+def globex(db) -> Team:
+    return Team.objects.create(name="Globex", slug="globex", events_api_enabled=True)
+
+
+@pytest.fixture
+def alice(acme) -> User:
+    user = make_user("alice@acme.test")
+    Membership.objects.create(user=user, team=acme, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def bob(acme) -> User:
+    user = make_user("bob@acme.test")
+    Membership.objects.create(user=user, team=acme, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def charlie(globex) -> User:
+    user = make_user("charlie@globex.test")
+    Membership.objects.create(user=user, team=globex, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(client, bob):
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def charlie_client(client, charlie):
+    client.force_login(charlie)
+    return client

@@ -1,0 +1,64 @@
+"""DRF authentication for the Events API: the token travels in the X-Auth-Token header and nowhere else."""
+
+import hmac
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
+
+from . import auth_cache, errors, tokens
+from .errors import ApiError
+from .models import ApiToken
+
+LAST_USED_PRECISION = timedelta(minutes=1)
+CHALLENGE = 'X-Auth-Token realm="Canvas Events"'
+
+
+def _unauthorized(code_and_message: tuple[str, str]) -> ApiError:
+    return ApiError(status.HTTP_401_UNAUTHORIZED, code_and_message, headers={"WWW-Authenticate": CHALLENGE})
+
+
+def authenticate_token(plaintext: str | None) -> auth_cache.TokenSnapshot:
+    """The live token for this plaintext, or an ApiError (401 unknown/malformed/revoked, 403 API disabled)."""
+    if not plaintext:
+        raise _unauthorized(errors.MISSING_TOKEN)
+    if not tokens.is_well_formed(plaintext):
+        raise _unauthorized(errors.MALFORMED_TOKEN)
+    # Looked up by digest, so the database never compares secrets; the cached entry is then checked against
+    # the digest in constant time, so a cache mix-up can never let one token pass for another.
+    digest = tokens.digest(plaintext)
+    snapshot = auth_cache.lookup(digest)
+    if snapshot is None or not hmac.compare_digest(snapshot.digest, digest) or snapshot.revoked:
+        raise _unauthorized(errors.UNKNOWN_TOKEN)
+    if not snapshot.api_enabled:
+        raise ApiError(status.HTTP_403_FORBIDDEN, errors.API_DISABLED)
+    _touch_last_used(snapshot)
+    return snapshot
+
+
+_last_touch: dict[int, datetime] = {}
+
+
+def _touch_last_used(snapshot: auth_cache.TokenSnapshot) -> None:
+    """Record use at most once a minute per token and process, with a conditional UPDATE.
+
+    The WHERE clause makes concurrent workers harmless: only one of them changes the row each minute.
+    """
+    now = timezone.now()
+    cutoff = now - LAST_USED_PRECISION
+    last = _last_touch.get(snapshot.id) or snapshot.last_used_at
+    if last is not None and last > cutoff:
+        return
+    _last_touch[snapshot.id] = now
+    ApiToken.objects.filter(pk=snapshot.id).exclude(last_used_at__gt=cutoff).update(last_used_at=now)
+
+
+class EventsTokenAuthentication(BaseAuthentication):
+    """Returns (None, TokenSnapshot): the caller is a team's event stream, not a user."""
+
+    def authenticate(self, request):
+        return None, authenticate_token(request.META.get("HTTP_X_AUTH_TOKEN"))
+
+    def authenticate_header(self, request) -> str:
+        return CHALLENGE

@@ -1,0 +1,129 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Team
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(revoked_at__isnull=True)
+
+    def for_team(self, team: Team):
+        return self.filter(team=team)
+
+
+class ApiToken(models.Model):
+    """An Events API token. Only the SHA-256 digest of the secret is stored; the plaintext is shown once."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="The Owner's label, e.g. 'Production stream'.")
+    hint = models.CharField(max_length=16, help_text="Prefix and last four characters, for recognising a token.")
+    digest = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["digest"], name="events_apitoken_digest_unique"),
+        ]
+        indexes = [models.Index(fields=["team", "-created_at"], name="events_apitoken_team_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class AuditAction(models.TextChoices):
+    TOKEN_CREATED = "token_created", "Token created"
+    TOKEN_REVOKED = "token_revoked", "Token revoked"
+    API_ENABLED = "api_enabled", "Events API enabled"
+    API_DISABLED = "api_disabled", "Events API disabled"
+
+
+class AuditEntry(models.Model):
+    """Who did what to a team's Events API access, from where, and when. Never edited."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    token_hint = models.CharField(max_length=16, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["team", "-created_at"], name="events_audit_team_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class EventType(models.TextChoices):
+    TRACK = "track", "Track"
+    IDENTIFY = "identify", "Identify"
+    PAGE = "page", "Page"
+    SCREEN = "screen", "Screen"
+    GROUP = "group", "Group"
+    ALIAS = "alias", "Alias"
+
+
+class EventQuerySet(models.QuerySet):
+    def for_team(self, team: Team):
+        return self.filter(team=team)
+
+
+class Event(models.Model):
+    """One accepted event. Rows are only ever inserted (by events.ingest), never updated.
+
+    On PostgreSQL the primary key is (team_id, id) (see migration 0002): team_id is in every unique key so the
+    table can be distributed by team (Citus) without a schema change. Django still addresses rows by `id`,
+    which the sequence keeps unique.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    type = models.CharField(max_length=16, choices=EventType.choices, default=EventType.TRACK)
+    event = models.CharField(max_length=200)
+    properties = models.JSONField(default=dict)
+    timestamp = models.DateTimeField(help_text="Corrected for client clock skew.")
+    original_timestamp = models.DateTimeField(null=True, blank=True, help_text="As the client sent it.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    # NULL, not "", means "not sent": the partial unique constraint on message_id relies on it.
+    message_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    anonymous_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    context = models.JSONField(null=True, blank=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "message_id"],
+                condition=models.Q(message_id__isnull=False),
+                name="events_event_team_message_id_unique",
+            ),
+        ]
+        indexes = [
+            # "Latest events of a team" (live tail, admin).
+            models.Index(fields=["team", "-received_at"], name="events_event_team_recv_idx"),
+            # "Events of one name in a time range" (catalog, charts, CSV export).
+            models.Index(fields=["team", "event", "timestamp"], name="events_event_team_name_ts_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"

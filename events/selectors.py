@@ -1,0 +1,28 @@
+"""Reads for the Settings page's Events API section."""
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from accounts.models import Membership
+
+from .forms import TokenCreateForm, issue_form_id
+from .models import ApiToken, AuditEntry
+
+AUDIT_ENTRIES_SHOWN = 50
+
+
+def events_api_section(
+    *, request: HttpRequest, membership: Membership, token_form: TokenCreateForm | None = None
+) -> dict:
+    team = membership.team
+    context = {
+        "events_api_enabled": team.events_api_enabled,
+        "api_tokens": ApiToken.objects.for_team(team).live().select_related("created_by"),
+        "events_endpoint": settings.EVENTS_PUBLIC_URL.rstrip("/") + "/v1/event",
+        "audit_entries": [],
+    }
+    if membership.is_owner and team.events_api_enabled:
+        context["token_form"] = token_form or TokenCreateForm(initial={"form_id": issue_form_id(request)})
+    if membership.is_owner:
+        context["audit_entries"] = AuditEntry.objects.filter(team=team).select_related("actor")[:AUDIT_ENTRIES_SHOWN]
+    return context

@@ -1,0 +1,22 @@
+"""Production server: `gunicorn -c gunicorn.conf.py canvas.wsgi:application`. Every value can be set from the
+environment, so one file serves production, the benchmark and the tests."""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# gthread: each worker answers many requests at once on threads, which the ingest group commit needs to
+# gather concurrent events into one transaction. One worker per core keeps the GIL from being shared.
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", os.cpu_count() or 2))
+threads = int(os.environ.get("GUNICORN_THREADS", 16))
+# Slow or stalled clients must not hold a thread for ever.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = 20
+keepalive = 5
+# Bounded headers: a flood of headers is refused by gunicorn before Django sees it.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
