@@ -1,0 +1,53 @@
+"""Serializers that describe the Events API in the OpenAPI schema. Validation itself is events.validation,
+which checks what serializers cannot (duplicate keys, NUL, lone surrogates, depth) and reports JSON paths."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import serializers
+
+from . import validation
+
+
+class EventRequest(serializers.Serializer):
+    version = serializers.ChoiceField(choices=[1], help_text="Always 1.")
+    type = serializers.ChoiceField(choices=["event"], help_text='Always "event".')
+    event = serializers.CharField(max_length=validation.MAX_EVENT_NAME, help_text="The event's name.")
+    properties = serializers.DictField(
+        required=False,
+        help_text=f"Any JSON object: at most {validation.MAX_PROPERTIES_DEPTH} levels deep, "
+        f"{validation.MAX_PROPERTIES_KEYS} keys in all, keys of 1 to {validation.MAX_KEY_LENGTH} characters.",
+    )
+    timestamp = serializers.DateTimeField(
+        required=False, help_text="ISO-8601 with Z or an offset; default: when Canvas received it."
+    )
+    messageId = serializers.CharField(
+        required=False, max_length=validation.MAX_MESSAGE_ID, help_text="Resending the same id stores nothing."
+    )
+    sentAt = serializers.DateTimeField(required=False, help_text="When the client sent it; corrects clock skew.")
+
+
+class EventStored(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The stored event's id.")
+    duplicate = serializers.BooleanField(help_text="True when this messageId was already stored; nothing new is.")
+
+
+class FieldProblem(serializers.Serializer):
+    path = serializers.CharField(help_text='JSON Pointer to the problem, e.g. "/properties/revenue".')
+    message = serializers.CharField()
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = FieldProblem(many=True)
+
+
+class ErrorResponse(serializers.Serializer):
+    error = ErrorDetail()
+
+
+class EventsTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "events.authentication.EventsTokenAuthentication"
+    name = "EventsToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
