@@ -1,6 +1,11 @@
-from django.contrib import admin, messages
+import json
 
-from .models import ApiToken, AuditEntry
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db import connection
+from django.utils.functional import cached_property
+
+from .models import ApiToken, AuditEntry, Event
 from .services import api_token_revoke
 
 
@@ -37,6 +42,67 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ["team__name", "actor__email", "token_hint"]
     list_select_related = ["team", "actor"]
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class EventNameFilter(admin.SimpleListFilter):
+    """Event names of the team chosen in the Team filter (listing every name of every team would scan the table)."""
+
+    title = "event name (choose a team first)"
+    parameter_name = "event"
+    MAX_NAMES = 100
+
+    def lookups(self, request, model_admin):
+        team_id = request.GET.get("team__id__exact")
+        if not team_id or not team_id.isdigit():
+            return []
+        names = (
+            Event.objects.filter(team_id=int(team_id)).order_by("event").values_list("event", flat=True).distinct()
+        )
+        return [(name, name) for name in names[: self.MAX_NAMES]]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() else queryset
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts with the planner's estimate on PostgreSQL once the table is large.
+
+    The changelist would otherwise run COUNT(*) over millions of events on every page load.
+    """
+
+    EXACT_BELOW = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        if connection.vendor != "postgresql":
+            return super().count
+        plan = self.object_list.explain(format="json")
+        estimate = int(json.loads(plan)[0]["Plan"]["Plan Rows"])
+        return super().count if estimate < self.EXACT_BELOW else estimate
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """Events are read-only evidence of what a team sent."""
+
+    list_display = ["id", "received_at", "team", "type", "event", "timestamp", "message_id"]
+    list_filter = ["team", "type", EventNameFilter]
+    search_fields = ["event"]
+    date_hierarchy = "received_at"
+    list_select_related = ["team"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    ordering = ["-received_at"]
+    readonly_fields = [f.name for f in Event._meta.fields]
 
     def has_add_permission(self, request):
         return False

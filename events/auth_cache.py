@@ -6,6 +6,7 @@ minute instead of once a request. Revoking a token or disabling a team's API del
 commit; every worker then sees the change within the 1 s of its local copy.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,8 @@ from datetime import datetime
 from django.core.cache import cache
 
 from .models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 TOKEN_LOCAL_SECONDS = 1.0
 TOKEN_SHARED_SECONDS = 60
@@ -51,16 +54,35 @@ def _from_database(digest: str) -> TokenSnapshot | None:
     return TokenSnapshot(token_id, digest, team_id, hint, name, revoked_at is not None, api_enabled, last_used_at)
 
 
+def _shared_get(digest: str) -> TokenSnapshot | bool | None:
+    """The shared copy, or False when there is none or the shared cache cannot be reached.
+
+    A cache outage must not stop ingestion: the database still answers, only more often.
+    """
+    try:
+        return cache.get(_shared_key(digest), default=False)
+    except Exception:
+        logger.warning("shared token cache unavailable; reading the database", exc_info=True)
+        return False
+
+
+def _shared_set(digest: str, snapshot: TokenSnapshot | None) -> None:
+    try:
+        cache.set(_shared_key(digest), snapshot, TOKEN_SHARED_SECONDS)
+    except Exception:
+        logger.warning("shared token cache unavailable; not caching", exc_info=True)
+
+
 def lookup(digest: str) -> TokenSnapshot | None:
     """The token with this digest, or None when there is no such token."""
     now = time.monotonic()
     cached = _local.get(digest)
     if cached is not None and now - cached[0] < TOKEN_LOCAL_SECONDS:
         return cached[1]
-    snapshot = cache.get(_shared_key(digest), default=False)
+    snapshot = _shared_get(digest)
     if snapshot is False:
         snapshot = _from_database(digest)
-        cache.set(_shared_key(digest), snapshot, TOKEN_SHARED_SECONDS)
+        _shared_set(digest, snapshot)
     if len(_local) > 10_000:  # Unknown digests are cached too; keep a flood of them from growing memory.
         _local.clear()
     _local[digest] = (now, snapshot)
