@@ -127,3 +127,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class RejectedEvent(models.Model):
+    """An event or request the API refused after authenticating it, kept so "200, but where is my data?" and
+    "why was this refused?" can be answered on the Settings page. Capped per team (see events.rejections)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    token_hint = models.CharField(max_length=16, blank=True)
+    endpoint = models.CharField(max_length=32)
+    status = models.PositiveSmallIntegerField()
+    payload = models.TextField(blank=True, help_text="What was sent, cut to 4 KB.")
+    errors = models.JSONField(default=list)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["team", "-id"], name="events_rejected_team_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.status} on {self.endpoint} at {self.received_at:%Y-%m-%d %H:%M:%S}"
