@@ -107,6 +107,8 @@ class Event(models.Model):
     user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     anonymous_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     context = models.JSONField(null=True, blank=True)
+    # Segment fields without a column of their own: groupId, previousId, name, category, integrations.
+    extra = models.JSONField(null=True, blank=True)
 
     objects = EventQuerySet.as_manager()
 
