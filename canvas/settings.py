@@ -162,6 +162,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Events API ---------------------------------------------------------------------------------------------
 EVENTS_RATE_LIMIT_PER_SECOND = env.int("EVENTS_RATE_LIMIT_PER_SECOND", default=1000)
+# Single events from concurrent requests share one transaction (events/group_commit.py); 0 ms waits for nothing
+# beyond what is already pending.
+EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
+EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
 
 # --- Logging ------------------------------------------------------------------------------------------------

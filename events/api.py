@@ -1,5 +1,9 @@
-"""The Events API (`/v1/...`): thin DRF views over validation and storage."""
+"""The Events API (`/v1/...`): thin DRF views over validation (events.validation) and storage (events.ingest)."""
 
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
@@ -11,13 +15,27 @@ from rest_framework.views import APIView
 from . import errors, schemas
 from .authentication import EventsTokenAuthentication
 from .errors import ApiError
-from .ingest import store_event
+from .group_commit import CommitterUnavailable, can_group_commit, committer
+from .ingest import StoredEvent, event_row, store_batch, store_row
 from .parsers import StrictJSONParser
+from .rejections import rejection_record, rejections_record
 from .renderers import JSONOnlyNegotiation, OrjsonRenderer
 from .throttling import TokenRateThrottle, rate_limit_headers
-from .validation import validate_event
+from .validation import TIMESTAMP_INVALID, FieldError, parse_timestamp, validate_event, validate_segment_message
 
 DATABASE_RETRY_AFTER_SECONDS = 5
+MAX_BATCH_EVENTS = 2500
+BATCH_FIELDS = frozenset({"batch", "context", "integrations", "sentAt", "writeKey", "metadata", "_metadata"})
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(schemas.ErrorResponse, description="Invalid JSON or event; `fields` has paths."),
+    401: OpenApiResponse(schemas.ErrorResponse, description="Missing, malformed, unknown or revoked token."),
+    403: OpenApiResponse(schemas.ErrorResponse, description="The team's Events API is not enabled."),
+    413: OpenApiResponse(schemas.ErrorResponse, description="Body over the limit (after gzip expansion)."),
+    415: OpenApiResponse(schemas.ErrorResponse, description="Body not sent as application/json."),
+    429: OpenApiResponse(schemas.ErrorResponse, description="Rate limit reached; see Retry-After."),
+    503: OpenApiResponse(schemas.ErrorResponse, description="Storage unavailable; retry after Retry-After."),
+}
 
 
 class IngestAPIView(APIView):
@@ -30,6 +48,7 @@ class IngestAPIView(APIView):
     renderer_classes = [OrjsonRenderer]
     content_negotiation_class = JSONOnlyNegotiation
     max_body_bytes = 32 * 1024
+    endpoint = "/v1/event"
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -42,14 +61,34 @@ class IngestAPIView(APIView):
         )
 
     def handle_exception(self, exc):
-        if isinstance(exc, OperationalError | InterfaceError):
+        if isinstance(exc, OperationalError | InterfaceError | CommitterUnavailable):
             # The database is unreachable: tell the client to retry, never a 500. Nothing was stored.
             exc = ApiError(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 errors.DATABASE_UNAVAILABLE,
                 headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             )
+        if isinstance(exc, ApiError) and exc.status_code in (400, 413):
+            self._record_refusal(exc)
         return super().handle_exception(exc)
+
+    def _record_refusal(self, exc: ApiError) -> None:
+        token = getattr(self.request, "_auth", None)
+        if token is None:
+            return
+        raw = getattr(self.request, "raw_body", b"")
+        problems = exc.fields or [{"path": "", "message": exc.message}]
+        rejections_record([self._refusal(token, exc.status_code, raw, problems)])
+
+    def _refusal(self, token, status_code: int, payload: bytes | str, problems: list):
+        return rejection_record(
+            team_id=token.team_id,
+            token_hint=token.hint,
+            endpoint=self.endpoint,
+            status=status_code,
+            payload=payload,
+            problems=problems,
+        )
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -58,6 +97,12 @@ class IngestAPIView(APIView):
             for name, value in rate_limit_headers(usage).items():
                 response.setdefault(name, value)
         return response
+
+    def store(self, payload, received_at) -> StoredEvent:
+        """Store one event; answered only once the transaction holding it has committed."""
+        token = self.request.auth
+        row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
+        return committer().submit(row) if can_group_commit() else store_row(row)
 
 
 def _require_json(request) -> None:
@@ -69,31 +114,148 @@ def _require_json(request) -> None:
         raise ApiError(status.HTTP_411_LENGTH_REQUIRED, errors.LENGTH_REQUIRED)
 
 
+def _invalid(problems: list[FieldError]) -> ApiError:
+    return ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_PAYLOAD, fields=problems)
+
+
 class EventIngestView(IngestAPIView):
+    """POST /v1/event: one event in Canvas's format."""
+
     @extend_schema(
         operation_id="send_event",
         summary="Send one event",
         request=schemas.EventRequest,
-        responses={
-            200: schemas.EventStored,
-            400: OpenApiResponse(schemas.ErrorResponse, description="Invalid JSON or event; `fields` has paths."),
-            401: OpenApiResponse(schemas.ErrorResponse, description="Missing, malformed, unknown or revoked token."),
-            403: OpenApiResponse(schemas.ErrorResponse, description="The team's Events API is not enabled."),
-            413: OpenApiResponse(schemas.ErrorResponse, description="Body over 32 KB (after gzip expansion)."),
-            415: OpenApiResponse(schemas.ErrorResponse, description="Body not sent as application/json."),
-            429: OpenApiResponse(schemas.ErrorResponse, description="Rate limit reached; see Retry-After."),
-            503: OpenApiResponse(schemas.ErrorResponse, description="Storage unavailable; retry after Retry-After."),
-        },
+        responses={200: schemas.EventStored, **ERROR_RESPONSES},
     )
     def post(self, request):
         received_at = timezone.now()
         payload, problems = validate_event(request.data, received_at=received_at)
         if problems:
-            raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_PAYLOAD, fields=problems)
-        stored = store_event(
-            team_id=request.auth.team_id, token_id=request.auth.id, payload=payload, received_at=received_at
-        )
+            raise _invalid(problems)
+        stored = self.store(payload, received_at)
         return Response({"id": stored.id, "duplicate": stored.duplicate})
+
+
+class SegmentMessageView(IngestAPIView):
+    """POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias: Segment's HTTP Tracking API."""
+
+    segment_type = "track"
+
+    @extend_schema(
+        summary="Send one Segment message",
+        request=schemas.SegmentMessage,
+        responses={200: schemas.SegmentStored, **ERROR_RESPONSES},
+    )
+    def post(self, request):
+        received_at = timezone.now()
+        payload, problems = validate_segment_message(
+            request.data, received_at=received_at, default_type=self.segment_type
+        )
+        if problems:
+            raise _invalid(problems)
+        stored = self.store(payload, received_at)
+        return Response({"success": True, "id": stored.id, "duplicate": stored.duplicate})
+
+
+def validate_batch_item(item, *, index: int, received_at, batch: "BatchEnvelope"):
+    """Each item is validated as it would be alone: Canvas's format or a Segment message."""
+    prefix = f"/batch/{index}"
+    if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
+        payload, problems = validate_event(item, received_at=received_at)
+        return payload, [FieldError(prefix + problem.path, problem.message) for problem in problems]
+    if isinstance(item, dict) and batch.context is not None and "context" not in item:
+        item = {**item, "context": batch.context}
+    return validate_segment_message(item, received_at=received_at, path_prefix=prefix, batch_sent_at=batch.sent_at)
+
+
+class BatchIngestView(IngestAPIView):
+    """POST /v1/batch: up to 2,500 events in one request, stored in one transaction."""
+
+    max_body_bytes = 500 * 1024
+    endpoint = "/v1/batch"
+
+    @extend_schema(
+        operation_id="send_batch",
+        summary="Send up to 2,500 events",
+        request=schemas.BatchRequest,
+        responses={200: schemas.BatchReceipt, **ERROR_RESPONSES},
+    )
+    def post(self, request):
+        received_at = timezone.now()
+        batch = _batch_envelope(request.data)
+        items = batch.items
+        results: list[dict | None] = [None] * len(items)
+        accepted: list[tuple[int, tuple]] = []
+        refusals, all_problems = [], []
+        token = request.auth
+        for index, item in enumerate(items):
+            payload, problems = validate_batch_item(item, index=index, received_at=received_at, batch=batch)
+            if problems:
+                results[index] = {"index": index, "status": "rejected", "errors": _fields(problems)}
+                all_problems.extend(problems)
+                refusals.append(self._refusal(token, 400, orjson.dumps(item), problems))
+                continue
+            row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
+            accepted.append((index, row))
+        for (index, _), stored in zip(accepted, store_batch([row for _, row in accepted]), strict=True):
+            results[index] = {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
+        rejections_record(refusals)
+        body = _receipt(results)
+        if not refusals:
+            return Response(body)
+        code, _ = errors.INVALID_EVENTS
+        message = f"{len(refusals)} of {len(items)} events were refused; the others were stored."
+        return Response({**errors.error_body(code, message, _fields(all_problems)), **body}, status=400)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEnvelope:
+    items: list
+    context: dict | None
+    sent_at: datetime | None
+
+
+def _batch_envelope(document) -> BatchEnvelope:
+    """The batch's items and what Segment lets a batch say once for all of them (context, sentAt)."""
+    if not isinstance(document, dict):
+        raise _invalid([FieldError("", "Must be a JSON object with a batch array.")])
+    problems = [FieldError(f"/{name}", f'Unknown field "{name}".') for name in document if name not in BATCH_FIELDS]
+    items = document.get("batch")
+    if not isinstance(items, list):
+        problems.insert(0, FieldError("/batch", "Must be an array of events."))
+    context = document.get("context")
+    if context is not None and not isinstance(context, dict):
+        problems.append(FieldError("/context", "Must be a JSON object."))
+    sent_at = None
+    if document.get("sentAt") is not None:
+        sent_at = parse_timestamp(document["sentAt"])
+        if sent_at is None:
+            problems.append(FieldError("/sentAt", TIMESTAMP_INVALID))
+    if problems:
+        raise _invalid(problems)
+    if len(items) > MAX_BATCH_EVENTS:
+        raise ApiError(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            errors.BODY_TOO_LARGE,
+            message=f"A batch holds at most {MAX_BATCH_EVENTS:,} events; this one has {len(items):,}.",
+        )
+    return BatchEnvelope(items=items, context=context, sent_at=sent_at)
+
+
+def _fields(problems: list[FieldError]) -> list[dict]:
+    return [{"path": problem.path, "message": problem.message} for problem in problems]
+
+
+def _receipt(results: list[dict]) -> dict:
+    counts = {"stored": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        counts[result["status"]] += 1
+    return {
+        "stored": counts["stored"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "results": results,
+    }
 
 
 def not_found(request, *args, **kwargs):

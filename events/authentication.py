@@ -1,5 +1,6 @@
 """DRF authentication for the Events API: the token travels in the X-Auth-Token header and nowhere else."""
 
+import base64
 import hmac
 from datetime import datetime, timedelta
 
@@ -54,11 +55,27 @@ def _touch_last_used(snapshot: auth_cache.TokenSnapshot) -> None:
     ApiToken.objects.filter(pk=snapshot.id).exclude(last_used_at__gt=cutoff).update(last_used_at=now)
 
 
+def token_from_headers(meta: dict) -> str | None:
+    """The token from `X-Auth-Token`, or from HTTP Basic with the token as username (what Segment's libraries
+    send). Never from the query string or the body: those end up in logs."""
+    token = meta.get("HTTP_X_AUTH_TOKEN")
+    if token:
+        return token.strip()
+    scheme, _, credentials = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        username, _, _password = base64.b64decode(credentials.strip(), validate=True).decode("ascii").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise _unauthorized(errors.MALFORMED_TOKEN) from None
+    return username
+
+
 class EventsTokenAuthentication(BaseAuthentication):
     """Returns (None, TokenSnapshot): the caller is a team's event stream, not a user."""
 
     def authenticate(self, request):
-        return None, authenticate_token(request.META.get("HTTP_X_AUTH_TOKEN"))
+        return None, authenticate_token(token_from_headers(request.META))
 
     def authenticate_header(self, request) -> str:
         return CHALLENGE

@@ -17,6 +17,7 @@ API_DISABLED = ("events_api_disabled", "The Events API is not enabled for this t
 # Request shape
 INVALID_JSON = ("invalid_json", "The body is not valid JSON.")
 INVALID_PAYLOAD = ("invalid_payload", "The event is not valid.")
+INVALID_EVENTS = ("invalid_events", "Some events of the batch were refused; the others were stored.")
 BODY_TOO_LARGE = ("body_too_large", "The body is larger than the limit.")
 UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
 UNSUPPORTED_ENCODING = ("unsupported_encoding", "Content-Encoding must be gzip or identity.")

@@ -1,34 +1,64 @@
 """Writing accepted events to the events table: the one home for that write.
 
-Raw SQL on purpose: one INSERT ... ON CONFLICT DO NOTHING RETURNING per event stores it and detects a resent
-messageId in the same statement, which the ORM cannot express. The same SQL runs on SQLite for `make run`.
+Two paths, one SQL shape (INSERT ... ON CONFLICT (team_id, message_id) DO NOTHING, so a resent messageId is
+detected by the same statement that stores the event):
+
+- `store_row` writes one event on the caller's connection. Single-event requests in production go through
+  `events.group_commit` instead, which calls `store_rows` for many requests at once.
+- `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
+  one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was
+  stored or turned out to be a duplicate.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 
 from .validation import EventPayload
 
-_COLUMNS = (
-    "team_id, token_id, type, event, properties, timestamp, original_timestamp, sent_at, received_at, "
-    "message_id, user_id, anonymous_id, context"
+COLUMNS = (
+    "team_id",
+    "token_id",
+    "type",
+    "event",
+    "properties",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "message_id",
+    "user_id",
+    "anonymous_id",
+    "context",
+    "extra",
 )
+_COLUMN_LIST = ", ".join(COLUMNS)
+_CONFLICT = "ON CONFLICT (team_id, message_id) WHERE message_id IS NOT NULL DO NOTHING"
 
 
 def _insert_sql(json_cast: str) -> str:
-    values = ", ".join(["%s"] * 4 + [f"%s{json_cast}"] + ["%s"] * 7 + [f"%s{json_cast}"])
-    # Built once at import from constants only; every value travels as a query parameter.
-    return (
-        f"INSERT INTO events_event ({_COLUMNS}) VALUES ({values}) "  # noqa: S608
-        "ON CONFLICT (team_id, message_id) WHERE message_id IS NOT NULL DO NOTHING RETURNING id"
-    )
+    values = ", ".join(["%s"] * 4 + [f"%s{json_cast}"] + ["%s"] * 7 + [f"%s{json_cast}"] * 2)
+    # Built at import from constants only; every value travels as a query parameter.
+    return f"INSERT INTO events_event ({_COLUMN_LIST}) VALUES ({values}) {_CONFLICT} RETURNING id"  # noqa: S608
 
 
 _INSERT = {"postgresql": _insert_sql("::jsonb"), "sqlite": _insert_sql("")}
 _EXISTING = "SELECT id FROM events_event WHERE team_id = %s AND message_id = %s"
+_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage "
+    "(LIKE events_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('events_event', 'id')) FROM generate_series(1, %s)"
+_FROM_STAGE = (
+    f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "  # noqa: S608
+    f"ORDER BY id {_CONFLICT} RETURNING id"
+)
+_EXISTING_MANY = (
+    "SELECT team_id, message_id, min(id) FROM events_event "
+    "WHERE (team_id, message_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) GROUP BY 1, 2"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +71,8 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def insert_params(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> tuple:
+def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> tuple:
+    """The values of one events_event row, in COLUMNS order."""
     return (
         team_id,
         token_id,
@@ -56,21 +87,69 @@ def insert_params(*, team_id: int, token_id: int | None, payload: EventPayload, 
         payload.user_id,
         payload.anonymous_id,
         _json(payload.context),
+        _json(_extra(payload)),
     )
 
 
-def store_event(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> StoredEvent:
-    """Insert one event; a messageId this team already sent stores nothing and answers the first row's id.
+def _extra(payload: EventPayload) -> dict | None:
+    extra = {
+        "groupId": payload.group_id,
+        "previousId": payload.previous_id,
+        "name": payload.name,
+        "category": payload.category,
+        "integrations": payload.integrations,
+    }
+    return {key: value for key, value in extra.items() if value is not None} or None
 
-    Runs in autocommit mode, so the row is committed (synchronous_commit=on) when this returns.
+
+def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
+    """Insert many rows (from `event_row`) through COPY, on a psycopg cursor inside a transaction.
+
+    Returns one StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a
+    duplicate that answers the id of the row that holds it.
+    """
+    if not rows:
+        return []
+    cursor.execute(_STAGE)
+    cursor.execute(_NEXT_IDS, (len(rows),))
+    ids = [row[0] for row in cursor.fetchall()]
+    with cursor.copy(f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN") as copy:
+        for event_id, row in zip(ids, rows, strict=True):
+            copy.write_row((event_id, *row))
+    cursor.execute(_FROM_STAGE)
+    inserted = {row[0] for row in cursor.fetchall()}
+    cursor.execute("DELETE FROM events_event_stage")  # ON COMMIT clears it too; this keeps one transaction safe.
+    results: list[StoredEvent | None] = [
+        StoredEvent(event_id, duplicate=False) if event_id in inserted else None for event_id in ids
+    ]
+    missing = [i for i, result in enumerate(results) if result is None]
+    if missing:
+        team_ids = [rows[i][0] for i in missing]
+        message_ids = [rows[i][COLUMNS.index("message_id")] for i in missing]
+        cursor.execute(_EXISTING_MANY, (team_ids, message_ids))
+        holders = {(team_id, message_id): event_id for team_id, message_id, event_id in cursor.fetchall()}
+        for i, team_id, message_id in zip(missing, team_ids, message_ids, strict=True):
+            results[i] = StoredEvent(holders[(team_id, message_id)], duplicate=True)
+    return results
+
+
+def store_batch(rows: list[tuple]) -> list[StoredEvent]:
+    """Store many rows in one transaction on this thread's connection (COPY on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return [store_row(row) for row in rows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        return store_rows(cursor, rows)
+
+
+def store_row(row: tuple) -> StoredEvent:
+    """Insert one row on this thread's connection; a messageId the team already sent stores nothing.
+
+    In autocommit mode the row is committed (synchronous_commit=on) when this returns.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT[connection.vendor],
-            insert_params(team_id=team_id, token_id=token_id, payload=payload, received_at=received_at),
-        )
-        row = cursor.fetchone()
-        if row is not None:
-            return StoredEvent(row[0], duplicate=False)
-        cursor.execute(_EXISTING, (team_id, payload.message_id))
+        cursor.execute(_INSERT[connection.vendor], row)
+        inserted = cursor.fetchone()
+        if inserted is not None:
+            return StoredEvent(inserted[0], duplicate=False)
+        cursor.execute(_EXISTING, (row[0], row[COLUMNS.index("message_id")]))
         return StoredEvent(cursor.fetchone()[0], duplicate=True)

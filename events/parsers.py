@@ -65,8 +65,9 @@ class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        view = parser_context["view"]
-        raw = read_body(stream, meta=parser_context["request"].META, limit=view.max_body_bytes)
+        view, request = parser_context["view"], parser_context["request"]
+        raw = read_body(stream, meta=request.META, limit=view.max_body_bytes)
+        request.raw_body = raw  # kept for the refused-events log
         try:
             return parse_json(raw)
         except InvalidJSON as invalid:

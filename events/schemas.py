@@ -45,6 +45,54 @@ class ErrorResponse(serializers.Serializer):
     error = ErrorDetail()
 
 
+class SegmentMessage(serializers.Serializer):
+    type = serializers.ChoiceField(
+        choices=list(validation.SEGMENT_TYPES),
+        required=False,
+        help_text="Implied by the endpoint; in a batch, required.",
+    )
+    userId = serializers.CharField(required=False, help_text="userId or anonymousId is required.")
+    anonymousId = serializers.CharField(required=False)
+    event = serializers.CharField(required=False, help_text="track: the event's name (required).")
+    name = serializers.CharField(required=False, help_text="page/screen: the page or screen name.")
+    properties = serializers.DictField(required=False)
+    traits = serializers.DictField(required=False, help_text="identify/group.")
+    groupId = serializers.CharField(required=False, help_text="group: required.")
+    previousId = serializers.CharField(required=False, help_text="alias: required.")
+    context = serializers.DictField(required=False)
+    integrations = serializers.DictField(required=False)
+    timestamp = serializers.DateTimeField(required=False)
+    sentAt = serializers.DateTimeField(required=False)
+    messageId = serializers.CharField(required=False, max_length=validation.MAX_MESSAGE_ID)
+    writeKey = serializers.CharField(required=False, help_text="Accepted and ignored: authenticate with the header.")
+
+
+class SegmentStored(EventStored):
+    success = serializers.BooleanField()
+
+
+class BatchRequest(serializers.Serializer):
+    batch = serializers.ListField(
+        child=serializers.DictField(), max_length=2500, help_text="Segment messages or Canvas events."
+    )
+    context = serializers.DictField(required=False, help_text="Applies to items without their own context.")
+    sentAt = serializers.DateTimeField(required=False, help_text="Applies to items without their own sentAt.")
+
+
+class BatchItemReceipt(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["stored", "duplicate", "rejected"])
+    id = serializers.IntegerField(required=False)
+    errors = FieldProblem(many=True, required=False)
+
+
+class BatchReceipt(serializers.Serializer):
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchItemReceipt(many=True)
+
+
 class EventsTokenScheme(OpenApiAuthenticationExtension):
     target_class = "events.authentication.EventsTokenAuthentication"
     name = "EventsToken"

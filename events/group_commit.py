@@ -1,0 +1,131 @@
+"""Group commit: concurrent single-event requests in one worker process share one transaction.
+
+Each request thread hands its row to the process's committer and waits. The committer takes what is pending
+(waiting at most EVENTS_GROUP_COMMIT_WAIT_MS after the first row for more to arrive), writes them all with
+`ingest.store_rows` in one transaction on its own connection, commits, and only then wakes each request
+with its result. So every 2xx still follows the commit of its row, but a burst of N requests costs one
+commit (one WAL flush) instead of N.
+"""
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+from .ingest import StoredEvent, store_rows
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS_PER_COMMIT = 1000
+RESULT_TIMEOUT_SECONDS = 30
+
+
+class CommitterUnavailable(Exception):
+    """The committer could not reach the database; nothing of the request was stored."""
+
+
+class GroupCommitter:
+    def __init__(self, *, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.pending: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
+        self.connection: psycopg.Connection | None = None
+        self.commits = 0
+        self.rows = 0
+        thread = threading.Thread(target=self._run, name="events-group-commit", daemon=True)
+        thread.start()
+
+    def submit(self, row: tuple) -> StoredEvent:
+        """Store one row; returns once the transaction holding it has committed."""
+        future: Future = Future()
+        self.pending.put((row, future))
+        return future.result(timeout=RESULT_TIMEOUT_SECONDS)
+
+    def _gather(self) -> list[tuple[tuple, Future]]:
+        batch = [self.pending.get()]
+        deadline = time.monotonic() + self.wait_seconds
+        while len(batch) < MAX_ROWS_PER_COMMIT:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.pending.get(timeout=remaining) if remaining > 0 else self.pending.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            try:
+                results = self._commit([row for row, _ in batch])
+            except CommitterUnavailable as error:
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            except Exception:
+                # One row the database refused must not fail its neighbours: write each on its own.
+                logger.exception("group commit failed; retrying %d rows one by one", len(batch))
+                for row, future in batch:
+                    self._commit_alone(row, future)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                future.set_result(result)
+
+    def _commit_alone(self, row: tuple, future: Future) -> None:
+        try:
+            future.set_result(self._commit([row])[0])
+        except Exception as error:
+            future.set_exception(error)
+
+    def _commit(self, rows: list[tuple]) -> list[StoredEvent]:
+        try:
+            db = self._connect()
+            with db.transaction(), db.cursor() as cursor:
+                results = store_rows(cursor, rows)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            self._disconnect()
+            raise CommitterUnavailable(str(error)) from error
+        self.commits += 1
+        self.rows += len(rows)
+        return results
+
+    def _connect(self) -> psycopg.Connection:
+        if self.connection is None or self.connection.closed:
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self.connection = psycopg.connect(**params, autocommit=True)
+        return self.connection
+
+    def _disconnect(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None
+
+
+_committer: GroupCommitter | None = None
+_committer_lock = threading.Lock()
+
+
+def committer() -> GroupCommitter:
+    """This process's committer, started on first use (after gunicorn has forked the worker)."""
+    global _committer
+    if _committer is None:
+        with _committer_lock:
+            if _committer is None:
+                _committer = GroupCommitter(wait_seconds=settings.EVENTS_GROUP_COMMIT_WAIT_MS / 1000)
+    return _committer
+
+
+def can_group_commit() -> bool:
+    """Group commit needs PostgreSQL and a caller outside any transaction.
+
+    Inside a transaction (a test, or a caller's own atomic block) the row must be written on that transaction's
+    connection, where the committer's separate connection could not see uncommitted rows it refers to.
+    """
+    return settings.EVENTS_GROUP_COMMIT and connection.vendor == "postgresql" and not connection.in_atomic_block

@@ -1,0 +1,59 @@
+"""The per-team log of refused events: nothing is refused silently.
+
+Each refusal after authentication is kept with what was sent (cut to 4 KB) and why; only the newest
+KEEP_PER_TEAM rows per team are kept, so a stream of bad events cannot grow the table without bound.
+"""
+
+import logging
+
+from django.db import DatabaseError, transaction
+
+from .models import RejectedEvent
+from .validation import FieldError
+
+logger = logging.getLogger(__name__)
+
+PAYLOAD_LIMIT = 4 * 1024
+KEEP_PER_TEAM = 100
+
+
+def rejection_record(
+    *, team_id: int, token_hint: str, endpoint: str, status: int, payload: bytes | str, problems: list
+) -> RejectedEvent:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    # PostgreSQL text cannot hold NUL, and a refused payload may well contain one.
+    text = text[:PAYLOAD_LIMIT].replace("\x00", "\ufffd")
+    return RejectedEvent(
+        team_id=team_id,
+        token_hint=token_hint,
+        endpoint=endpoint,
+        status=status,
+        payload=text,
+        errors=[_problem(p) for p in problems],
+    )
+
+
+def _problem(problem) -> dict:
+    if isinstance(problem, FieldError):
+        return {"path": problem.path, "message": problem.message.replace("\x00", "\ufffd")}
+    return problem
+
+
+def rejections_record(records: list[RejectedEvent]) -> None:
+    """Store refusals and trim each team's log. A failure here must never turn a 4xx into a 500."""
+    if not records:
+        return
+    try:
+        with transaction.atomic():
+            _store_and_trim(records)
+    except DatabaseError:
+        logger.warning("could not record %d refused events", len(records), exc_info=True)
+
+
+def _store_and_trim(records: list[RejectedEvent]) -> None:
+    RejectedEvent.objects.bulk_create(records)
+    for team_id in {record.team_id for record in records}:
+        newest = RejectedEvent.objects.filter(team_id=team_id).order_by("-id").values_list("id", flat=True)
+        cutoff = newest[KEEP_PER_TEAM : KEEP_PER_TEAM + 1]
+        if cutoff:
+            RejectedEvent.objects.filter(team_id=team_id, id__lte=cutoff[0]).delete()
