@@ -1,0 +1,681 @@
+"""Validation of Canvas Events ingestion bodies: strict JSON parsing and the event schemas.
+
+Pure Python, no Django, so it can be tested and timed on its own. The API views call it as
+
+    document = parse_json(request_body)                      # InvalidJSON -> 400 "invalid_json"
+    payload, errors = validate_event(document, received_at=now)   # errors -> 400 "invalid_payload"
+
+Every problem is a FieldError whose path is an RFC 6901 JSON Pointer into the request body
+("/properties/address/city"; "" is the whole body), so clients can find the offending value.
+"""
+
+import codecs
+import json
+import re
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+# Limits. Event.event is varchar(200), Event.message_id varchar(100), the id columns varchar(255).
+MAX_DOCUMENT_DEPTH = 64
+MAX_EVENT_NAME = 200
+MAX_PROPERTIES_DEPTH = 32
+MAX_PROPERTIES_KEYS = 1000
+MAX_KEY_LENGTH = 255
+MAX_MESSAGE_ID = 100
+MAX_ID_LENGTH = 255
+FUTURE_TOLERANCE = timedelta(hours=24)
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+
+SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+# Messages: the body as a whole (parse_json).
+EMPTY_BODY = "The body is empty."
+BYTE_ORDER_MARK = "The body must not start with a UTF-8 byte order mark."
+INVALID_UTF8 = "The body is not valid UTF-8 (bad byte at offset {offset})."
+SYNTAX_ERROR = "The body is not valid JSON: {detail}."
+DOCUMENT_TOO_DEEP = f"Nested more than {MAX_DOCUMENT_DEPTH} levels deep."
+NOT_A_NUMBER = "NaN, Infinity and -Infinity are not valid JSON numbers."
+NUMBER_OUT_OF_RANGE = "The number is outside the range of a double-precision float."
+LONE_SURROGATE = "The string contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)."
+LONE_SURROGATE_IN_KEY = "The key contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)."
+NUL_CHARACTER = "The string contains the NUL character (\\u0000), which cannot be stored."
+NUL_CHARACTER_IN_KEY = "The key contains the NUL character (\\u0000), which cannot be stored."
+DUPLICATE_KEY = 'The key "{key}" appears more than once in this object.'
+
+# Messages: fields (validate_event, validate_segment_message).
+REQUIRED = "This field is required."
+UNKNOWN_FIELD = 'Unknown field "{name}".'
+NOT_AN_OBJECT = "Must be a JSON object."
+NOT_A_STRING = "Must be a string."
+BLANK = "Must not be blank."
+EMPTY = "Must not be empty."
+VERSION_INVALID = "Must be the integer 1."
+CANVAS_TYPE_INVALID = 'Must be the string "event".'
+EVENT_TOO_LONG = f"Must be at most {MAX_EVENT_NAME} characters long."
+MESSAGE_ID_TOO_LONG = f"Must be at most {MAX_MESSAGE_ID} characters long."
+TIMESTAMP_INVALID = "Must be an ISO-8601 date and time with Z or a UTC offset, e.g. 2012-12-02T00:30:08.276Z."
+TIMESTAMP_TOO_EARLY = "Must not be before 1970-01-01T00:00:00Z."
+TIMESTAMP_TOO_LATE = "Must not be more than 24 hours after the time Canvas received it."
+PROPERTIES_TOO_DEEP = f"Nested more than {MAX_PROPERTIES_DEPTH} levels deep."
+TOO_MANY_KEYS = f"Has more than {MAX_PROPERTIES_KEYS} keys in all, counting nested objects."
+KEY_EMPTY = "Keys must not be empty."
+KEY_TOO_LONG = f"Keys must be at most {MAX_KEY_LENGTH} characters long."
+ID_INVALID = "Must be a string or an integer."
+ID_TOO_LONG = f"Must be at most {MAX_ID_LENGTH} characters long."
+SEGMENT_TYPE_INVALID = f"Must be one of: {', '.join(sorted(SEGMENT_TYPES))}."
+SEGMENT_TYPE_MISMATCH = 'Must be "{expected}" on this endpoint.'
+IDENTITY_REQUIRED = 'Needs "userId" or "anonymousId".'
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    path: str  # RFC 6901 JSON Pointer; "" is the whole body
+    message: str
+
+
+class InvalidJSON(Exception):
+    """The body is not acceptable JSON at all. `errors` has at least one entry."""
+
+    errors: list[FieldError]
+
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.path or '(body)'}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class EventPayload:
+    """A validated event, ready to store. Timestamps are tz-aware; `timestamp` is corrected to UTC."""
+
+    event: str
+    properties: dict
+    timestamp: datetime
+    original_timestamp: datetime | None
+    sent_at: datetime | None
+    message_id: str | None
+    type: str = "track"
+    context: dict | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    traits: dict | None = None
+    name: str | None = None
+    category: str | None = None
+    group_id: str | None = None
+    previous_id: str | None = None
+    integrations: dict | None = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# parse_json
+#
+# Fast path: orjson, then one cheap walk of the result. orjson already rejects invalid UTF-8, NaN/Infinity,
+# 1e999, lone surrogates and nesting over 1024, but it keeps the last of duplicate keys, decodes "\u0000"
+# and turns integers beyond 64 bits into floats. The walk checks the depth and counts keys plus the
+# colons inside strings: in JSON every other colon separates a key from its value, so without duplicates
+# the total equals raw.count(b":"). Anything the fast path cannot judge goes to the slow path, which parses
+# again with the json module and hooks, and finds and names every problem.
+# --------------------------------------------------------------------------------------------------------
+
+# "\u0000" decodes to NUL and "\u003a" to a colon missing from the raw bytes (it would upset the count).
+_RISKY_ESCAPE = re.compile(rb"\\u00(?:00|3[aA])")
+# orjson turns integers beyond 64 bits into floats (>= 2**64, or < -2**63): such floats send the body to the
+# slow path, which keeps integers exact.
+_LOSSY_FLOAT = 2.0**63
+_BAD_CHARACTER = re.compile(r"[\x00\ud800-\udfff]")
+_REPLACEMENT = "\ufffd"
+_LARGEST_DOUBLE = int(sys.float_info.max)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body strictly. Raises InvalidJSON for invalid UTF-8 (and a BOM), syntax errors,
+    NaN/Infinity, numbers beyond the double range, lone surrogates and NUL in any key or value, duplicate
+    keys (at the path of the duplicate) and nesting deeper than MAX_DOCUMENT_DEPTH. Integers beyond 64 bits
+    are kept exact. Safe on hostile input: no recursion deeper than MAX_DOCUMENT_DEPTH + 1."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1024 levels, without recursing
+            raise InvalidJSON([FieldError("", DOCUMENT_TOO_DEEP)]) from None
+        return _parse_slowly(raw, fast_error=exc.msg)
+    if _RISKY_ESCAPE.search(raw) is None:
+        try:
+            if _tally(document, 1) == raw.count(b":"):
+                return document
+        except _TooDeep as exc:
+            raise InvalidJSON([FieldError("".join(reversed(exc.tokens)), DOCUMENT_TOO_DEEP)]) from None
+        except _LossyNumber:
+            pass
+    return _parse_slowly(raw, fast_error=None)
+
+
+class _TooDeep(Exception):
+    """Raised by _tally; each frame adds its pointer token while the exception unwinds."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+
+class _LossyNumber(Exception):
+    """Raised by _tally on a float that may be an integer orjson could not keep exact."""
+
+
+def _tally(value: Any, depth: int) -> int:
+    """Keys of all objects plus colons inside all strings, in value and below. Written for speed: it runs on
+    every body."""
+    kind = type(value)
+    if kind is str:
+        return value.count(":")
+    if kind is float and not -_LOSSY_FLOAT < value < _LOSSY_FLOAT:
+        raise _LossyNumber
+    if kind is not dict and kind is not list:
+        return 0
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise _TooDeep
+    if kind is dict:
+        total = len(value)
+        for key, item in value.items():
+            if ":" in key:
+                total += key.count(":")
+            item_kind = type(item)
+            if item_kind is str:
+                if ":" in item:
+                    total += item.count(":")
+            elif item_kind is dict or item_kind is list:
+                try:
+                    total += _tally(item, depth + 1)
+                except _TooDeep as exc:
+                    exc.tokens.append(f"/{_escape(key)}")
+                    raise
+            elif item_kind is float and not -_LOSSY_FLOAT < item < _LOSSY_FLOAT:
+                raise _LossyNumber
+        return total
+    total = 0
+    for index, item in enumerate(value):
+        item_kind = type(item)
+        if item_kind is str:
+            if ":" in item:
+                total += item.count(":")
+        elif item_kind is dict or item_kind is list:
+            try:
+                total += _tally(item, depth + 1)
+            except _TooDeep as exc:
+                exc.tokens.append(f"/{index}")
+                raise
+        elif item_kind is float and not -_LOSSY_FLOAT < item < _LOSSY_FLOAT:
+            raise _LossyNumber
+    return total
+
+
+class _Rejected:
+    """Stands in for a number the slow parser refused, so the walk can report it with its path."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class _DuplicateKeys(dict):
+    """An object that had duplicate keys (the last value wins, as in orjson); `duplicates` names them."""
+
+    __slots__ = ("duplicates",)
+
+
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    flagged = _DuplicateKeys(obj)
+    seen: set[str] = set()
+    duplicates: dict[str, None] = {}  # ordered, each key once
+    for key, _ in pairs:
+        if key in seen:
+            duplicates[key] = None
+        seen.add(key)
+    flagged.duplicates = list(duplicates)
+    return flagged
+
+
+def _parse_constant(name: str) -> _Rejected:
+    return _Rejected(NOT_A_NUMBER)
+
+
+def _parse_float(text: str) -> float | _Rejected:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        return _Rejected(NUMBER_OUT_OF_RANGE)
+    return number
+
+
+def _parse_int(text: str) -> int | _Rejected:
+    # Python refuses to convert more than 4300 digits; anything over 309 digits is beyond a double anyway.
+    if len(text.lstrip("-")) > 309:
+        return _Rejected(NUMBER_OUT_OF_RANGE)
+    number = int(text)
+    if abs(number) > _LARGEST_DOUBLE:
+        return _Rejected(NUMBER_OUT_OF_RANGE)
+    return number
+
+
+def _parse_slowly(raw: bytes, *, fast_error: str | None) -> Any:
+    """Parse with the json module to find and name every problem. fast_error is orjson's complaint, if any."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raise InvalidJSON([FieldError("", BYTE_ORDER_MARK)])
+    try:
+        text = raw.decode("utf-8")  # strict: also refuses UTF-8-encoded surrogates and overlong forms
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON([FieldError("", INVALID_UTF8.format(offset=exc.start))]) from None
+    if not text.strip(" \t\r\n"):
+        raise InvalidJSON([FieldError("", EMPTY_BODY)])
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=_object_from_pairs,
+            parse_constant=_parse_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+        )
+    except RecursionError:  # nesting near Python's recursion limit, which is below orjson's 1024
+        raise InvalidJSON([FieldError("", DOCUMENT_TOO_DEEP)]) from None
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+        raise InvalidJSON([FieldError("", SYNTAX_ERROR.format(detail=detail))]) from None
+    errors: list[FieldError] = []
+    _inspect(document, "", 1, errors)
+    if errors:
+        raise InvalidJSON(errors)
+    if fast_error is not None:  # orjson refused something json accepts and the walk did not catch
+        raise InvalidJSON([FieldError("", SYNTAX_ERROR.format(detail=fast_error))])
+    return document
+
+
+def _inspect(value: Any, path: str, depth: int, errors: list[FieldError]) -> None:
+    """Report duplicate keys, refused numbers, NUL and lone surrogates, and excess depth, with paths."""
+    kind = type(value)
+    if kind is str:
+        if _BAD_CHARACTER.search(value):
+            errors.append(FieldError(path, NUL_CHARACTER if "\x00" in value else LONE_SURROGATE))
+    elif kind is _Rejected:
+        errors.append(FieldError(path, value.message))
+    elif kind is dict or kind is _DuplicateKeys or kind is list:
+        if depth > MAX_DOCUMENT_DEPTH:
+            errors.append(FieldError(path, DOCUMENT_TOO_DEEP))
+            return
+        if kind is list:
+            for index, item in enumerate(value):
+                _inspect(item, f"{path}/{index}", depth + 1, errors)
+            return
+        if kind is _DuplicateKeys:
+            for key in value.duplicates:
+                shown = _BAD_CHARACTER.sub(_REPLACEMENT, key)
+                errors.append(FieldError(f"{path}/{_escape(shown)}", DUPLICATE_KEY.format(key=shown)))
+        for key, item in value.items():
+            # A path must itself be valid JSON text, so NUL and surrogates in it become U+FFFD.
+            item_path = f"{path}/{_escape(_BAD_CHARACTER.sub(_REPLACEMENT, key))}"
+            if _BAD_CHARACTER.search(key):
+                message = NUL_CHARACTER_IN_KEY if "\x00" in key else LONE_SURROGATE_IN_KEY
+                errors.append(FieldError(item_path, message))
+            _inspect(item, item_path, depth + 1, errors)
+
+
+def _escape(key: str) -> str:
+    """One JSON Pointer reference token (RFC 6901: ~ becomes ~0, / becomes ~1)."""
+    if "~" in key or "/" in key:
+        return key.replace("~", "~0").replace("/", "~1")
+    return key
+
+
+# --------------------------------------------------------------------------------------------------------
+# Field checks shared by both schemas. Each appends its errors and returns the clean value or None.
+# Paths are built only when there is an error, to keep the good path cheap.
+# --------------------------------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+# RFC 3339 date-time (seconds required, T or space, Z or an offset with or without the colon, up to nine
+# fraction digits as .NET and Go send them); fromisoformat does the arithmetic, in C.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})",
+)
+
+
+def _parse_timestamp(value: Any) -> datetime | None:
+    if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # month 13, 30 February, second 60, offset +24:00 ...
+        return None
+
+
+def _timestamp(value: Any, prefix: str, name: str, received_at: datetime, errors: list) -> datetime | None:
+    if value is _MISSING:
+        return None
+    moment = _parse_timestamp(value)
+    if moment is None:
+        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_INVALID))
+    elif moment < EARLIEST_TIMESTAMP:
+        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_TOO_EARLY))
+    elif moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
+        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_TOO_LATE))
+    else:
+        return moment
+    return None
+
+
+def _corrected_timestamp(
+    original: datetime | None,
+    sent_at: datetime | None,
+    received_at: datetime,
+) -> datetime:
+    """Segment's clock-skew rule: the client's clock is off by (sentAt - receivedAt), so move the timestamp
+    by the same amount. Exact to the microsecond (datetime arithmetic is integral)."""
+    if original is None:
+        return received_at.astimezone(UTC)
+    if sent_at is None:
+        return original.astimezone(UTC)
+    return (received_at - (sent_at - original)).astimezone(UTC)
+
+
+def _event_name(value: Any, prefix: str, name: str, errors: list, *, required: bool) -> str | None:
+    if value is _MISSING:
+        if required:
+            errors.append(FieldError(f"{prefix}/{name}", REQUIRED))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(f"{prefix}/{name}", NOT_A_STRING))
+    elif not value or value.isspace():
+        errors.append(FieldError(f"{prefix}/{name}", BLANK))
+    elif len(value) > MAX_EVENT_NAME:
+        errors.append(FieldError(f"{prefix}/{name}", EVENT_TOO_LONG))
+    else:
+        return value
+    return None
+
+
+def _message_id(value: Any, prefix: str, errors: list) -> str | None:
+    if value is _MISSING:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(f"{prefix}/messageId", NOT_A_STRING))
+    elif not value:
+        errors.append(FieldError(f"{prefix}/messageId", EMPTY))
+    elif len(value) > MAX_MESSAGE_ID:
+        errors.append(FieldError(f"{prefix}/messageId", MESSAGE_ID_TOO_LONG))
+    else:
+        return value
+    return None
+
+
+def _object(value: Any, path: str, errors: list) -> dict | None:
+    """A JSON object within the properties limits (depth, total keys, key length)."""
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, NOT_AN_OBJECT))
+        return None
+    before = len(errors)
+    if _check_tree(value, path, 1, errors) > MAX_PROPERTIES_KEYS:
+        errors.append(FieldError(path, TOO_MANY_KEYS))
+    return value if len(errors) == before else None
+
+
+def _check_tree(value: dict | list, path: str, depth: int, errors: list) -> int:
+    """Check depth and keys below value (at `depth`, the root object being 1); return the number of keys."""
+    if depth > MAX_PROPERTIES_DEPTH:
+        errors.append(FieldError(path, PROPERTIES_TOO_DEEP))
+        return 0
+    if isinstance(value, dict):
+        count = len(value)
+        for key, item in value.items():
+            if not key or len(key) > MAX_KEY_LENGTH:
+                errors.append(FieldError(f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY))
+            if isinstance(item, (dict, list)):
+                count += _check_tree(item, f"{path}/{_escape(key)}", depth + 1, errors)
+        return count
+    count = 0
+    for index, item in enumerate(value):
+        if isinstance(item, (dict, list)):
+            count += _check_tree(item, f"{path}/{index}", depth + 1, errors)
+    return count
+
+
+def _unknown_fields(document: dict, allowed: frozenset[str], prefix: str) -> list[FieldError]:
+    return [
+        FieldError(f"{prefix}/{_escape(name)}", UNKNOWN_FIELD.format(name=name))
+        for name in document
+        if name not in allowed
+    ]
+
+
+def _require_aware(received_at: datetime) -> None:
+    if received_at.tzinfo is None or received_at.utcoffset() is None:
+        raise ValueError("received_at must be timezone-aware")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Canvas v1 event: POST /v1/event
+# --------------------------------------------------------------------------------------------------------
+
+_CANVAS_FIELDS = frozenset({"version", "type", "event", "properties", "timestamp", "sentAt", "messageId"})
+
+
+def validate_event(document: Any, *, received_at: datetime) -> tuple[EventPayload | None, list[FieldError]]:
+    """Check a Canvas v1 event (the /v1/event body, already through parse_json). Returns (payload, []) or
+    (None, errors) with every problem found. received_at must be tz-aware. Fields may not be null."""
+    _require_aware(received_at)
+    if not isinstance(document, dict):
+        return None, [FieldError("", NOT_AN_OBJECT)]
+    errors: list[FieldError] = []
+    get = document.get
+
+    version = get("version", _MISSING)
+    if version is _MISSING:
+        errors.append(FieldError("/version", REQUIRED))
+    elif type(version) is not int or version != 1:  # type() so that true and 1.0 are refused
+        errors.append(FieldError("/version", VERSION_INVALID))
+
+    kind = get("type", _MISSING)
+    if kind is _MISSING:
+        errors.append(FieldError("/type", REQUIRED))
+    elif kind != "event":
+        errors.append(FieldError("/type", CANVAS_TYPE_INVALID))
+
+    event = _event_name(get("event", _MISSING), "", "event", errors, required=True)
+    properties = get("properties", _MISSING)
+    properties = {} if properties is _MISSING else _object(properties, "/properties", errors)
+    timestamp = _timestamp(get("timestamp", _MISSING), "", "timestamp", received_at, errors)
+    sent_at = _timestamp(get("sentAt", _MISSING), "", "sentAt", received_at, errors)
+    message_id = _message_id(get("messageId", _MISSING), "", errors)
+    if not document.keys() <= _CANVAS_FIELDS:
+        errors.extend(_unknown_fields(document, _CANVAS_FIELDS, ""))
+
+    if errors:
+        return None, errors
+    payload = EventPayload(
+        event=event,
+        properties=properties,
+        timestamp=_corrected_timestamp(timestamp, sent_at, received_at),
+        original_timestamp=timestamp,
+        sent_at=sent_at,
+        message_id=message_id,
+    )
+    return payload, []
+
+
+# --------------------------------------------------------------------------------------------------------
+# Segment HTTP Tracking API message: /v1/track, /v1/identify, ... and the items of /v1/batch
+# --------------------------------------------------------------------------------------------------------
+
+# writeKey (the caller authenticates), version, channel, receivedAt (we stamp our own) and _metadata are
+# accepted so that Segment libraries work unchanged, and otherwise ignored.
+_SEGMENT_COMMON = frozenset(
+    {
+        "type", "userId", "anonymousId", "context", "integrations", "timestamp", "sentAt",
+        "originalTimestamp", "receivedAt", "messageId", "writeKey", "version", "channel", "_metadata",
+    }
+)  # fmt: skip
+_SEGMENT_ALLOWED = {
+    "track": _SEGMENT_COMMON | {"event", "properties"},
+    "identify": _SEGMENT_COMMON | {"traits"},
+    "page": _SEGMENT_COMMON | {"name", "category", "properties"},
+    "screen": _SEGMENT_COMMON | {"name", "category", "properties"},
+    "group": _SEGMENT_COMMON | {"groupId", "traits"},
+    "alias": _SEGMENT_COMMON | {"previousId"},
+}
+_SEGMENT_ANY = frozenset().union(*_SEGMENT_ALLOWED.values())
+
+
+def _present(document: dict, name: str) -> Any:
+    """Segment libraries send null for unset optional fields (analytics-python's anonymousId): absent."""
+    value = document.get(name)
+    return _MISSING if value is None else value
+
+
+def _identifier(value: Any, prefix: str, name: str, errors: list, *, required: bool = False) -> str | None:
+    """userId, anonymousId, groupId, previousId: a non-empty string, or an integer stored as its string."""
+    if value is _MISSING:
+        if required:
+            errors.append(FieldError(f"{prefix}/{name}", REQUIRED))
+        return None
+    if type(value) is int:
+        value = str(value)
+    if not isinstance(value, str):
+        errors.append(FieldError(f"{prefix}/{name}", ID_INVALID))
+    elif not value:
+        errors.append(FieldError(f"{prefix}/{name}", EMPTY))
+    elif len(value) > MAX_ID_LENGTH:
+        errors.append(FieldError(f"{prefix}/{name}", ID_TOO_LONG))
+    else:
+        return value
+    return None
+
+
+def _segment_type(value: Any, default_type: str | None, prefix: str, errors: list) -> str | None:
+    if value is _MISSING:
+        if default_type is None:
+            errors.append(FieldError(f"{prefix}/type", REQUIRED))
+        return default_type
+    if not isinstance(value, str) or value not in _SEGMENT_ALLOWED:
+        errors.append(FieldError(f"{prefix}/type", SEGMENT_TYPE_INVALID))
+        return None
+    if default_type is not None and value != default_type:
+        errors.append(FieldError(f"{prefix}/type", SEGMENT_TYPE_MISMATCH.format(expected=default_type)))
+        return None
+    return value
+
+
+def _optional_object(document: dict, prefix: str, name: str, errors: list) -> dict | None:
+    value = _present(document, name)
+    return None if value is _MISSING else _object(value, f"{prefix}/{name}", errors)
+
+
+def _optional_string(document: dict, prefix: str, name: str, errors: list) -> str | None:
+    value = _present(document, name)
+    if value is _MISSING:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(f"{prefix}/{name}", NOT_A_STRING))
+        return None
+    return value
+
+
+def validate_segment_message(
+    document: Any,
+    *,
+    received_at: datetime,
+    default_type: str | None = None,
+    path_prefix: str = "",
+    batch_sent_at: datetime | None = None,
+) -> tuple[EventPayload | None, list[FieldError]]:
+    """Check one Segment HTTP Tracking API message (track, identify, page, screen, group, alias).
+
+    default_type is the type the endpoint implies (/v1/track -> "track"); a message may repeat it but not
+    contradict it. Without it (items of /v1/batch) "type" is required. path_prefix is prepended to every
+    error path (e.g. "/batch/3"). batch_sent_at is the batch's own sentAt, used when the item has none.
+    Null optional fields count as absent. The event is never empty: track -> event, page/screen -> name or
+    the type, identify/group/alias -> the type. identify/group traits are also the properties.
+    """
+    _require_aware(received_at)
+    prefix = path_prefix
+    if not isinstance(document, dict):
+        return None, [FieldError(prefix, NOT_AN_OBJECT)]
+    errors: list[FieldError] = []
+
+    kind = _segment_type(_present(document, "type"), default_type, prefix, errors)
+    user_value = _present(document, "userId")
+    anonymous_value = _present(document, "anonymousId")
+    user_id = _identifier(user_value, prefix, "userId", errors, required=kind == "alias")
+    anonymous_id = _identifier(anonymous_value, prefix, "anonymousId", errors)
+    if kind != "alias" and user_value is _MISSING and anonymous_value is _MISSING:
+        errors.append(FieldError(prefix, IDENTITY_REQUIRED))
+
+    context = _optional_object(document, prefix, "context", errors)
+    integrations = _optional_object(document, prefix, "integrations", errors)
+    timestamp, original, sent_at = (
+        _timestamp(_present(document, name), prefix, name, received_at, errors)
+        for name in ("timestamp", "originalTimestamp", "sentAt")
+    )
+    message_id = _message_id(_present(document, "messageId"), prefix, errors)
+    _optional_string(document, prefix, "writeKey", errors)
+    _optional_string(document, prefix, "channel", errors)
+
+    event = name = category = group_id = previous_id = None
+    properties = traits = None
+    if kind == "track":
+        event = _event_name(_present(document, "event"), prefix, "event", errors, required=True)
+        properties = _optional_object(document, prefix, "properties", errors)
+    elif kind in ("page", "screen"):
+        name = _present(document, "name")
+        if isinstance(name, str) and (not name or name.isspace()):
+            name = _MISSING  # an empty page name is no name: the event becomes "page"
+        name = _event_name(name, prefix, "name", errors, required=False)
+        category = _optional_string(document, prefix, "category", errors)
+        properties = _optional_object(document, prefix, "properties", errors)
+        event = name or kind
+    elif kind in ("identify", "group"):
+        traits = _optional_object(document, prefix, "traits", errors)
+        properties = traits
+        if kind == "group":
+            group_id = _identifier(_present(document, "groupId"), prefix, "groupId", errors, required=True)
+        event = kind
+    elif kind == "alias":
+        previous = _present(document, "previousId")
+        previous_id = _identifier(previous, prefix, "previousId", errors, required=True)
+        event = kind
+
+    allowed = _SEGMENT_ALLOWED.get(kind, _SEGMENT_ANY)
+    if not document.keys() <= allowed:
+        errors.extend(_unknown_fields(document, allowed, prefix))
+
+    if errors:
+        return None, errors
+    original_timestamp = timestamp if timestamp is not None else original
+    if sent_at is None:
+        sent_at = batch_sent_at
+    payload = EventPayload(
+        event=event,
+        properties=properties if properties is not None else {},
+        timestamp=_corrected_timestamp(original_timestamp, sent_at, received_at),
+        original_timestamp=original_timestamp,
+        sent_at=sent_at,
+        message_id=message_id,
+        type=kind,
+        context=context,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        traits=traits,
+        name=name,
+        category=category,
+        group_id=group_id,
+        previous_id=previous_id,
+        integrations=integrations,
+    )
+    return payload, []
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO-8601 string with Z or an offset as an aware datetime, else None (for a batch's own sentAt)."""
+    return _parse_timestamp(value)
