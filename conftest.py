@@ -4,13 +4,20 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Membership, Role, Team, User
-from events import auth_cache
+from events import auth_cache, group_commit
 
 PASSWORD = "correct horse battery staple"
 
 
 def make_user(email: str, **extra) -> User:
     return User.objects.create_user(email, PASSWORD, **extra)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_group_commit_connection(django_db_setup, django_db_blocker):
+    """The committer holds its own connection; let it go before the test database is dropped."""
+    yield
+    group_commit.close()
 
 
 @pytest.fixture(autouse=True)

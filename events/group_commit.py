@@ -34,6 +34,7 @@ class GroupCommitter:
         self.wait_seconds = wait_seconds
         self.pending: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
         self.connection: psycopg.Connection | None = None
+        self.connection_lock = threading.Lock()
         self.commits = 0
         self.rows = 0
         thread = threading.Thread(target=self._run, name="events-group-commit", daemon=True)
@@ -81,6 +82,10 @@ class GroupCommitter:
             future.set_exception(error)
 
     def _commit(self, rows: list[tuple]) -> list[StoredEvent]:
+        with self.connection_lock:
+            return self._commit_locked(rows)
+
+    def _commit_locked(self, rows: list[tuple]) -> list[StoredEvent]:
         try:
             db = self._connect()
             with db.transaction(), db.cursor() as cursor:
@@ -120,6 +125,13 @@ def committer() -> GroupCommitter:
             if _committer is None:
                 _committer = GroupCommitter(wait_seconds=settings.EVENTS_GROUP_COMMIT_WAIT_MS / 1000)
     return _committer
+
+
+def close() -> None:
+    """Close this process's committer connection (tests call it before dropping their database)."""
+    if _committer is not None:
+        with _committer.connection_lock:
+            _committer._disconnect()
 
 
 def can_group_commit() -> bool:
