@@ -2,6 +2,8 @@
 environment, so one file serves production, the benchmark and the tests."""
 
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # gthread: each worker answers many requests at once on threads, which the ingest group commit needs to
@@ -20,3 +22,18 @@ limit_request_field_size = 8190
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Prometheus: each worker writes its samples to files here and /metrics adds them up across workers.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"canvas-metrics-{os.getpid()}"))
+
+
+def on_starting(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

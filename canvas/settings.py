@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "canvas.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Browser-only middleware: Django's own, skipped on the Events API (/v1/), see canvas/middleware.py.
@@ -168,10 +169,23 @@ EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
 EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
 
-# --- Logging ------------------------------------------------------------------------------------------------
+# --- Logging: JSON lines with the request id (canvas/observability.py); LOG_FORMAT=text for humans -----------
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "canvas.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "canvas.observability.CanvasJsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Metrics (Prometheus, /metrics) ---------------------------------------------------------------------------
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from events import views as event_views
+from events.metrics import metrics_view
 
 from . import health
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="settings", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,5 +1,6 @@
 """The Events API (`/v1/...`): thin DRF views over validation (events.validation) and storage (events.ingest)."""
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from .authentication import EventsTokenAuthentication
 from .errors import ApiError
 from .group_commit import CommitterUnavailable, can_group_commit, committer
 from .ingest import StoredEvent, event_row, store_batch, store_row
+from .metrics import record_answer
 from .parsers import StrictJSONParser
 from .rejections import rejection_record, rejections_record
 from .renderers import JSONOnlyNegotiation, OrjsonRenderer
@@ -49,6 +51,15 @@ class IngestAPIView(APIView):
     content_negotiation_class = JSONOnlyNegotiation
     max_body_bytes = 32 * 1024
     endpoint = "/v1/event"
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        data = getattr(response, "data", None)
+        record_answer(
+            endpoint=self.endpoint, status=response.status_code, data=data, seconds=time.perf_counter() - started
+        )
+        return response
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -140,6 +151,10 @@ class SegmentMessageView(IngestAPIView):
     """POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias: Segment's HTTP Tracking API."""
 
     segment_type = "track"
+
+    @property
+    def endpoint(self) -> str:
+        return f"/v1/{self.segment_type}"
 
     @extend_schema(
         summary="Send one Segment message",

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from .ingest import StoredEvent, store_rows
+from .metrics import GROUP_COMMIT_ROWS
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class GroupCommitter:
             raise CommitterUnavailable(str(error)) from error
         self.commits += 1
         self.rows += len(rows)
+        GROUP_COMMIT_ROWS.observe(len(rows))
         return results
 
     def _connect(self) -> psycopg.Connection:
