@@ -23,6 +23,8 @@ from .metrics import GROUP_COMMIT_ROWS
 logger = logging.getLogger(__name__)
 
 MAX_ROWS_PER_COMMIT = 1000
+# Measured here: one INSERT from arrays beats COPY through a staging table up to a few dozen rows.
+COPY_ABOVE_ROWS = 32
 RESULT_TIMEOUT_SECONDS = 30
 
 
@@ -90,7 +92,7 @@ class GroupCommitter:
         try:
             db = self._connect()
             with db.transaction(), db.cursor() as cursor:
-                results = store_rows(cursor, rows)
+                results = store_rows(cursor, rows, copy=len(rows) > COPY_ABOVE_ROWS)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             self._disconnect()
             raise CommitterUnavailable(str(error)) from error

@@ -46,14 +46,33 @@ def _insert_sql(json_cast: str) -> str:
 
 _INSERT = {"postgresql": _insert_sql("::jsonb"), "sqlite": _insert_sql("")}
 _EXISTING = "SELECT id FROM events_event WHERE team_id = %s AND message_id = %s"
-_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage "
-    "(LIKE events_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
+_STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage (LIKE events_event INCLUDING DEFAULTS)"
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('events_event', 'id')) FROM generate_series(1, %s)"
 _FROM_STAGE = (
     f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "  # noqa: S608
     f"ORDER BY id {_CONFLICT} RETURNING id"
+)
+# Arrays, one per column, turned back into rows: one statement for a small group, no staging table.
+_ARRAY_TYPES = (
+    "bigint",
+    "bigint",
+    "bigint",
+    "text",
+    "text",
+    "jsonb",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "jsonb",
+)
+_FROM_ARRAYS = (
+    f"INSERT INTO events_event (id, {_COLUMN_LIST}) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in _ARRAY_TYPES)}) {_CONFLICT} RETURNING id"
 )
 _EXISTING_MANY = (
     "SELECT team_id, message_id, min(id) FROM events_event "
@@ -102,23 +121,23 @@ def _extra(payload: EventPayload) -> dict | None:
     return {key: value for key, value in extra.items() if value is not None} or None
 
 
-def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
-    """Insert many rows (from `event_row`) through COPY, on a psycopg cursor inside a transaction.
+def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
+    """Insert many rows (from `event_row`) on a psycopg cursor inside a transaction.
 
-    Returns one StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a
-    duplicate that answers the id of the row that holds it.
+    With `copy`, rows go through COPY into a staging table (fastest for a large batch); without it, through
+    one INSERT ... SELECT FROM unnest(arrays) (cheaper for the few rows of a group commit). Returns one
+    StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a duplicate that
+    answers the id of the row that holds it.
     """
     if not rows:
         return []
-    cursor.execute(_STAGE)
     cursor.execute(_NEXT_IDS, (len(rows),))
     ids = [row[0] for row in cursor.fetchall()]
-    with cursor.copy(f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN") as copy:
-        for event_id, row in zip(ids, rows, strict=True):
-            copy.write_row((event_id, *row))
-    cursor.execute(_FROM_STAGE)
-    inserted = {row[0] for row in cursor.fetchall()}
-    cursor.execute("DELETE FROM events_event_stage")  # ON COMMIT clears it too; this keeps one transaction safe.
+    if copy:
+        inserted = _insert_through_copy(cursor, ids, rows)
+    else:
+        cursor.execute(_FROM_ARRAYS, [ids, *map(list, zip(*rows, strict=True))])
+        inserted = {row[0] for row in cursor.fetchall()}
     results: list[StoredEvent | None] = [
         StoredEvent(event_id, duplicate=False) if event_id in inserted else None for event_id in ids
     ]
@@ -133,12 +152,23 @@ def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
     return results
 
 
+def _insert_through_copy(cursor, ids: list[int], rows: list[tuple]) -> set[int]:
+    cursor.execute(_STAGE)
+    with cursor.copy(f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN") as copy:
+        for event_id, row in zip(ids, rows, strict=True):
+            copy.write_row((event_id, *row))
+    cursor.execute(_FROM_STAGE)
+    inserted = {row[0] for row in cursor.fetchall()}
+    cursor.execute("DELETE FROM events_event_stage")  # leave the session's staging table empty for the next batch
+    return inserted
+
+
 def store_batch(rows: list[tuple]) -> list[StoredEvent]:
     """Store many rows in one transaction on this thread's connection (COPY on PostgreSQL)."""
     if connection.vendor != "postgresql":
         return [store_row(row) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:
-        return store_rows(cursor, rows)
+        return store_rows(cursor, rows, copy=True)
 
 
 def store_row(row: tuple) -> StoredEvent:
