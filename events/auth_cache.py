@@ -2,8 +2,11 @@
 
 Each worker process keeps what it looked up for TOKEN_LOCAL_SECONDS (1 s); behind it the shared cache (Redis
 in production) keeps it for a minute, so a fleet of workers asks the database about a token about once a
-minute instead of once a request. Revoking a token or disabling a team's API deletes the shared entry on
-commit; every worker then sees the change within the 1 s of its local copy.
+minute instead of once a request. Revoking a token or disabling a team's API overwrites the shared entry on
+commit with what the database now says; every worker then sees the change within the 1 s of its local copy.
+
+Look-ups store what they read with `add`, never `set`: a look-up that read the database just before a
+revocation committed must not put the live token back after the revocation refreshed the entry.
 """
 
 import logging
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
+from django.db.models import QuerySet
 
 from .models import ApiToken
 
@@ -42,16 +46,18 @@ def _shared_key(digest: str) -> str:
     return f"events:token:{digest}"
 
 
-def _from_database(digest: str) -> TokenSnapshot | None:
-    row = (
-        ApiToken.objects.filter(digest=digest)
-        .values_list("id", "team_id", "hint", "name", "revoked_at", "team__events_api_enabled", "last_used_at")
-        .first()
+def _snapshots(tokens: QuerySet[ApiToken]) -> dict[str, TokenSnapshot]:
+    rows = tokens.values_list(
+        "id", "digest", "team_id", "hint", "name", "revoked_at", "team__events_api_enabled", "last_used_at"
     )
-    if row is None:
-        return None
-    token_id, team_id, hint, name, revoked_at, api_enabled, last_used_at = row
-    return TokenSnapshot(token_id, digest, team_id, hint, name, revoked_at is not None, api_enabled, last_used_at)
+    return {
+        digest: TokenSnapshot(token_id, digest, team_id, hint, name, revoked_at is not None, enabled, last_used_at)
+        for token_id, digest, team_id, hint, name, revoked_at, enabled, last_used_at in rows
+    }
+
+
+def _from_database(digest: str) -> TokenSnapshot | None:
+    return _snapshots(ApiToken.objects.filter(digest=digest)).get(digest)
 
 
 def _shared_get(digest: str) -> TokenSnapshot | bool | None:
@@ -66,9 +72,10 @@ def _shared_get(digest: str) -> TokenSnapshot | bool | None:
         return False
 
 
-def _shared_set(digest: str, snapshot: TokenSnapshot | None) -> None:
+def _shared_add(digest: str, snapshot: TokenSnapshot | None) -> None:
+    """Store what a look-up read, unless a refresh after a commit has stored something newer meanwhile."""
     try:
-        cache.set(_shared_key(digest), snapshot, TOKEN_SHARED_SECONDS)
+        cache.add(_shared_key(digest), snapshot, TOKEN_SHARED_SECONDS)
     except Exception:
         logger.warning("shared token cache unavailable; not caching", exc_info=True)
 
@@ -82,23 +89,30 @@ def lookup(digest: str) -> TokenSnapshot | None:
     snapshot = _shared_get(digest)
     if snapshot is False:
         snapshot = _from_database(digest)
-        _shared_set(digest, snapshot)
+        _shared_add(digest, snapshot)
     if len(_local) > 10_000:  # Unknown digests are cached too; keep a flood of them from growing memory.
         _local.clear()
     _local[digest] = (now, snapshot)
     return snapshot
 
 
-def forget_token(digest: str) -> None:
-    _local.pop(digest, None)
-    cache.delete(_shared_key(digest))
+def _refresh(tokens: QuerySet[ApiToken]) -> None:
+    """Call on commit: replace the shared entries of these tokens with the committed state.
 
-
-def forget_team_tokens(team_id: int) -> None:
-    digests = list(ApiToken.objects.filter(team_id=team_id).values_list("digest", flat=True))
-    for digest in digests:
+    Overwriting rather than deleting is what closes the race described at the top of this module.
+    """
+    snapshots = _snapshots(tokens)
+    for digest in snapshots:
         _local.pop(digest, None)
-    cache.delete_many([_shared_key(digest) for digest in digests])
+    cache.set_many({_shared_key(digest): snapshot for digest, snapshot in snapshots.items()}, TOKEN_SHARED_SECONDS)
+
+
+def refresh_token(digest: str) -> None:
+    _refresh(ApiToken.objects.filter(digest=digest))
+
+
+def refresh_team_tokens(team_id: int) -> None:
+    _refresh(ApiToken.objects.filter(team_id=team_id))
 
 
 def clear_local() -> None:

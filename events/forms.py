@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 _SESSION_FORM_IDS = "token_form_ids"
 _FORM_IDS_KEPT = 10
+NAME_REQUIRED_MESSAGE = "Give the token a name."
 
 
 def issue_form_id(request: HttpRequest) -> str:
@@ -30,11 +31,13 @@ class TokenCreateForm(forms.Form):
         label="Token name",
         help_text="Say where it will be used, e.g. 'Production event stream'.",
         widget=forms.TextInput(attrs={"placeholder": "Production event stream"}),
+        # CharField strips whitespace first, so a name of only spaces gets this message too.
+        error_messages={"required": NAME_REQUIRED_MESSAGE},
     )
     form_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the token a name.")
-        return name
+    def __init__(self, *args, **kwargs):
+        # The Settings page also has the team's rename form with a `name` field: ids must not collide, or the
+        # "Token name" label would point at the team's name.
+        kwargs.setdefault("auto_id", "id_token_%s")
+        super().__init__(*args, **kwargs)

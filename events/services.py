@@ -6,7 +6,7 @@ from django.utils import timezone
 from accounts.models import Team, User
 
 from . import tokens
-from .auth_cache import forget_team_tokens, forget_token
+from .auth_cache import refresh_team_tokens, refresh_token
 from .models import ApiToken, AuditAction, AuditEntry
 
 
@@ -39,7 +39,7 @@ def api_token_revoke(*, token: ApiToken, by: User | None, ip: str | None = None)
     AuditEntry.objects.create(
         team_id=token.team_id, actor=by, action=AuditAction.TOKEN_REVOKED, token_hint=token.hint, ip_address=ip
     )
-    transaction.on_commit(lambda: forget_token(token.digest))
+    transaction.on_commit(lambda: refresh_token(token.digest))
     return True
 
 
@@ -59,5 +59,5 @@ def events_api_set_enabled(*, team: Team, enabled: bool, by: User | None, ip: st
         return False
     action = AuditAction.API_ENABLED if enabled else AuditAction.API_DISABLED
     AuditEntry.objects.create(team=team, actor=by, action=action, ip_address=ip)
-    transaction.on_commit(lambda: forget_team_tokens(team.pk))
+    transaction.on_commit(lambda: refresh_team_tokens(team.pk))
     return True

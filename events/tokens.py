@@ -15,7 +15,7 @@ PREFIX = "cnv_"
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-TOKEN_PATTERN = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}$")
+TOKEN_PATTERN = re.compile(rf"{PREFIX}[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}")
 TOKEN_LENGTH = len(PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH
 
 
@@ -38,7 +38,8 @@ def generate() -> str:
 
 def is_well_formed(token: str) -> bool:
     """Prefix, length, alphabet and checksum are right. Costs no query."""
-    if not TOKEN_PATTERN.match(token):
+    # fullmatch, not match with `$`: `$` also matches before a trailing newline.
+    if not TOKEN_PATTERN.fullmatch(token):
         return False
     random_part = token[len(PREFIX) : len(PREFIX) + RANDOM_LENGTH]
     return secrets.compare_digest(_checksum(random_part), token[-CHECKSUM_LENGTH:])
