@@ -1,10 +1,13 @@
 import secrets
 
 from django import forms
+from django.core.cache import cache
 from django.http import HttpRequest
 
 _SESSION_FORM_IDS = "token_form_ids"
 _FORM_IDS_KEPT = 10
+_FORM_ID_CLAIM_SECONDS = 24 * 3600
+WRONG_PASSWORD_MESSAGE = "That is not your password."  # noqa: S105 (a message, not a password)
 NAME_REQUIRED_MESSAGE = "Give the token a name."
 
 
@@ -16,13 +19,17 @@ def issue_form_id(request: HttpRequest) -> str:
 
 
 def use_form_id(request: HttpRequest, form_id: str) -> bool:
-    """True once per issued id: a reloaded or resubmitted POST finds its id used and creates nothing."""
+    """True once per issued id: a reloaded or resubmitted POST finds its id used and creates nothing.
+
+    The session says whether the id was issued; the cache's atomic add claims it, so two POSTs of one form
+    at the same moment (a double click) cannot both pass before either has saved the session.
+    """
     issued = request.session.get(_SESSION_FORM_IDS, [])
     if form_id not in issued:
         return False
     issued.remove(form_id)
     request.session[_SESSION_FORM_IDS] = issued
-    return True
+    return cache.add(f"events:token-form-used:{form_id}", True, _FORM_ID_CLAIM_SECONDS)
 
 
 class TokenCreateForm(forms.Form):
@@ -35,9 +42,16 @@ class TokenCreateForm(forms.Form):
         error_messages={"required": NAME_REQUIRED_MESSAGE},
     )
     form_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    password = forms.CharField(
+        label="Your password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="You logged in more than 15 minutes ago: confirm it is you before creating a key.",
+    )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, needs_password: bool = False, **kwargs):
         # The Settings page also has the team's rename form with a `name` field: ids must not collide, or the
         # "Token name" label would point at the team's name.
         kwargs.setdefault("auto_id", "id_token_%s")
         super().__init__(*args, **kwargs)
+        if not needs_password:
+            del self.fields["password"]

@@ -4,11 +4,13 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.models import Membership
+from accounts.reauth import needs_reauthentication
 
 from .forms import TokenCreateForm, issue_form_id
-from .models import ApiToken, AuditEntry
+from .models import ApiToken, AuditEntry, RejectedEvent
 
 AUDIT_ENTRIES_SHOWN = 50
+REFUSED_EVENTS_SHOWN = 100
 
 
 def events_api_section(
@@ -22,7 +24,10 @@ def events_api_section(
         "audit_entries": [],
     }
     if membership.is_owner and team.events_api_enabled:
-        context["token_form"] = token_form or TokenCreateForm(initial={"form_id": issue_form_id(request)})
+        context["token_form"] = token_form or TokenCreateForm(
+            initial={"form_id": issue_form_id(request)}, needs_password=needs_reauthentication(request)
+        )
+    context["refused_events"] = RejectedEvent.objects.filter(team=team)[:REFUSED_EVENTS_SHOWN]
     if membership.is_owner:
         context["audit_entries"] = AuditEntry.objects.filter(team=team).select_related("actor")[:AUDIT_ENTRIES_SHOWN]
     return context

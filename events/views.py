@@ -9,10 +9,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.access import get_owner_membership
+from accounts.reauth import needs_reauthentication, reauthenticate
 from accounts.views import render_settings
 
 from . import services
-from .forms import TokenCreateForm, use_form_id
+from .forms import WRONG_PASSWORD_MESSAGE, TokenCreateForm, use_form_id
 from .models import ApiToken
 
 API_NOT_ENABLED_MESSAGE = "Ask the Canvas team to enable the Events API"
@@ -37,7 +38,9 @@ def _owner_of_enabled_team(request: HttpRequest):
 @require_POST
 def token_create(request: HttpRequest) -> HttpResponse:
     membership = _owner_of_enabled_team(request)
-    form = TokenCreateForm(request.POST)
+    form = TokenCreateForm(request.POST, needs_password=needs_reauthentication(request))
+    if form.is_valid() and "password" in form.fields and not reauthenticate(request, form.cleaned_data["password"]):
+        form.add_error("password", WRONG_PASSWORD_MESSAGE)
     if not form.is_valid():
         return render_settings(request, status=400, token_form=form)
     if not use_form_id(request, form.cleaned_data["form_id"]):
