@@ -104,7 +104,12 @@ def _refresh(tokens: QuerySet[ApiToken]) -> None:
     snapshots = _snapshots(tokens)
     for digest in snapshots:
         _local.pop(digest, None)
-    cache.set_many({_shared_key(digest): snapshot for digest, snapshot in snapshots.items()}, TOKEN_SHARED_SECONDS)
+    try:
+        cache.set_many({_shared_key(digest): snapshot for digest, snapshot in snapshots.items()}, TOKEN_SHARED_SECONDS)
+    except Exception:
+        # The change is committed; workers reading the database (the cache is down for them too) see it at once.
+        # An entry that survives the outage expires within TOKEN_SHARED_SECONDS.
+        logger.error("shared token cache unavailable; could not refresh %d tokens", len(snapshots), exc_info=True)
 
 
 def refresh_token(digest: str) -> None:
