@@ -23,7 +23,14 @@ from .parsers import StrictJSONParser
 from .rejections import rejection_record, rejections_record
 from .renderers import JSONOnlyNegotiation, OrjsonRenderer
 from .throttling import TokenRateThrottle, rate_limit_headers
-from .validation import TIMESTAMP_INVALID, FieldError, parse_timestamp, validate_event, validate_segment_message
+from .validation import (
+    EMPTY_BODY,
+    TIMESTAMP_INVALID,
+    FieldError,
+    parse_timestamp,
+    validate_event,
+    validate_segment_message,
+)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 MAX_BATCH_EVENTS = 2500
@@ -117,12 +124,18 @@ class IngestAPIView(APIView):
 
 
 def _require_json(request) -> None:
-    """415 for a body that is not declared JSON; 411 for a chunked body without a length."""
+    """415 for a body that is not declared JSON; 411 for a chunked body without a length; 400 for no body.
+
+    DRF hands an empty body to no parser at all (request.data is then {}), so emptiness is caught here.
+    """
     content_type = request.content_type.split(";", 1)[0].strip().lower()
     if content_type != "application/json":
         raise ApiError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, errors.UNSUPPORTED_MEDIA_TYPE)
-    if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+    length = request.META.get("CONTENT_LENGTH")
+    if "HTTP_TRANSFER_ENCODING" in request.META and not length:
         raise ApiError(status.HTTP_411_LENGTH_REQUIRED, errors.LENGTH_REQUIRED)
+    if not length or length == "0":
+        raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_JSON, fields=[FieldError("", EMPTY_BODY)])
 
 
 def _invalid(problems: list[FieldError]) -> ApiError:

@@ -1,7 +1,8 @@
 """Serializers that describe the Events API in the OpenAPI schema. Validation itself is events.validation,
 which checks what serializers cannot (duplicate keys, NUL, lone surrogates, depth) and reports JSON paths."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from rest_framework import serializers
 
 from . import validation
@@ -10,19 +11,39 @@ from . import validation
 class EventRequest(serializers.Serializer):
     version = serializers.ChoiceField(choices=[1], help_text="Always 1.")
     type = serializers.ChoiceField(choices=["event"], help_text='Always "event".')
-    event = serializers.CharField(max_length=validation.MAX_EVENT_NAME, help_text="The event's name.")
+    event = serializers.CharField(
+        min_length=1,
+        max_length=validation.MAX_EVENT_NAME,
+        validators=[RegexValidator(r"\S")],  # documented as the schema's pattern: not only whitespace
+        help_text="The event's name, not blank.",
+    )
     properties = serializers.DictField(
         required=False,
         help_text=f"Any JSON object: at most {validation.MAX_PROPERTIES_DEPTH} levels deep, "
         f"{validation.MAX_PROPERTIES_KEYS} keys in all, keys of 1 to {validation.MAX_KEY_LENGTH} characters.",
     )
     timestamp = serializers.DateTimeField(
-        required=False, help_text="ISO-8601 with Z or an offset; default: when Canvas received it."
+        required=False,
+        help_text="ISO-8601 with Z or an offset, from 1970 to 24 hours after Canvas receives it; "
+        "default: when Canvas received it.",
     )
     messageId = serializers.CharField(
-        required=False, max_length=validation.MAX_MESSAGE_ID, help_text="Resending the same id stores nothing."
+        required=False,
+        min_length=1,
+        max_length=validation.MAX_MESSAGE_ID,
+        help_text="Resending the same id stores nothing.",
     )
     sentAt = serializers.DateTimeField(required=False, help_text="When the client sent it; corrects clock skew.")
+
+
+class EventRequestIsClosed(OpenApiSerializerExtension):
+    """Any other top-level field is refused (400 naming it): say so with additionalProperties: false."""
+
+    target_class = EventRequest
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
 
 
 class EventStored(serializers.Serializer):

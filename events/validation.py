@@ -29,6 +29,8 @@ MAX_MESSAGE_ID = 100
 MAX_ID_LENGTH = 255
 FUTURE_TOLERANCE = timedelta(hours=24)
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+# PostgreSQL's timestamptz refuses UTC offsets of 16 hours or more; Python's parser takes them up to 23:59.
+MAX_UTC_OFFSET = timedelta(hours=16)
 
 SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
@@ -60,6 +62,7 @@ MESSAGE_ID_TOO_LONG = f"Must be at most {MAX_MESSAGE_ID} characters long."
 TIMESTAMP_INVALID = "Must be an ISO-8601 date and time with Z or a UTC offset, e.g. 2012-12-02T00:30:08.276Z."
 TIMESTAMP_TOO_EARLY = "Must not be before 1970-01-01T00:00:00Z."
 TIMESTAMP_TOO_LATE = "Must not be more than 24 hours after the time Canvas received it."
+TIMESTAMP_OFFSET_TOO_LARGE = "The UTC offset must be less than 16 hours (time zones run from -12:00 to +14:00)."
 PROPERTIES_TOO_DEEP = f"Nested more than {MAX_PROPERTIES_DEPTH} levels deep."
 TOO_MANY_KEYS = f"Has more than {MAX_PROPERTIES_KEYS} keys in all, counting nested objects."
 KEY_EMPTY = "Keys must not be empty."
@@ -282,7 +285,7 @@ def _parse_slowly(raw: bytes, *, fast_error: str | None) -> Any:
     except RecursionError:  # nesting near Python's recursion limit, which is below orjson's 1024
         raise InvalidJSON([FieldError("", DOCUMENT_TOO_DEEP)]) from None
     except json.JSONDecodeError as exc:
-        detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+        detail = f"{exc.msg.removesuffix(' at')} at line {exc.lineno}, column {exc.colno}"
         raise InvalidJSON([FieldError("", SYNTAX_ERROR.format(detail=detail))]) from None
     errors: list[FieldError] = []
     _inspect(document, "", 1, errors)
@@ -352,12 +355,18 @@ def _parse_timestamp(value: Any) -> datetime | None:
         return None
 
 
+def _storable_offset(moment: datetime) -> bool:
+    return abs(moment.utcoffset()) < MAX_UTC_OFFSET
+
+
 def _timestamp(value: Any, prefix: str, name: str, received_at: datetime, errors: list) -> datetime | None:
     if value is _MISSING:
         return None
     moment = _parse_timestamp(value)
     if moment is None:
         errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_INVALID))
+    elif not _storable_offset(moment):
+        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_OFFSET_TOO_LARGE))
     elif moment < EARLIEST_TIMESTAMP:
         errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_TOO_EARLY))
     elif moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
@@ -677,5 +686,7 @@ def validate_segment_message(
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO-8601 string with Z or an offset as an aware datetime, else None (for a batch's own sentAt)."""
-    return _parse_timestamp(value)
+    """An ISO-8601 string with Z or an offset PostgreSQL can store as an aware datetime, else None (for a
+    batch's own sentAt)."""
+    moment = _parse_timestamp(value)
+    return moment if moment is not None and _storable_offset(moment) else None

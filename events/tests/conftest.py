@@ -17,12 +17,6 @@ DOC_EVENT_BODY = b"""{
 }"""
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The personas log in with passwords; hashing them with PBKDF2 costs most of a second per test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def doc_event_body() -> bytes:
     return DOC_EVENT_BODY
