@@ -21,6 +21,9 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
+# gunicorn's control socket lives at one path per user (~/.gunicorn/gunicorn.ctl): two servers on one host
+# would fight over it, and nothing here uses it.
+control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 # Prometheus: each worker writes its samples to files here and /metrics adds them up across workers.

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 MAX_ROWS_PER_COMMIT = 1000
 # Measured here: one INSERT from arrays beats COPY through a staging table up to a few dozen rows.
 COPY_ABOVE_ROWS = 32
-RESULT_TIMEOUT_SECONDS = 30
+# Below gunicorn's 30 s timeout and the usual client timeouts, so a hung database is answered with a 503.
+RESULT_TIMEOUT_SECONDS = 10
 
 
 class CommitterUnavailable(Exception):
@@ -47,7 +48,12 @@ class GroupCommitter:
         """Store one row; returns once the transaction holding it has committed."""
         future: Future = Future()
         self.pending.put((row, future))
-        return future.result(timeout=RESULT_TIMEOUT_SECONDS)
+        try:
+            return future.result(timeout=RESULT_TIMEOUT_SECONDS)
+        except TimeoutError:
+            # The database hangs (a stalled disk, a partition): answer 503 so the client retries with the same
+            # messageId. Should the row commit later, that retry is recognised as a duplicate.
+            raise CommitterUnavailable("the database did not answer in time") from None
 
     def _gather(self) -> list[tuple[tuple, Future]]:
         batch = [self.pending.get()]
@@ -106,7 +112,16 @@ class GroupCommitter:
             params = connection.get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)
-            self.connection = psycopg.connect(**params, autocommit=True)
+            # Keepalives and a user timeout make a partitioned network break the socket instead of hanging it.
+            self.connection = psycopg.connect(
+                **params,
+                autocommit=True,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+                tcp_user_timeout=10_000,
+            )
         return self.connection
 
     def _disconnect(self) -> None:
