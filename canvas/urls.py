@@ -28,5 +28,6 @@ urlpatterns = [
     path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),
     path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
     path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
+    path("events/", include("events.page_urls")),
     path("", include("events.api_urls")),
 ]

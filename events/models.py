@@ -149,3 +149,151 @@ class RejectedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} on {self.endpoint} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Warehouse and catalog (events.catalog keeps these current; events.warehouse turns them into views) -------
+
+
+class ColumnType(models.TextChoices):
+    """The PostgreSQL type of a warehouse column, inferred from every value seen (see events.warehouse)."""
+
+    NUMERIC = "numeric", "numeric"
+    BOOLEAN = "boolean", "boolean"
+    TIMESTAMPTZ = "timestamptz", "timestamptz"
+    TEXT = "text", "text"
+
+
+def infer_column_type(*, numeric: int, boolean: int, timestamp: int, text: int) -> str:
+    """The one type every value had; anything mixed is text (as is a property that only ever was null)."""
+    seen = [kind for kind, count in zip(ColumnType, (numeric, boolean, timestamp, text), strict=True) if count]
+    return seen[0].value if len(seen) == 1 else ColumnType.TEXT.value
+
+
+class TeamWarehouse(models.Model):
+    """A team's warehouse: its schema, its read-only login, and how far its views are behind the catalog.
+
+    The catalog sync raises `catalog_version` whenever a view or column appears or a column's type changes;
+    the warehouse sync rebuilds the views and copies the version into `views_version`. `views` records
+    what was built (per view: columns with types and a digest of its SQL), so that unchanged views are left
+    alone and a view whose columns only grew can be replaced in place.
+    """
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="warehouse")
+    schema_name = models.CharField(max_length=63)
+    role_name = models.CharField(max_length=63, blank=True, help_text="The team's read-only PostgreSQL login.")
+    credentials_rotated_at = models.DateTimeField(null=True, blank=True)
+    credentials_rotated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    catalog_version = models.PositiveBigIntegerField(default=0)
+    views_version = models.PositiveBigIntegerField(default=0)
+    views = models.JSONField(default=dict, blank=True)
+    views_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["schema_name"], name="events_teamwarehouse_schema_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.schema_name
+
+
+class CatalogEvent(models.Model):
+    """One event name of a team (per Segment type), with the warehouse view that holds it."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    name = models.CharField(max_length=200)
+    table_name = models.CharField(
+        max_length=63, blank=True, help_text="The view holding these events; blank past the per-team view limit."
+    )
+    count = models.PositiveBigIntegerField(default=0)
+    first_seen_at = models.DateTimeField(help_text="received_at of the first event of this name.")
+    last_seen_at = models.DateTimeField(help_text="received_at of the latest event of this name.")
+
+    class Meta:
+        ordering = ["type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "type", "name"], name="events_catalogevent_unique"),
+            # Each track event name has a view of its own; other types share their type's view (pages, ...).
+            models.UniqueConstraint(
+                fields=["team", "table_name"],
+                condition=models.Q(type=EventType.TRACK) & ~models.Q(table_name=""),
+                name="events_catalogevent_track_table_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}"
+
+
+class CatalogProperty(models.Model):
+    """One property path of an event name: its column, how often it was present and with which types."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    catalog_event = models.ForeignKey(CatalogEvent, on_delete=models.CASCADE, related_name="properties")
+    path = models.JSONField(help_text='The keys from the top of properties (traits): ["address", "city"].')
+    # Keys may be long and nested deep, too long for an index: uniqueness is on a digest of the path.
+    path_digest = models.CharField(max_length=64)
+    column_name = models.CharField(max_length=63)
+    count = models.PositiveBigIntegerField(default=0, help_text="Events in which it had a non-null value.")
+    numeric_count = models.PositiveBigIntegerField(default=0)
+    boolean_count = models.PositiveBigIntegerField(default=0)
+    timestamp_count = models.PositiveBigIntegerField(default=0)
+    text_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "catalog_event", "path_digest"], name="events_catalogproperty_unique"
+            ),
+        ]
+        verbose_name_plural = "catalog properties"
+
+    def __str__(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def inferred_type(self) -> str:
+        return infer_column_type(
+            numeric=self.numeric_count,
+            boolean=self.boolean_count,
+            timestamp=self.timestamp_count,
+            text=self.text_count,
+        )
+
+
+class EventVolume(models.Model):
+    """How many events of a name a team sent in one hour (by the event's timestamp): the volume chart."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "event", "hour"], name="events_eventvolume_unique"),
+        ]
+        indexes = [models.Index(fields=["team", "hour"], name="events_volume_team_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} @ {self.hour:%Y-%m-%d %H:00}: {self.count}"
+
+
+class CatalogSyncState(models.Model):
+    """How far the catalog has read the events table (one row). Written once per sync, never on ingest.
+
+    Ids come from a sequence but commit out of order (concurrent requests, group commits), so an id below
+    the watermark can still appear after a sync passed it. `open_gaps` lists such missing ids with the time
+    they were noticed; each sync looks for them again until they turn up or expire (see events.catalog).
+    """
+
+    last_event_id = models.BigIntegerField(default=0)
+    open_gaps = models.JSONField(default=list, blank=True, help_text="[[event id, unix time noticed], ...]")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"catalog up to event {self.last_event_id}"

@@ -1,0 +1,297 @@
+"""The catalog: per team, every event name and property seen, with counts and inferred types, and the hourly
+volume behind the Events page's chart.
+
+Computed incrementally, off the request path: `catalog_sync` reads the events stored since the last sync
+(by id), adds them up in memory and adds the totals to the catalog tables, one transaction per chunk of ids.
+Ingest writes nothing but the event row, so there is no per-event write to a shared row anywhere.
+
+Why a list of gaps next to the watermark: ids are handed out by a sequence when a row is inserted, but rows
+become visible when their transaction commits, and concurrent transactions (group commits of many events)
+commit in any order. A sync can therefore see id 105 while 104 is still in flight. Each id the sync passes
+without finding it goes into `open_gaps`; later syncs look for those ids again and count them when they
+appear. Ids that never appear (a duplicate messageId still takes an id; a rolled-back insert too) are let go
+after GAP_TTL, far longer than any insert transaction runs.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from accounts.models import Team
+
+from .models import (
+    CatalogEvent,
+    CatalogProperty,
+    CatalogSyncState,
+    Event,
+    EventType,
+    EventVolume,
+    TeamWarehouse,
+)
+from .warehouse import (
+    MAX_COLUMNS_PER_VIEW,
+    TYPE_VIEWS,
+    TypeCounts,
+    column_name_for,
+    flatten,
+    path_digest,
+    table_name_for,
+    value_type,
+    warehouse_for_team,
+)
+
+CHUNK_SIZE = 5000
+GAP_TTL = timedelta(minutes=10)
+MAX_OPEN_GAPS = 20_000
+
+
+@dataclass
+class CatalogSyncResult:
+    events: int = 0
+    teams_changed: set[int] = field(default_factory=set)  # teams whose views need a rebuild
+
+
+@dataclass
+class _EventTally:
+    first_id: int
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 0
+    properties: dict[tuple[str, ...], TypeCounts] = field(default_factory=dict)
+
+
+@dataclass
+class _Tally:
+    events: dict[tuple[int, str, str], _EventTally] = field(default_factory=dict)  # (team, type, name)
+    volume: dict[tuple[int, str, datetime], int] = field(default_factory=dict)  # (team, name, hour)
+
+    def add(self, event_id, team_id, event_type, name, properties, timestamp, received_at) -> None:
+        key = (team_id, event_type, name)
+        tally = self.events.get(key)
+        if tally is None:
+            tally = self.events[key] = _EventTally(event_id, received_at, received_at)
+        tally.count += 1
+        tally.first_seen = min(tally.first_seen, received_at)
+        tally.last_seen = max(tally.last_seen, received_at)
+        for path, value in flatten(properties):
+            kind = value_type(value)
+            if kind is not None:
+                tally.properties.setdefault(path, TypeCounts()).add_value(kind)
+        hour = (team_id, name, timestamp.replace(minute=0, second=0, microsecond=0))
+        self.volume[hour] = self.volume.get(hour, 0) + 1
+
+
+_ROW_FIELDS = ("id", "team_id", "type", "event", "properties", "timestamp", "received_at")
+
+
+def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) -> CatalogSyncResult:
+    """Add every event stored since the last sync to the catalog. Safe to run from several processes at once
+    (they take turns on the state row) and to repeat: each event is counted once."""
+    result = CatalogSyncResult()
+    CatalogSyncState.objects.get_or_create(pk=1)
+    recheck_gaps = True
+    while True:
+        with transaction.atomic():
+            state = CatalogSyncState.objects.select_for_update().get(pk=1)
+            now = time.time()
+            gaps = [gap for gap in state.open_gaps if now - gap[1] < gap_ttl.total_seconds()]
+            ceiling = max(_highest_allocated_id(), state.last_event_id)
+            upper = min(state.last_event_id + chunk_size, ceiling)
+            rows = list(Event.objects.filter(id__gt=state.last_event_id, id__lte=upper).values_list(*_ROW_FIELDS))
+            if recheck_gaps:
+                wanted = [gap[0] for gap in gaps]
+                for start in range(0, len(wanted), 1000):
+                    rows += Event.objects.filter(id__in=wanted[start : start + 1000]).values_list(*_ROW_FIELDS)
+            rows.sort()
+            found = {row[0] for row in rows}
+            gaps = [gap for gap in gaps if gap[0] not in found]
+            gaps += [[i, int(now)] for i in range(state.last_event_id + 1, upper + 1) if i not in found]
+            result.teams_changed |= _add_to_catalog(rows)
+            state.last_event_id = upper
+            state.open_gaps = gaps[-MAX_OPEN_GAPS:]
+            state.synced_at = timezone.now()
+            state.save()
+        result.events += len(rows)
+        recheck_gaps = False
+        if upper >= ceiling:
+            return result
+
+
+def _highest_allocated_id() -> int:
+    """The last id the events sequence handed out (committed or not). Reading it costs nothing, where
+    max(id) would scan: the primary key on PostgreSQL is (team_id, id)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass)", [Event._meta.db_table]
+            )
+            return cursor.fetchone()[0] or 0
+    return Event.objects.aggregate(highest=Max("id"))["highest"] or 0
+
+
+def _add_to_catalog(rows: Iterable[tuple]) -> set[int]:
+    """Add rows (ordered by id) to the catalog and the volume. Returns the teams whose views must change."""
+    tally = _Tally()
+    for row in rows:
+        tally.add(*row)
+    if not tally.events:
+        return set()
+    changed: set[int] = set()
+    teams = {team_id for team_id, _, _ in tally.events}
+    for team in Team.objects.filter(pk__in=teams):
+        warehouse_for_team(team=team)
+    catalog_events = _update_events(tally, changed)
+    _update_properties(tally, catalog_events, changed)
+    _update_volume(tally)
+    if changed:
+        TeamWarehouse.objects.filter(team_id__in=changed).update(catalog_version=F("catalog_version") + 1)
+    return changed
+
+
+def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str], CatalogEvent]:
+    teams = {key[0] for key in tally.events}
+    names = {key[2] for key in tally.events}
+    existing = {(e.team_id, e.type, e.name): e for e in CatalogEvent.objects.filter(team_id__in=teams, name__in=names)}
+    for key, event in existing.items():
+        counted = tally.events.get(key)
+        if counted is not None:
+            event.count += counted.count
+            event.first_seen_at = min(event.first_seen_at, counted.first_seen)
+            event.last_seen_at = max(event.last_seen_at, counted.last_seen)
+    CatalogEvent.objects.bulk_update(
+        [e for key, e in existing.items() if key in tally.events], ["count", "first_seen_at", "last_seen_at"]
+    )
+    taken_tables: dict[int, set[str]] = {}
+    # Names are given in the order events were first stored, so the same history always gives the same names.
+    for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
+        if key in existing:
+            continue
+        team_id, event_type, name = key
+        if event_type == EventType.TRACK:
+            if team_id not in taken_tables:
+                taken_tables[team_id] = set(
+                    CatalogEvent.objects.filter(team_id=team_id, type=EventType.TRACK)
+                    .exclude(table_name="")
+                    .values_list("table_name", flat=True)
+                )
+            table_name = table_name_for(name, taken=taken_tables[team_id])
+        else:
+            table_name = TYPE_VIEWS[event_type]
+        existing[key] = CatalogEvent.objects.create(
+            team_id=team_id,
+            type=event_type,
+            name=name,
+            table_name=table_name,
+            count=counted.count,
+            first_seen_at=counted.first_seen,
+            last_seen_at=counted.last_seen,
+        )
+        changed.add(team_id)
+    return existing
+
+
+@dataclass
+class _ViewColumns:
+    """The property columns of one view: which path has which column, and which names are taken."""
+
+    by_digest: dict[str, str]
+    taken: set[str]
+
+
+def _view_columns(event: CatalogEvent, cache: dict) -> _ViewColumns:
+    # A track event has its own view; the events of other types share their type's view (and its columns).
+    key = (event.team_id, event.pk) if event.type == EventType.TRACK else (event.team_id, event.type)
+    if key not in cache:
+        props = CatalogProperty.objects.filter(team_id=event.team_id).exclude(column_name="")
+        if event.type == EventType.TRACK:
+            props = props.filter(catalog_event=event)
+        else:
+            props = props.filter(catalog_event__type=event.type)
+        by_digest = dict(props.values_list("path_digest", "column_name"))
+        cache[key] = _ViewColumns(by_digest, set(by_digest.values()))
+    return cache[key]
+
+
+def _update_properties(
+    tally: _Tally, catalog_events: dict[tuple[int, str, str], CatalogEvent], changed: set[int]
+) -> None:
+    event_ids = [catalog_events[key].pk for key in tally.events]
+    existing: dict[tuple[int, str], CatalogProperty] = {}
+    for start in range(0, len(event_ids), 500):  # at most MAX_COLUMNS_PER_VIEW properties per event
+        for prop in CatalogProperty.objects.filter(catalog_event_id__in=event_ids[start : start + 500]):
+            existing[(prop.catalog_event_id, prop.path_digest)] = prop
+    per_event = Counter(event_id for event_id, _ in existing)
+    updated, created = [], []
+    views: dict = {}
+    for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
+        event = catalog_events[key]
+        for path, counts in counted.properties.items():
+            digest = path_digest(path)
+            prop = existing.get((event.pk, digest))
+            if prop is not None:
+                before = prop.inferred_type
+                prop.count += counts.count
+                prop.numeric_count += counts.numeric
+                prop.boolean_count += counts.boolean
+                prop.timestamp_count += counts.timestamp
+                prop.text_count += counts.text
+                updated.append(prop)
+                if prop.inferred_type != before and prop.column_name:
+                    changed.add(event.team_id)
+                continue
+            if per_event[event.pk] >= MAX_COLUMNS_PER_VIEW:
+                continue  # bounded: a stream that makes up keys must not grow the catalog without end
+            if event.type == EventType.ALIAS or (event.type == EventType.TRACK and not event.table_name):
+                column = ""  # no view holds these properties
+            else:
+                view = _view_columns(event, views)
+                column = view.by_digest.get(digest) or column_name_for(path, event_type=event.type, taken=view.taken)
+                if column:
+                    view.by_digest[digest] = column
+            prop = CatalogProperty(
+                team_id=event.team_id,
+                catalog_event=event,
+                path=list(path),
+                path_digest=digest,
+                column_name=column,
+                count=counts.count,
+                numeric_count=counts.numeric,
+                boolean_count=counts.boolean,
+                timestamp_count=counts.timestamp,
+                text_count=counts.text,
+            )
+            created.append(prop)
+            existing[(event.pk, digest)] = prop
+            per_event[event.pk] += 1
+            if column:
+                changed.add(event.team_id)
+    CatalogProperty.objects.bulk_update(
+        updated, ["count", "numeric_count", "boolean_count", "timestamp_count", "text_count"], batch_size=1000
+    )
+    CatalogProperty.objects.bulk_create(created, batch_size=1000)
+
+
+def _update_volume(tally: _Tally) -> None:
+    teams = {team_id for team_id, _, _ in tally.volume}
+    names = {name for _, name, _ in tally.volume}
+    hours = {hour for _, _, hour in tally.volume}
+    existing = {
+        (v.team_id, v.event, v.hour): v
+        for v in EventVolume.objects.filter(team_id__in=teams, event__in=names, hour__in=hours)
+    }
+    updated, created = [], []
+    for key, count in tally.volume.items():
+        volume = existing.get(key)
+        if volume is None:
+            created.append(EventVolume(team_id=key[0], event=key[1], hour=key[2], count=count))
+        else:
+            volume.count += count
+            updated.append(volume)
+    EventVolume.objects.bulk_update(updated, ["count"], batch_size=1000)
+    EventVolume.objects.bulk_create(created, batch_size=1000)

@@ -1,0 +1,68 @@
+"""`python manage.py sync_warehouse`: bring the catalog and every team's warehouse views up to date.
+
+In production run it with `--watch` as a long-running process of its own (next to gunicorn): every few
+seconds it adds new events to the catalog and rebuilds the views of the teams whose catalog changed, so a new
+event name or property is in the warehouse well within a minute. Several copies may run; they take turns.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, close_old_connections, connection
+
+from events.catalog import catalog_sync
+from events.warehouse import POSTGRESQL_ONLY, warehouse_sync
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_SECONDS = 5.0
+# In --watch mode every view is checked against the catalog this often, not only those of changed teams.
+FULL_PASS_SECONDS = 600
+
+
+class Command(BaseCommand):
+    help = "Add new events to the catalog and update every team's warehouse views. --watch keeps doing it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--watch", action="store_true", help="Keep syncing, every --interval seconds.")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=getattr(settings, "WAREHOUSE_SYNC_INTERVAL", DEFAULT_INTERVAL_SECONDS),
+            help="Seconds between syncs with --watch (default: %(default)s).",
+        )
+
+    def handle(self, *args, watch: bool, interval: float, **options):
+        if not watch:
+            if not self.sync(everything=True, quiet=False):
+                raise CommandError("Some teams' views could not be updated; see the log above.")
+            return
+        last_full_pass = 0.0
+        while True:
+            everything = time.monotonic() - last_full_pass >= FULL_PASS_SECONDS
+            try:
+                self.sync(everything=everything, quiet=True)
+            except DatabaseError:
+                logger.exception("Warehouse sync failed; trying again in %s s.", interval)
+                close_old_connections()
+            else:
+                if everything:
+                    last_full_pass = time.monotonic()
+            time.sleep(interval)
+
+    def sync(self, *, everything: bool, quiet: bool) -> bool:
+        """One pass. Returns False if some team's views could not be updated."""
+        catalog = catalog_sync()
+        if connection.vendor != "postgresql":
+            skipped = POSTGRESQL_ONLY.format(vendor=connection.display_name)
+            self.stdout.write(f"Catalog: {catalog.events} new events. {skipped}")
+            return True
+        views = warehouse_sync(everything=everything)
+        if not quiet or catalog.events or views.views_changed:
+            self.stdout.write(
+                f"Catalog: {catalog.events} new events. Views: {views.views_changed} changed "
+                f"in {views.teams} teams checked" + (f", {views.failed} failed." if views.failed else ".")
+            )
+        return not views.failed

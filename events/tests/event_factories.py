@@ -1,0 +1,63 @@
+"""Events stored the way the API stores them (events.ingest), for the warehouse, catalog and page tests."""
+
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Team
+from events.catalog import catalog_sync
+from events.ingest import event_row, store_row
+from events.validation import EventPayload
+from events.warehouse import warehouse_sync
+
+
+def store_event(
+    team: Team,
+    event: str = "Purchased an Item",
+    properties: dict | None = None,
+    *,
+    type: str = "track",
+    timestamp: datetime | None = None,
+    received_at: datetime | None = None,
+    user_id: str | None = "user-1",
+    **fields,
+) -> int:
+    """Store one event for `team` and return its id. `fields` are other EventPayload fields (group_id, ...)."""
+    now = timezone.now()
+    payload = EventPayload(
+        event=event,
+        properties=properties or {},
+        timestamp=timestamp or now,
+        original_timestamp=timestamp,
+        sent_at=None,
+        message_id=fields.pop("message_id", None),
+        type=type,
+        user_id=user_id,
+        **fields,
+    )
+    row = event_row(team_id=team.pk, token_id=None, payload=payload, received_at=received_at or now)
+    return store_row(row).id
+
+
+def sync() -> None:
+    """What `manage.py sync_warehouse` does: the catalog, then the views (on PostgreSQL)."""
+    catalog_sync()
+    if connection.vendor == "postgresql":
+        warehouse_sync()
+
+
+def fetch(query: str, params: list | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params or [])
+        return cursor.fetchall()
+
+
+def columns_of(schema: str, view: str) -> dict[str, str]:
+    """{column: data type} of a view, in column order, as information_schema reports them."""
+    rows = fetch(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        [schema, view],
+    )
+    return dict(rows)

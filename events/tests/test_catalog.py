@@ -1,0 +1,198 @@
+"""events/catalog.py: the catalog and the hourly volume, computed incrementally from the events table."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from events.catalog import catalog_sync
+from events.models import CatalogEvent, CatalogProperty, CatalogSyncState, EventVolume, TeamWarehouse
+from events.tests.event_factories import fetch, store_event
+
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
+
+
+@pytest.fixture
+def caught_up(db):
+    """The catalog has read every id handed out so far (earlier tests' rolled-back rows leave gaps)."""
+    catalog_sync()
+    CatalogSyncState.objects.update(open_gaps=[])
+
+
+def _property(team, event: str, *path: str) -> CatalogProperty:
+    return CatalogProperty.objects.get(team=team, catalog_event__name=event, path=list(path))
+
+
+def test_storing_an_event_writes_nothing_to_the_catalog(acme):
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+    assert not CatalogEvent.objects.exists()
+    assert not EventVolume.objects.exists()
+
+
+def test_counts_add_up_over_incremental_syncs(acme):
+    for _ in range(3):
+        store_event(acme, "Purchased an Item", {"revenue": "39.95", "coupon": "SPRING"})
+    assert catalog_sync().events == 3
+    store_event(acme, "Purchased an Item", {"revenue": 12})
+    store_event(acme, "Purchased an Item", {"revenue": 5, "coupon": None})
+    store_event(acme, "Signed Up", {"plan": "pro"})
+    assert catalog_sync().events == 3
+
+    counts = dict(CatalogEvent.objects.filter(team=acme).values_list("name", "count"))
+    assert counts == {"Purchased an Item": 5, "Signed Up": 1}
+    revenue = _property(acme, "Purchased an Item", "revenue")
+    assert (revenue.count, revenue.numeric_count, revenue.inferred_type) == (5, 5, "numeric")
+    coupon = _property(acme, "Purchased an Item", "coupon")
+    assert (coupon.count, coupon.text_count, coupon.inferred_type) == (3, 3, "text")  # null is not present
+
+
+def test_a_second_sync_counts_nothing_twice(acme):
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+    catalog_sync()
+    assert catalog_sync().events == 0
+    assert CatalogEvent.objects.get(team=acme).count == 1
+    assert _property(acme, "Purchased an Item", "revenue").count == 1
+
+
+def test_small_chunks_count_every_event(acme):
+    for index in range(7):
+        store_event(acme, f"Event {index % 2}")
+    assert catalog_sync(chunk_size=2).events == 7
+    assert sum(CatalogEvent.objects.values_list("count", flat=True)) == 7
+
+
+def test_first_and_last_seen_follow_when_canvas_received_the_events(acme):
+    first = datetime(2024, 1, 1, 9, tzinfo=UTC)
+    last = datetime(2024, 1, 3, 18, tzinfo=UTC)
+    store_event(acme, "Signed Up", received_at=first + timedelta(days=1))
+    store_event(acme, "Signed Up", received_at=first)
+    catalog_sync()
+    store_event(acme, "Signed Up", received_at=last)
+    catalog_sync()
+    event = CatalogEvent.objects.get(team=acme)
+    assert (event.first_seen_at, event.last_seen_at) == (first, last)
+
+
+def test_properties_are_flattened_with_types_counted(acme):
+    store_event(acme, "Purchased an Item", {"address": {"city": "Paris", "zip": 75001}, "gift": True})
+    store_event(acme, "Purchased an Item", {"address": {"city": "Lyon"}, "gift": "yes", "at": "2024-01-05"})
+    catalog_sync()
+    properties = {
+        ".".join(p.path): (p.column_name, p.count, p.inferred_type) for p in CatalogProperty.objects.filter(team=acme)
+    }
+    assert properties == {
+        "address.city": ("address_city", 2, "text"),
+        "address.zip": ("address_zip", 1, "numeric"),
+        "gift": ("gift", 2, "text"),  # a boolean and a string: mixed
+        "at": ("at", 1, "timestamptz"),
+    }
+
+
+def test_views_are_named_in_the_order_names_were_first_stored(acme):
+    store_event(acme, "Signed Up")
+    store_event(acme, "signed-up")
+    store_event(acme, "Signed Up")
+    catalog_sync()
+    tables = dict(CatalogEvent.objects.filter(team=acme).values_list("name", "table_name"))
+    assert tables["Signed Up"] == "signed_up"
+    assert tables["signed-up"].startswith("signed_up_") and len(tables["signed-up"]) == len("signed_up_") + 8
+
+
+def test_other_types_go_to_their_types_view_and_share_its_columns(acme):
+    store_event(acme, "Home", {"url": "/"}, type="page", name="Home")
+    store_event(acme, "Pricing", {"url": "/pricing"}, type="page", name="Pricing")
+    store_event(acme, "identify", {"email": "ann@acme.test"}, type="identify")
+    catalog_sync()
+    assert dict(CatalogEvent.objects.filter(team=acme).values_list("name", "table_name")) == {
+        "Home": "pages",
+        "Pricing": "pages",
+        "identify": "identifies",
+    }
+    assert set(CatalogProperty.objects.filter(team=acme, path=["url"]).values_list("column_name", flat=True)) == {"url"}
+
+
+def test_each_teams_catalog_is_its_own(acme, globex):
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+    store_event(globex, "Purchased an Item", {"sku": "X"})
+    catalog_sync()
+    assert CatalogEvent.objects.get(team=acme).count == 1
+    assert list(CatalogProperty.objects.filter(team=globex).values_list("column_name", flat=True)) == ["sku"]
+
+
+def test_only_new_names_properties_and_type_changes_call_for_new_views(acme, globex):
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+    assert catalog_sync().teams_changed == {acme.pk}
+    store_event(acme, "Purchased an Item", {"revenue": 2})
+    assert catalog_sync().teams_changed == set()
+    store_event(acme, "Purchased an Item", {"revenue": "free"})
+    store_event(globex, "Signed Up")
+    assert catalog_sync().teams_changed == {acme.pk, globex.pk}
+    assert TeamWarehouse.objects.get(team=acme).catalog_version == 2
+
+
+def test_volume_is_counted_per_hour_of_the_events_timestamp(acme):
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    store_event(acme, "Purchased an Item", timestamp=hour + timedelta(minutes=5))
+    store_event(acme, "Purchased an Item", timestamp=hour + timedelta(minutes=55))
+    catalog_sync()
+    store_event(acme, "Purchased an Item", timestamp=hour + timedelta(minutes=30))
+    store_event(acme, "Purchased an Item", timestamp=hour + timedelta(hours=1))
+    catalog_sync()
+    volume = dict(EventVolume.objects.filter(team=acme).values_list("hour", "count"))
+    assert volume == {hour: 3, hour + timedelta(hours=1): 1}
+
+
+@postgresql_only
+def test_an_event_committed_after_a_later_one_is_still_counted(acme, caught_up):
+    # An insert still in flight holds id N while N + 1 is already committed: reserve N, store N + 1, sync.
+    (reserved,) = fetch("SELECT nextval(pg_get_serial_sequence('events_event', 'id'))")[0]
+    store_event(acme, "Signed Up")
+    catalog_sync()
+    assert [gap[0] for gap in CatalogSyncState.objects.get().open_gaps] == [reserved]
+    # The slow insert commits.
+    fetch(
+        "INSERT INTO events_event (id, team_id, type, event, properties, timestamp, received_at) "
+        "VALUES (%s, %s, 'track', 'Purchased an Item', '{}', now(), now()) RETURNING id",
+        [reserved, acme.pk],
+    )
+    catalog_sync()
+    assert dict(CatalogEvent.objects.filter(team=acme).values_list("name", "count")) == {
+        "Signed Up": 1,
+        "Purchased an Item": 1,
+    }
+    assert CatalogSyncState.objects.get().open_gaps == []
+
+
+@postgresql_only
+def test_ids_that_never_appear_are_let_go(acme, caught_up):
+    fetch("SELECT nextval(pg_get_serial_sequence('events_event', 'id'))")  # a duplicate took it, say
+    store_event(acme, "Signed Up")
+    catalog_sync()
+    assert len(CatalogSyncState.objects.get().open_gaps) == 1
+    catalog_sync(gap_ttl=timedelta(0))
+    assert CatalogSyncState.objects.get().open_gaps == []
+
+
+def test_properties_past_the_limit_are_not_catalogued(acme, monkeypatch):
+    monkeypatch.setattr("events.catalog.MAX_COLUMNS_PER_VIEW", 2)
+    monkeypatch.setattr("events.warehouse.MAX_COLUMNS_PER_VIEW", 2)
+    store_event(acme, "Purchased an Item", {"a": 1, "b": 2})
+    store_event(acme, "Purchased an Item", {"c": 3, "a": 4})
+    catalog_sync()
+    assert sorted(CatalogProperty.objects.filter(team=acme).values_list("column_name", "count")) == [
+        ("a", 2),
+        ("b", 1),
+    ]
+
+
+def test_event_names_past_the_view_limit_are_counted_without_a_view(acme, monkeypatch):
+    monkeypatch.setattr("events.warehouse.MAX_EVENT_VIEWS", 1)
+    store_event(acme, "Signed Up")
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+    catalog_sync()
+    assert dict(CatalogEvent.objects.filter(team=acme).values_list("name", "table_name")) == {
+        "Signed Up": "signed_up",
+        "Purchased an Item": "",
+    }
+    assert _property(acme, "Purchased an Item", "revenue").column_name == ""

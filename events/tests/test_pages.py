@@ -1,0 +1,305 @@
+"""events/pages.py: the Events page and its JSON endpoints for each persona, CSV export, warehouse login action."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.utils import timezone
+
+from accounts.models import Membership
+from conftest import make_user
+from events.catalog import catalog_sync
+from events.page_selectors import EXPORT_COLUMNS, OTHER_EVENTS
+from events.tests.event_factories import store_event, sync
+
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
+
+ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/volume.json",
+             "/events/export.csv"]  # fmt: skip
+
+
+def _csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+# --- Access -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+def test_anonymous_visitors_are_sent_to_log_in(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+def test_a_user_without_a_team_gets_404(client, db, url):
+    client.force_login(make_user("loner@nowhere.test"))
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize("persona", ["alice_client", "bob_client"])
+def test_owners_and_members_see_the_events_page(request, acme, persona):
+    store_event(acme, "Purchased an Item", {"revenue": "39.95", "shippingMethod": "2-day"})
+    sync()
+    client = request.getfixturevalue(persona)
+    page = client.get("/events/").content.decode()
+    for text in ["Live tail", "Purchased an Item", "revenue: 39.95", "Catalog", "purchased_an_item", "Export CSV"]:
+        assert text in page
+    assert 'data-tail-url="/events/tail.json?"' in page
+    assert "<script>" not in page  # no inline script: the page must work under a strict Content-Security-Policy
+
+
+def test_an_outsider_sees_nothing_of_another_team(charlie_client, acme, globex):
+    acme_id = store_event(acme, "Acme Secret Launch", {"codename": "roadrunner"})
+    store_event(globex, "Globex Event")
+    catalog_sync()
+    page = charlie_client.get("/events/").content.decode()
+    assert "Globex Event" in page
+    assert "Acme Secret Launch" not in page and "roadrunner" not in page
+    tail = charlie_client.get("/events/tail.json").json()["events"]
+    assert [event["event"] for event in tail] == ["Globex Event"]
+    assert "Acme" not in json.dumps(charlie_client.get("/events/catalog.json").json())
+    assert "Acme" not in json.dumps(charlie_client.get("/events/volume.json?period=30d").json())
+    assert "Acme" not in b"".join(charlie_client.get("/events/export.csv").streaming_content).decode()
+    response = charlie_client.get(f"/events/{acme_id}.json")
+    assert response.status_code == 404
+    assert response.json() == charlie_client.get("/events/999999999.json").json()  # as if it did not exist
+
+
+# --- Live tail and raw JSON -------------------------------------------------------------------------------
+
+
+def test_the_tail_answers_only_events_stored_after_the_cursor(bob_client, acme):
+    first = store_event(acme, "Signed Up")
+    second = store_event(acme, "Purchased an Item")
+    assert [e["id"] for e in bob_client.get("/events/tail.json").json()["events"]] == [second, first]
+    assert [e["id"] for e in bob_client.get(f"/events/tail.json?after_id={first}").json()["events"]] == [second]
+    assert bob_client.get(f"/events/tail.json?after_id={second}").json()["events"] == []
+    third = store_event(acme, "Signed Up")
+    assert [e["id"] for e in bob_client.get(f"/events/tail.json?after_id={second}").json()["events"]] == [third]
+
+
+def test_the_tail_filters_by_event_name_and_time_range(bob_client, acme):
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    store_event(acme, "Signed Up", timestamp=day + timedelta(hours=1))
+    inside = store_event(acme, "Purchased an Item", timestamp=day + timedelta(hours=2))
+    store_event(acme, "Purchased an Item", timestamp=day + timedelta(hours=5))
+    store_event(acme, "Purchased an Item", timestamp=day - timedelta(hours=1))
+    query = "event=Purchased+an+Item&since=2024-03-01T00:00&until=2024-03-01T05:00"
+    events = bob_client.get(f"/events/tail.json?{query}").json()["events"]
+    assert [event["id"] for event in events] == [inside]
+    assert events[0] | {"received_at": None} == {
+        "id": inside,
+        "type": "track",
+        "event": "Purchased an Item",
+        "timestamp": "2024-03-01T02:00:00Z",
+        "original_timestamp": "2024-03-01T02:00:00Z",
+        "sent_at": None,
+        "received_at": None,
+        "message_id": None,
+        "user_id": "user-1",
+        "anonymous_id": None,
+        "preview": "",
+    }
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        pytest.param("after_id=-1", "after_id", id="negative-cursor"),
+        pytest.param("after_id=abc", "after_id", id="cursor-not-a-number"),
+        pytest.param("since=yesterday", "since", id="since-not-a-date"),
+        pytest.param("since=2024-03-02T00:00&until=2024-03-01T00:00", "until", id="reversed-range"),
+        pytest.param("event=" + "x" * 201, "event", id="name-too-long"),
+    ],
+)
+def test_invalid_filters_are_refused_with_the_field_named(bob_client, acme, query, field):
+    response = bob_client.get(f"/events/tail.json?{query}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_filters"
+    assert [problem["path"] for problem in error["fields"]] == [field]
+    if field != "after_id":  # the page itself has no cursor
+        assert bob_client.get(f"/events/?{query}").status_code == 400
+
+
+def test_polling_the_tail_costs_a_fixed_number_of_queries(bob_client, acme, django_assert_num_queries):
+    for _ in range(20):
+        store_event(acme, "Purchased an Item", {"revenue": 1})
+    # Session, user, membership, events: the same for 1 new event or 50.
+    with django_assert_num_queries(4):
+        assert len(bob_client.get("/events/tail.json?after_id=0").json()["events"]) == 20
+
+
+def test_the_tail_previews_properties_shortly(bob_client, acme):
+    store_event(acme, "Purchased an Item", {"a": {"b": "Paris"}, "zz": "x" * 500})
+    (event,) = bob_client.get("/events/tail.json").json()["events"]
+    assert event["preview"].startswith("a.b: Paris · zz: xxx")
+    assert len(event["preview"]) == 120
+
+
+def test_an_events_raw_json_is_everything_stored(bob_client, acme):
+    event_id = store_event(
+        acme,
+        "Home",
+        {"url": "/"},
+        type="page",
+        name="Home",
+        context={"ip": "203.0.113.9"},
+        message_id="m-42",
+        timestamp=datetime(2024, 3, 1, tzinfo=UTC),
+    )
+    response = bob_client.get(f"/events/{event_id}.json")
+    assert response.status_code == 200
+    assert response["Cache-Control"].startswith("max-age=0")
+    event = response.json()
+    assert event["properties"] == {"url": "/"}
+    assert event["context"] == {"ip": "203.0.113.9"}
+    assert event["extra"] == {"name": "Home"}
+    assert (event["id"], event["type"], event["message_id"], event["timestamp"]) == (
+        event_id,
+        "page",
+        "m-42",
+        "2024-03-01T00:00:00Z",
+    )
+
+
+# --- Catalog and volume -----------------------------------------------------------------------------------
+
+
+def test_the_catalog_lists_names_views_columns_and_presence(bob_client, acme):
+    store_event(acme, "Purchased an Item", {"revenue": "39.95", "order": 7})
+    store_event(acme, "Purchased an Item", {"revenue": 12})
+    catalog_sync()
+    (entry,) = bob_client.get("/events/catalog.json").json()["events"]
+    assert {key: entry[key] for key in ("name", "type", "table", "count")} == {
+        "name": "Purchased an Item",
+        "type": "track",
+        "table": "purchased_an_item",
+        "count": 2,
+    }
+    assert sorted(entry["properties"], key=lambda p: p["path"]) == [
+        {"path": ["order"], "column": "order_", "type": "numeric", "present": 1},
+        {"path": ["revenue"], "column": "revenue", "type": "numeric", "present": 2},
+    ]
+    page = bob_client.get("/events/").content.decode()
+    assert "<code>order_</code>" in page and "numeric" in page
+
+
+def test_volume_per_hour_over_24_hours_by_event_name(bob_client, acme):
+    now = timezone.now()
+    store_event(acme, "Signed Up", timestamp=now)
+    store_event(acme, "Signed Up", timestamp=now - timedelta(hours=2))
+    store_event(acme, "Purchased an Item", timestamp=now - timedelta(hours=2))
+    store_event(acme, "Purchased an Item", timestamp=now - timedelta(hours=30))  # outside the 24 hours
+    catalog_sync()
+    volume = bob_client.get("/events/volume.json?period=24h").json()
+    assert volume["bucket"] == "hour" and len(volume["starts"]) == 24
+    series = {s["event"]: s["counts"] for s in volume["series"]}
+    assert series["Signed Up"][-1] == 1 and series["Signed Up"][-3] == 1 and sum(series["Signed Up"]) == 2
+    assert sum(series["Purchased an Item"]) == 1
+    assert volume["total"] == 3
+
+
+def test_volume_per_day_over_30_days_and_for_one_name(bob_client, acme):
+    now = timezone.now()
+    store_event(acme, "Signed Up", timestamp=now - timedelta(days=3))
+    store_event(acme, "Purchased an Item", timestamp=now - timedelta(days=3))
+    store_event(acme, "Purchased an Item", timestamp=now - timedelta(days=29))
+    catalog_sync()
+    volume = bob_client.get("/events/volume.json?period=30d&event=Purchased+an+Item").json()
+    assert volume["bucket"] == "day" and len(volume["starts"]) == 30
+    assert [(s["event"], s["counts"][-4], s["counts"][0]) for s in volume["series"]] == [("Purchased an Item", 1, 1)]
+
+
+def test_volume_adds_up_the_quieter_names_as_other(bob_client, acme):
+    for index in range(9):
+        for _ in range(index + 1):
+            store_event(acme, f"Event {index}")
+    catalog_sync()
+    series = bob_client.get("/events/volume.json").json()["series"]
+    assert [s["event"] for s in series] == [f"Event {i}" for i in range(8, 2, -1)] + [OTHER_EVENTS]
+    assert sum(series[-1]["counts"]) == 1 + 2 + 3
+
+
+# --- CSV export ------------------------------------------------------------------------------------------
+
+
+def test_the_csv_export_streams_the_filtered_range(bob_client, acme, globex):
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    kept = [
+        store_event(acme, "Purchased an Item", {"revenue": 1}, timestamp=day + timedelta(hours=1)),
+        store_event(acme, "Purchased an Item", {"revenue": 2}, timestamp=day + timedelta(hours=3)),
+    ]
+    store_event(acme, "Purchased an Item", timestamp=day + timedelta(days=1))
+    store_event(acme, "Signed Up", timestamp=day + timedelta(hours=2))
+    store_event(globex, "Purchased an Item", timestamp=day + timedelta(hours=2))
+    response = bob_client.get(
+        "/events/export.csv?event=Purchased+an+Item&since=2024-03-01T00:00&until=2024-03-02T00:00"
+    )
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="events-acme-')
+    header, *rows = _csv(response)
+    assert header == list(EXPORT_COLUMNS)
+    assert [int(row[0]) for row in rows] == kept
+    assert rows[0][header.index("timestamp")] == "2024-03-01T01:00:00+00:00"
+    assert json.loads(rows[1][header.index("properties")]) == {"revenue": 2}
+
+
+def test_the_csv_export_reads_in_chunks(bob_client, acme, monkeypatch):
+    monkeypatch.setattr("events.page_selectors.EXPORT_CHUNK_SIZE", 2)
+    ids = [store_event(acme, "Signed Up") for _ in range(5)]
+    assert [int(row[0]) for row in _csv(bob_client.get("/events/export.csv"))[1:]] == ids
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas(bob_client, acme):
+    store_event(acme, '=HYPERLINK("http://evil.test")', user_id="@admin")
+    (_, row) = _csv(bob_client.get("/events/export.csv"))
+    assert row[EXPORT_COLUMNS.index("event")] == '\'=HYPERLINK("http://evil.test")'
+    assert row[EXPORT_COLUMNS.index("user_id")] == "'@admin"
+
+
+# --- Settings: warehouse login ----------------------------------------------------------------------------
+
+
+@postgresql_only
+def test_an_owner_gets_the_login_url_once(alice_client, acme):
+    response = alice_client.post("/events/warehouse/credentials/")
+    assert response.status_code == 200
+    assert response.context["new_warehouse_url"].startswith("postgres://")
+    assert "no-store" in response["Cache-Control"]
+    assert "new_warehouse_url" not in (alice_client.get("/settings/").context or {})
+
+
+def test_a_member_cannot_create_the_login(bob_client, acme):
+    assert bob_client.post("/events/warehouse/credentials/").status_code == 403
+
+
+def test_the_login_action_only_answers_post(alice_client, acme):
+    assert alice_client.get("/events/warehouse/credentials/").status_code == 405
+
+
+def _render_section(user, team, **extra) -> str:
+    request = RequestFactory().get("/settings/")
+    request.user, request.session = user, {}
+    membership = Membership.objects.get(user=user, team=team)
+    return render_to_string(
+        "events/warehouse_section.html", {"team": team, "membership": membership, **extra}, request=request
+    )
+
+
+@postgresql_only
+def test_the_settings_section_offers_owners_the_login_and_shows_a_new_url(alice, bob, acme):
+    assert "Create read-only login" in _render_section(alice, acme)
+    assert "Only the team's Owners" in _render_section(bob, acme)
+    shown = _render_section(alice, acme, new_warehouse_url="postgres://r:secret@db:5432/canvas")
+    assert 'value="postgres://r:secret@db:5432/canvas"' in shown
+    assert "shown only this once" in shown
