@@ -13,12 +13,15 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Team
+
 from . import errors, schemas
 from .authentication import EventsTokenAuthentication
 from .errors import ApiError
 from .group_commit import CommitterUnavailable, can_group_commit, committer
 from .ingest import StoredEvent, event_row, store_batch, store_row
 from .metrics import record_answer
+from .models import Event
 from .parsers import StrictJSONParser
 from .rejections import rejection_record, rejections_record
 from .renderers import JSONOnlyNegotiation, OrjsonRenderer
@@ -31,6 +34,7 @@ from .validation import (
     validate_event,
     validate_segment_message,
 )
+from .warehouse import warehouse_changes
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 MAX_BATCH_EVENTS = 2500
@@ -123,6 +127,31 @@ class IngestAPIView(APIView):
         return committer().submit(row) if can_group_commit() else store_row(row)
 
 
+def is_dry_run(request) -> bool:
+    return request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
+
+
+def dry_run_report(*, token, payloads: list) -> dict:
+    """What storing these events would do, without storing anything: each event as it would be stored (and
+    whether its messageId is already taken), and which warehouse views and columns would appear or change."""
+    team = Team.objects.get(pk=token.team_id)
+    message_ids = [p.message_id for p in payloads if p.message_id]
+    taken = set(
+        Event.objects.filter(team_id=token.team_id, message_id__in=message_ids).values_list("message_id", flat=True)
+    )
+    would_store = [
+        {
+            "type": p.type,
+            "event": p.event,
+            "timestamp": p.timestamp.isoformat(),
+            "messageId": p.message_id,
+            "duplicate": p.message_id in taken,
+        }
+        for p in payloads
+    ]
+    return {"dry_run": True, "events": would_store, "warehouse": warehouse_changes(team=team, payloads=payloads)}
+
+
 def _require_json(request) -> None:
     """415 for a body that is not declared JSON; 411 for a chunked body without a length; 400 for no body.
 
@@ -156,6 +185,8 @@ class EventIngestView(IngestAPIView):
         payload, problems = validate_event(request.data, received_at=received_at)
         if problems:
             raise _invalid(problems)
+        if is_dry_run(request):
+            return Response(dry_run_report(token=request.auth, payloads=[payload]))
         stored = self.store(payload, received_at)
         return Response({"id": stored.id, "duplicate": stored.duplicate})
 
@@ -181,6 +212,8 @@ class SegmentMessageView(IngestAPIView):
         )
         if problems:
             raise _invalid(problems)
+        if is_dry_run(request):
+            return Response(dry_run_report(token=request.auth, payloads=[payload]))
         stored = self.store(payload, received_at)
         return Response({"success": True, "id": stored.id, "duplicate": stored.duplicate})
 
@@ -214,6 +247,7 @@ class BatchIngestView(IngestAPIView):
         items = batch.items
         results: list[dict | None] = [None] * len(items)
         accepted: list[tuple[int, tuple]] = []
+        valid_payloads = []
         refusals, all_problems = [], []
         token = request.auth
         for index, item in enumerate(items):
@@ -223,8 +257,13 @@ class BatchIngestView(IngestAPIView):
                 all_problems.extend(problems)
                 refusals.append(self._refusal(token, 400, orjson.dumps(item), problems))
                 continue
+            valid_payloads.append(payload)
             row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
             accepted.append((index, row))
+        if is_dry_run(request):
+            report = dry_run_report(token=token, payloads=valid_payloads)
+            report["rejected"] = [result for result in results if result is not None]
+            return Response(report, status=400 if refusals else 200)
         for (index, _), stored in zip(accepted, store_batch([row for _, row in accepted]), strict=True):
             results[index] = {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
         rejections_record(refusals)
