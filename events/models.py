@@ -50,6 +50,7 @@ class AuditAction(models.TextChoices):
     TOKEN_REVOKED = "token_revoked", "Token revoked"
     API_ENABLED = "api_enabled", "Events API enabled"
     API_DISABLED = "api_disabled", "Events API disabled"
+    WAREHOUSE_CREDENTIALS = "warehouse_credentials", "Warehouse login created or rotated"
 
 
 class AuditEntry(models.Model):

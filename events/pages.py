@@ -213,7 +213,9 @@ def warehouse_credentials_create(request: HttpRequest) -> HttpResponse:
     this one response only (never_cache sends Cache-Control: no-store)."""
     membership = get_owner_membership(request)
     try:
-        url = warehouse_credentials_rotate(team=membership.team, by=request.user)
+        url = warehouse_credentials_rotate(
+            team=membership.team, by=request.user, ip=request.META.get("REMOTE_ADDR") or None
+        )
     except WarehouseUnavailable as error:
         messages.error(request, str(error))
         return redirect(reverse("settings") + "#warehouse")

@@ -34,7 +34,7 @@ from psycopg import sql
 
 from accounts.models import Team, User
 
-from .models import TeamWarehouse
+from .models import AuditAction, AuditEntry, TeamWarehouse
 from .warehouse import grant_read, require_postgresql, role_exists, warehouse_for_team, warehouse_sync_team
 
 CONNECTION_LIMIT = 10
@@ -77,7 +77,7 @@ def connection_url(*, role: str, password: str) -> str:
 
 
 @transaction.atomic
-def warehouse_credentials_rotate(*, team: Team, by: User | None = None) -> str:
+def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str | None = None) -> str:
     """Create the team's read-only login, or give it a new password (the old one stops working for new
     connections; sessions already open stay open). Returns the postgres:// URL, for the caller to show once."""
     require_postgresql()
@@ -112,4 +112,5 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None) -> str:
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(
         role_name=role, credentials_rotated_at=timezone.now(), credentials_rotated_by=by
     )
+    AuditEntry.objects.create(team=team, actor=by, action=AuditAction.WAREHOUSE_CREDENTIALS, ip_address=ip)
     return connection_url(role=role, password=password)

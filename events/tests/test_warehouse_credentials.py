@@ -224,3 +224,12 @@ def test_the_verifier_is_postgresqls_scram_format():
     assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
     assert _verifier_matches(verifier, "secret")
     assert not _verifier_matches(verifier, "Secret")
+
+
+def test_rotating_warehouse_credentials_is_audited(cleanup, alice, acme):
+    from events.models import AuditAction, AuditEntry
+
+    warehouse_credentials_rotate(team=acme, by=alice, ip="10.1.2.3")
+
+    entry = AuditEntry.objects.get(team=acme, action=AuditAction.WAREHOUSE_CREDENTIALS)
+    assert (entry.actor, entry.ip_address) == (alice, "10.1.2.3")
