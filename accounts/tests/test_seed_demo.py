@@ -1,7 +1,7 @@
 from django.core.management import call_command
 
 from accounts.models import Membership, Role, Team, User
-from events.models import AuditEntry
+from events.models import AuditEntry, Event
 
 
 def test_seed_demo_twice_leaves_one_copy_of_everything(db, capsys):
@@ -17,3 +17,6 @@ def test_seed_demo_twice_leaves_one_copy_of_everything(db, capsys):
     # Enabling happened once, and was recorded once.
     assert AuditEntry.objects.filter(team__slug="acme").count() == 1
     assert "owner@acme.test" in capsys.readouterr().out
+    # Acme's Events page has something to show, and running again adds nothing.
+    assert Event.objects.filter(team__slug="acme").count() == 400
+    assert not Event.objects.filter(team__slug="globex").exists()

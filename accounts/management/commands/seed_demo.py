@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Membership, Role, Team, User
+from events.demo import seed_demo_events
 from events.services import events_api_set_enabled
 
 DEFAULT_PASSWORD = "canvas-demo"  # noqa: S105 (public demo password, printed by the command)
@@ -28,6 +29,10 @@ class Command(BaseCommand):
                 user = self._user(email, password)
                 Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
             events_api_set_enabled(team=team, enabled=enabled, by=staff)
+            if enabled:
+                stored = seed_demo_events(team=team)
+                if stored:
+                    self.stdout.write(f"  {stored} demo events over the last two days")
             state = "enabled" if enabled else "not enabled"
             self.stdout.write(f"Team {name} ({slug}), Events API {state}")
             for email, role in members:
