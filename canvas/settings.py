@@ -209,6 +209,12 @@ EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
 EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
 
+# --- Warehouse (events/warehouse.py): team logins and the sync loop --------------------------------------------
+WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default: the database's name
+WAREHOUSE_PUBLIC_HOST = env.str("WAREHOUSE_PUBLIC_HOST", default="")  # default: the database's host
+WAREHOUSE_PUBLIC_PORT = env.str("WAREHOUSE_PUBLIC_PORT", default="")  # default: the database's port
+WAREHOUSE_SYNC_INTERVAL = env.float("WAREHOUSE_SYNC_INTERVAL", default=5.0)
+
 # --- Logging: JSON lines with the request id (canvas/observability.py); LOG_FORMAT=text for humans -----------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "text"):
