@@ -4,7 +4,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
@@ -19,7 +18,7 @@ from . import errors, schemas
 from .authentication import EventsTokenAuthentication
 from .errors import ApiError
 from .group_commit import CommitterUnavailable, can_group_commit, committer
-from .ingest import StoredEvent, event_row, store_batch, store_row
+from .ingest import StoredEvent, event_row, json_text, store_batch, store_row
 from .metrics import record_answer
 from .models import Event
 from .parsers import StrictJSONParser
@@ -27,8 +26,12 @@ from .rejections import rejection_record, rejections_record
 from .renderers import JSONOnlyNegotiation, OrjsonRenderer
 from .throttling import TokenRateThrottle, rate_limit_headers
 from .validation import (
+    EARLIEST_TIMESTAMP,
     EMPTY_BODY,
+    FUTURE_TOLERANCE,
     TIMESTAMP_INVALID,
+    TIMESTAMP_TOO_EARLY,
+    TIMESTAMP_TOO_LATE,
     FieldError,
     parse_timestamp,
     validate_event,
@@ -243,7 +246,7 @@ class BatchIngestView(IngestAPIView):
     )
     def post(self, request):
         received_at = timezone.now()
-        batch = _batch_envelope(request.data)
+        batch = _batch_envelope(request.data, received_at=received_at)
         items = batch.items
         results: list[dict | None] = [None] * len(items)
         accepted: list[tuple[int, tuple]] = []
@@ -255,7 +258,7 @@ class BatchIngestView(IngestAPIView):
             if problems:
                 results[index] = {"index": index, "status": "rejected", "errors": _fields(problems)}
                 all_problems.extend(problems)
-                refusals.append(self._refusal(token, 400, orjson.dumps(item), problems))
+                refusals.append(self._refusal(token, 400, json_text(item), problems))
                 continue
             valid_payloads.append(payload)
             row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
@@ -282,7 +285,7 @@ class BatchEnvelope:
     sent_at: datetime | None
 
 
-def _batch_envelope(document) -> BatchEnvelope:
+def _batch_envelope(document, *, received_at: datetime) -> BatchEnvelope:
     """The batch's items and what Segment lets a batch say once for all of them (context, sentAt)."""
     if not isinstance(document, dict):
         raise _invalid([FieldError("", "Must be a JSON object with a batch array.")])
@@ -298,6 +301,10 @@ def _batch_envelope(document) -> BatchEnvelope:
         sent_at = parse_timestamp(document["sentAt"])
         if sent_at is None:
             problems.append(FieldError("/sentAt", TIMESTAMP_INVALID))
+        elif sent_at < EARLIEST_TIMESTAMP:
+            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_EARLY))
+        elif sent_at > received_at + FUTURE_TOLERANCE:
+            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_LATE))
     if problems:
         raise _invalid(problems)
     if len(items) > MAX_BATCH_EVENTS:

@@ -10,6 +10,7 @@ detected by the same statement that stores the event):
   stored or turned out to be a duplicate.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,8 +87,17 @@ class StoredEvent:
     duplicate: bool
 
 
+def json_text(value) -> str:
+    """JSON text for a jsonb column. orjson refuses integers beyond 64 bits, which parse_json keeps exact and
+    PostgreSQL's numeric stores; for those (rare) documents the json module writes them instead."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _json(value) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else json_text(value)
 
 
 def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> tuple:

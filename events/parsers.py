@@ -2,10 +2,17 @@
 
 The size limit is checked on Content-Length before anything is read and, for gzip, on the expanded size as
 it is expanded, so a small compressed body can never inflate past the limit in memory.
+
+The body must also arrive within BODY_TIMEOUT_SECONDS. gunicorn's gthread worker reads it on a blocking socket
+and its own `timeout` only watches the worker's main loop, so without a deadline a client that sends the
+headers and half the body holds a thread for as long as it keeps the connection open: a few dozen such
+clients would stop the server answering anyone.
 """
 
+import time
 import zlib
 
+from django.http import UnreadablePostError
 from rest_framework import status
 from rest_framework.parsers import BaseParser
 
@@ -14,6 +21,10 @@ from .errors import ApiError
 from .validation import InvalidJSON, parse_json
 
 READ_CHUNK = 64 * 1024
+# The largest body allowed (500 KB) arrives in well under this on any link an event stream runs on.
+BODY_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT = ("request_timeout", f"The body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.")
+BODY_UNREADABLE = "The connection broke before the whole body arrived."
 
 
 def _too_large(limit: int) -> ApiError:
@@ -49,7 +60,7 @@ def read_body(stream, *, meta: dict, limit: int) -> bytes:
         length = 0
     if length > limit:
         raise _too_large(limit)
-    raw = stream.read(limit + 1) if stream is not None else b""
+    raw = _read_in_time(stream, socket=meta.get("gunicorn.socket"), size=limit + 1) if stream is not None else b""
     if len(raw) > limit:
         raise _too_large(limit)
     if encoding == "gzip" and raw:
@@ -57,6 +68,43 @@ def read_body(stream, *, meta: dict, limit: int) -> bytes:
     if not raw:
         raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_JSON, message="The body is empty.")
     return raw
+
+
+def _read_in_time(stream, *, socket, size: int) -> bytes:
+    """At most `size` bytes of the body; 408 if they have not arrived within BODY_TIMEOUT_SECONDS, 400 if the
+    connection broke first.
+
+    `socket` is the client's socket when the server exposes it (gunicorn does, as `gunicorn.socket`): each read
+    waits at most the time left before the deadline. Without one (the test client) the body is read as is.
+    """
+    previous_timeout = socket.gettimeout() if socket is not None else None
+    try:
+        return _read_before(stream, socket=socket, size=size, deadline=time.monotonic() + BODY_TIMEOUT_SECONDS)
+    except (TimeoutError, UnreadablePostError) as error:  # Django wraps the socket's error in UnreadablePostError
+        if isinstance(error, TimeoutError) or isinstance(error.__cause__, TimeoutError):
+            raise ApiError(status.HTTP_408_REQUEST_TIMEOUT, BODY_TIMEOUT) from None
+        raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_JSON, message=BODY_UNREADABLE) from None
+    finally:
+        if socket is not None:
+            socket.settimeout(previous_timeout)
+
+
+def _read_before(stream, *, socket, size: int, deadline: float) -> bytes:
+    if socket is None:
+        return stream.read(size)
+    chunks: list[bytes] = []
+    received = 0
+    while received < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        socket.settimeout(remaining)
+        chunk = stream.read(min(READ_CHUNK, size - received))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks)
 
 
 class StrictJSONParser(BaseParser):
