@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 MAX_ROWS_PER_COMMIT = 1000
 # Measured here: one INSERT from arrays beats COPY through a staging table up to a few dozen rows.
 COPY_ABOVE_ROWS = 32
+# A connection idle longer than this is checked before use (see _connect).
+IDLE_CHECK_SECONDS = 1.0
 # Below gunicorn's 30 s timeout and the usual client timeouts, so a hung database is answered with a 503.
 RESULT_TIMEOUT_SECONDS = 10
 
@@ -39,6 +41,7 @@ class GroupCommitter:
         self.pending: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
         self.connection: psycopg.Connection | None = None
         self.connection_lock = threading.Lock()
+        self.last_used = 0.0
         self.commits = 0
         self.rows = 0
         thread = threading.Thread(target=self._run, name="events-group-commit", daemon=True)
@@ -108,6 +111,15 @@ class GroupCommitter:
         return results
 
     def _connect(self) -> psycopg.Connection:
+        if self.connection is not None and not self.connection.closed and self._idle_too_long():
+            # A connection that sat idle may have been cut (a database restart, a failover). Finding out with a
+            # cheap query before the INSERT means a dead one is replaced instead of answering 503 — and nothing
+            # was sent that a retry could write twice.
+            try:
+                self.connection.execute("SELECT 1")
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                self._disconnect()
+        self.last_used = time.monotonic()
         if self.connection is None or self.connection.closed:
             params = connection.get_connection_params()
             params.pop("cursor_factory", None)
@@ -123,6 +135,9 @@ class GroupCommitter:
                 tcp_user_timeout=10_000,
             )
         return self.connection
+
+    def _idle_too_long(self) -> bool:
+        return time.monotonic() - self.last_used > IDLE_CHECK_SECONDS
 
     def _disconnect(self) -> None:
         if self.connection is not None:

@@ -130,7 +130,7 @@ def test_member_cannot_create_token(page, transactional_db):
     person_in_team("bob@acme.test", Role.MEMBER)
     log_in(page, "bob@acme.test")
 
-    expect(page.get_by_text("Only the team's Owners can create")).to_be_visible()
+    expect(page.get_by_test_id("owners-only")).to_be_visible()
     expect(page.get_by_role("button", name="Create token")).to_have_count(0)
     expect(page.locator('input[name="name"]')).to_have_count(0)
 
