@@ -5,23 +5,29 @@ flash messages are browser concerns and only cost time there. Each class below i
 those paths and unchanged everywhere else.
 """
 
+from csp.middleware import CSPMiddleware
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
 EVENTS_API_PREFIX = "/v1/"
+DOCS_PREFIX = "/v1/docs"  # a page for people: it keeps the browser middleware (its CSP above all)
+
+
+def is_events_api(path: str) -> bool:
+    return path.startswith(EVENTS_API_PREFIX) and not path.startswith(DOCS_PREFIX)
 
 
 def _skips_events_api(middleware_class):
     class Skipping(middleware_class):
         def __call__(self, request):
-            if request.path_info.startswith(EVENTS_API_PREFIX):
+            if is_events_api(request.path_info):
                 return self.get_response(request)
             return super().__call__(request)
 
         def process_view(self, request, callback, callback_args, callback_kwargs):
-            if request.path_info.startswith(EVENTS_API_PREFIX) or not hasattr(super(), "process_view"):
+            if is_events_api(request.path_info) or not hasattr(super(), "process_view"):
                 return None
             return super().process_view(request, callback, callback_args, callback_kwargs)
 
@@ -33,3 +39,4 @@ BrowserOnlySessionMiddleware = _skips_events_api(SessionMiddleware)
 BrowserOnlyCsrfViewMiddleware = _skips_events_api(CsrfViewMiddleware)
 BrowserOnlyAuthenticationMiddleware = _skips_events_api(AuthenticationMiddleware)
 BrowserOnlyMessageMiddleware = _skips_events_api(MessageMiddleware)
+BrowserOnlyCSPMiddleware = _skips_events_api(CSPMiddleware)

@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "canvas.middleware.BrowserOnlyAuthenticationMiddleware",
     "canvas.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "canvas.middleware.BrowserOnlyCSPMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]

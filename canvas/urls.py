@@ -10,6 +10,8 @@ from events.metrics import metrics_view
 from . import health
 
 urlpatterns = [
+    # The Events API first: it takes the most requests by far, and URL resolution tries patterns in order.
+    path("", include("events.api_urls")),
     path("", RedirectView.as_view(pattern_name="settings", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -29,5 +31,4 @@ urlpatterns = [
     path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
     path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
     path("events/", include("events.page_urls")),
-    path("", include("events.api_urls")),
 ]
