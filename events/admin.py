@@ -5,8 +5,21 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
-from .models import ApiToken, AuditEntry, Event
+from .models import ApiToken, AuditEntry, Event, RejectedEvent
 from .services import api_token_revoke
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that are evidence (the audit log, the events themselves): staff read them, nobody edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ApiToken)
@@ -36,21 +49,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "team", "action", "actor", "token_hint", "ip_address"]
     list_filter = ["action", "team"]
     search_fields = ["team__name", "actor__email", "token_hint"]
     list_select_related = ["team", "actor"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EventNameFilter(admin.SimpleListFilter):
@@ -89,7 +93,7 @@ class EstimatedCountPaginator(Paginator):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     """Events are read-only evidence of what a team sent."""
 
     list_display = ["id", "received_at", "team", "type", "event", "timestamp", "message_id"]
@@ -104,11 +108,10 @@ class EventAdmin(admin.ModelAdmin):
     ordering = ["-received_at"]
     readonly_fields = [f.name for f in Event._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+@admin.register(RejectedEvent)
+class RejectedEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "team", "endpoint", "status", "token_hint"]
+    list_filter = ["endpoint", "status", "team"]
+    list_select_related = ["team"]
+    readonly_fields = ["team", "token_hint", "endpoint", "status", "payload", "errors", "received_at"]
