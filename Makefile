@@ -23,6 +23,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.dev
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-bench.txt
+	touch $@
+
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
@@ -31,6 +35,7 @@ run: $(VENV)/.runtime
 	mkdir -p var
 	DEBUG=1 $(PY) manage.py migrate --noinput -v0
 	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 $(PY) manage.py sync_warehouse
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
@@ -49,6 +54,18 @@ test: $(VENV)/.dev node_modules/.installed
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Benchmark, not part of `make test` (~6 minutes): its own database (canvas_bench) and Redis db (14), the
+# production server pinned to one core and wrk to the other. Writes docs/benchmarks.md and docs/benchmarks.png.
+bench: $(VENV)/.bench
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Fault injection: ~60 s of load on gunicorn (2 workers) while a worker is SIGKILLed every few seconds and a
+# throwaway PostgreSQL cluster (never the shared one) crashes twice; exits 1 if an acknowledged event is lost,
+# stored twice, or any request got a 500. chaos/run.py --help lists CHAOS_ARGS, e.g. CHAOS_ARGS="--duration 120".
+chaos: $(VENV)/.dev
+	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 vendor: node_modules/.installed
 	mkdir -p static/vendor
