@@ -634,8 +634,11 @@ def reconcile(results: Results, ids_dir: Path, acknowledged: dict[str, int]) -> 
         for phase, prefix in (("B1", "b1-"), ("B2", "b2-")):
             ids = [int(line) for path in sorted(ids_dir.glob(f"{prefix}*.ids")) for line in path.read_text().split()]
             distinct = set(ids)
+            # The primary key is (team_id, id): naming the team lets each look-up use it.
             found = connection.execute(
-                "SELECT count(*) FROM events_event WHERE id = ANY(%s)", (list(distinct),)
+                "SELECT count(*) FROM unnest(%s::bigint[]) AS acknowledged(id) "
+                "JOIN events_event e ON e.id = acknowledged.id AND e.team_id IN (SELECT id FROM accounts_team)",
+                (list(distinct),),
             ).fetchone()[0]
             rows = connection.execute(
                 "SELECT count(*) FROM events_event WHERE message_id LIKE %s", (prefix + "%",)

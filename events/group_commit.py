@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import nullcontext
 
 import psycopg
 from django.conf import settings
@@ -100,8 +101,11 @@ class GroupCommitter:
     def _commit_locked(self, rows: list[tuple]) -> list[StoredEvent]:
         try:
             db = self._connect()
-            with db.transaction(), db.cursor() as cursor:
-                results = store_rows(cursor, rows, copy=len(rows) > COPY_ABOVE_ROWS)
+            copy = len(rows) > COPY_ABOVE_ROWS
+            # The COPY path takes several statements and needs a transaction; the array path is one statement,
+            # atomic and committed on its own in autocommit mode.
+            with db.transaction() if copy else nullcontext(), db.cursor() as cursor:
+                results = store_rows(cursor, rows, copy=copy)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             self._disconnect()
             raise CommitterUnavailable(str(error)) from error

@@ -71,9 +71,17 @@ _ARRAY_TYPES = (
     "jsonb",
     "jsonb",
 )
+# One statement for a small group: ids drawn from the sequence, the rows inserted, and for each row (in order)
+# its id and whether it was stored, in a single round trip. Being one statement it is atomic on its own, so in
+# autocommit mode it costs one commit and no BEGIN/COMMIT round trips.
+_ARRAY_COLUMNS = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES[1:])
 _FROM_ARRAYS = (
-    f"INSERT INTO events_event (id, {_COLUMN_LIST}) "  # noqa: S608
-    f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in _ARRAY_TYPES)}) {_CONFLICT} RETURNING id"
+    "WITH input AS MATERIALIZED ("  # noqa: S608
+    f"SELECT nextval(pg_get_serial_sequence('events_event', 'id')) AS id, u.* FROM unnest({_ARRAY_COLUMNS}) "
+    f"WITH ORDINALITY AS u({_COLUMN_LIST}, ord)), "
+    f"stored AS (INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM input ORDER BY ord "
+    f"{_CONFLICT} RETURNING id) "
+    "SELECT input.id, stored.id IS NOT NULL FROM input LEFT JOIN stored USING (id) ORDER BY input.ord"
 )
 _EXISTING_MANY = (
     "SELECT team_id, message_id, min(id) FROM events_event "
@@ -132,22 +140,25 @@ def _extra(payload: EventPayload) -> dict | None:
 
 
 def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
-    """Insert many rows (from `event_row`) on a psycopg cursor inside a transaction.
+    """Insert many rows (from `event_row`) on a psycopg cursor.
 
-    With `copy`, rows go through COPY into a staging table (fastest for a large batch); without it, through
-    one INSERT ... SELECT FROM unnest(arrays) (cheaper for the few rows of a group commit). Returns one
+    With `copy` (inside a transaction), rows go through COPY into a staging table: fastest for a large batch.
+    Without it, through one statement over arrays (see _FROM_ARRAYS): cheapest for the few rows of a group
+    commit, and atomic by itself, so it needs no transaction around it. Returns one
     StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a duplicate that
     answers the id of the row that holds it.
     """
     if not rows:
         return []
-    cursor.execute(_NEXT_IDS, (len(rows),))
-    ids = [row[0] for row in cursor.fetchall()]
     if copy:
+        cursor.execute(_NEXT_IDS, (len(rows),))
+        ids = [row[0] for row in cursor.fetchall()]
         inserted = _insert_through_copy(cursor, ids, rows)
     else:
-        cursor.execute(_FROM_ARRAYS, [ids, *map(list, zip(*rows, strict=True))])
-        inserted = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_FROM_ARRAYS, list(map(list, zip(*rows, strict=True))))
+        answers = cursor.fetchall()
+        ids = [event_id for event_id, _ in answers]
+        inserted = {event_id for event_id, stored in answers if stored}
     results: list[StoredEvent | None] = [
         StoredEvent(event_id, duplicate=False) if event_id in inserted else None for event_id in ids
     ]
