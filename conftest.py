@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Membership, Role, Team, User
-from events import auth_cache, group_commit
+from events import auth_cache, group_commit, throttling
 
 PASSWORD = "correct horse battery staple"
 
@@ -30,6 +30,7 @@ def _fast_password_hashing(settings):
 def _fresh_caches():
     cache.clear()
     auth_cache.clear_local()
+    throttling._leases.left.clear()
     yield
     auth_cache.clear_local()
 

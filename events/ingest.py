@@ -53,7 +53,7 @@ _FROM_STAGE = (
     f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "  # noqa: S608
     f"ORDER BY id {_CONFLICT} RETURNING id"
 )
-# Arrays, one per column, turned back into rows: one statement for a small group, no staging table.
+# The SQL type of each column, id first.
 _ARRAY_TYPES = (
     "bigint",
     "bigint",
@@ -73,12 +73,15 @@ _ARRAY_TYPES = (
 )
 # One statement for a small group: ids drawn from the sequence, the rows inserted, and for each row (in order)
 # its id and whether it was stored, in a single round trip. Being one statement it is atomic on its own, so in
-# autocommit mode it costs one commit and no BEGIN/COMMIT round trips.
-_ARRAY_COLUMNS = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES[1:])
-_FROM_ARRAYS = (
+# autocommit mode it costs one commit and no BEGIN/COMMIT round trips. The rows travel as one JSON array
+# (orjson writes it in microseconds; adapting fourteen typed arrays cost psycopg far more).
+_FROM_JSON_COLUMNS = ", ".join(
+    f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(zip(COLUMNS, _ARRAY_TYPES[1:], strict=True))
+)
+_FROM_JSON = (
     "WITH input AS MATERIALIZED ("  # noqa: S608
-    f"SELECT nextval(pg_get_serial_sequence('events_event', 'id')) AS id, u.* FROM unnest({_ARRAY_COLUMNS}) "
-    f"WITH ORDINALITY AS u({_COLUMN_LIST}, ord)), "
+    f"SELECT nextval(pg_get_serial_sequence('events_event', 'id')) AS id, ord, {_FROM_JSON_COLUMNS} "
+    "FROM json_array_elements(%s::json) WITH ORDINALITY AS rows(r, ord)), "
     f"stored AS (INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM input ORDER BY ord "
     f"{_CONFLICT} RETURNING id) "
     "SELECT input.id, stored.id IS NOT NULL FROM input LEFT JOIN stored USING (id) ORDER BY input.ord"
@@ -143,7 +146,7 @@ def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
     """Insert many rows (from `event_row`) on a psycopg cursor.
 
     With `copy` (inside a transaction), rows go through COPY into a staging table: fastest for a large batch.
-    Without it, through one statement over arrays (see _FROM_ARRAYS): cheapest for the few rows of a group
+    Without it, through one statement over a JSON array of rows (see _FROM_JSON): cheapest for the few rows of a group
     commit, and atomic by itself, so it needs no transaction around it. Returns one
     StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a duplicate that
     answers the id of the row that holds it.
@@ -155,7 +158,7 @@ def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
         ids = [row[0] for row in cursor.fetchall()]
         inserted = _insert_through_copy(cursor, ids, rows)
     else:
-        cursor.execute(_FROM_ARRAYS, list(map(list, zip(*rows, strict=True))))
+        cursor.execute(_FROM_JSON, (orjson.dumps(rows).decode(),))
         answers = cursor.fetchall()
         ids = [event_id for event_id, _ in answers]
         inserted = {event_id for event_id, stored in answers if stored}

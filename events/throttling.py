@@ -1,6 +1,7 @@
 """Per-token rate limit, counted in the shared cache (Redis) so every worker and app server share one limit.
 
-A fixed one-second window per token: one Lua script (INCR, EXPIRE on first count), a single round trip. (We
+A fixed one-second window per token, counted with one Lua script (INCRBY, EXPIRE on first count) per round
+trip, and reserved in small shares so that most requests need no round trip at all (see LEASE_SHARE). (We
 used django-ratelimit first; its counter costs three round trips per request — SET NX, EXISTS, INCR — which
 cost more than the rest of an ingest request on a busy machine.) Without Redis (`make run`) the local-memory
 cache counts per process. If the cache is unreachable the limit fails open: refusing every event because the
@@ -8,6 +9,7 @@ counter is down would lose data, which is worse than letting a burst through.
 """
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -20,12 +22,20 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 1
 
 
-# INCR, and start the key's expiry with its first count: one command, one round trip, atomic in Redis.
+# INCRBY, and start the key's expiry with its first count: one command, one round trip, atomic in Redis.
 _COUNT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
+# A process reserves this share of a token's per-second limit at a time and admits that many requests before
+# asking Redis again: at the default 1,000/s that is one round trip per 10 requests instead of one per request.
+# Reservations are counted in Redis before anything is admitted, so all processes together never admit more
+# than the limit; a process may leave part of its last reservation unused, so near the limit up to one
+# reservation per process can go unused in a window. Limits under 100/s reserve one request at a time (exact).
+LEASE_SHARE = 100
+
+
 def _redis_script(backend: RedisCache):
     """The counting script, bound once to this cache backend's Redis client (Django keeps a backend per thread).
 
@@ -39,13 +49,58 @@ def _redis_script(backend: RedisCache):
     return script
 
 
-def count_request(key: str) -> int:
-    """Add one to `key`'s counter for this window and return the new count."""
+def count_requests(key: str, amount: int) -> int:
+    """Add `amount` to `key`'s counter for this window and return the new count."""
     backend = caches["default"]  # `cache` is only a proxy: the backend says whether Redis is behind it
     if isinstance(backend, RedisCache):
-        return int(_redis_script(backend)(keys=[backend.make_and_validate_key(key)], args=[WINDOW_SECONDS + 1]))
+        return int(_redis_script(backend)(keys=[backend.make_and_validate_key(key)], args=[WINDOW_SECONDS + 1, amount]))
     cache.add(key, 0, WINDOW_SECONDS + 1)
-    return cache.incr(key)
+    return cache.incr(key, amount)
+
+
+class _Leases:
+    """This process's unused reservations, per (token, window), and the shared count when last seen."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.left: dict[str, tuple[int, int]] = {}  # key -> (requests still admitted locally, shared count)
+        self.window = 0
+
+    def take_local(self, key: str, window: int) -> int | None:
+        """Admit one request from a reservation: the count of admitted requests, or None when none is left."""
+        with self.lock:
+            if window != self.window:  # a new second: reservations of the last one are worthless
+                self.left.clear()
+                self.window = window
+            left, count = self.left.get(key, (0, 0))
+            if left <= 0:
+                return None
+            self.left[key] = (left - 1, count)
+            return count - (left - 1)  # requests admitted so far: reserved, less what this process still holds
+
+    def keep(self, key: str, window: int, left: int, count: int) -> None:
+        with self.lock:
+            if window == self.window:
+                self.left[key] = (left, count)
+
+
+_leases = _Leases()
+
+
+def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
+    """Whether one more request of this token fits this window's limit, and how many were admitted so far (as far
+    as this process knows: other processes' unused reservations count as admitted)."""
+    key = f"events:rate:{token_id}:{window}"
+    count = _leases.take_local(key, window)
+    if count is not None:
+        return True, count
+    size = max(1, limit // LEASE_SHARE)
+    count = count_requests(key, size)
+    granted = min(size, max(0, limit - (count - size)))
+    if granted:
+        _leases.keep(key, window, granted - 1, count)
+        return True, count - (granted - 1)
+    return False, count
 
 
 class TokenRateThrottle(BaseThrottle):
@@ -54,12 +109,16 @@ class TokenRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now)
         try:
-            count = count_request(f"events:rate:{request.auth.id}:{window}")
+            allowed, count = admit(token_id=request.auth.id, limit=limit, window=window)
         except Exception:  # The cache is down: see the module docstring.
             logger.warning("rate limit counter unavailable; allowing the request", exc_info=True)
             return True
-        request.rate_limit = {"count": count, "limit": limit, "reset": max(window + WINDOW_SECONDS - now, 0)}
-        return count <= limit
+        request.rate_limit = {
+            "count": count if allowed else max(count, limit + 1),
+            "limit": limit,
+            "reset": max(window + WINDOW_SECONDS - now, 0),
+        }
+        return allowed
 
     def wait(self) -> float:
         return WINDOW_SECONDS
