@@ -1,6 +1,10 @@
 """Fixtures for the Events API tests: tokens for the personas' teams and a client that posts events."""
 
+import os
+from pathlib import Path
+
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from events import services
 
@@ -42,3 +46,33 @@ def post_event(client):
         return client.post(path, body, content_type="application/json", headers=headers, **extra)
 
     return post
+
+
+# Debian's Chromium, headless; the flags keep it from calling home (this machine has no network but registries).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def screenshot_path(name: str) -> Path:
+    """The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs write under var/."""
+    folder = "docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "var/screenshots"
+    path = Path(__file__).resolve().parents[2] / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM calls from a
+    # thread with a running loop unless told it is safe: here it is, the loop only drives the browser.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

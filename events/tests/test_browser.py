@@ -1,46 +1,21 @@
 """Settings → Events API in real headless Chromium: what an Owner, a Member and a team without the API see."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import PASSWORD, make_user
 from events.authentication import authenticate_token
 from events.errors import ApiError
 from events.models import ApiToken
+from events.tests.conftest import screenshot_path
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN_FORMAT = re.compile(r"cnv_[0-9A-Za-z]{38}")
-# The README's screenshot is refreshed with UPDATE_SCREENSHOTS=1; other runs write under var/ (not committed).
-SCREENSHOT = (
-    Path(__file__).resolve().parents[2]
-    / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "var/screenshots")
-    / "settings-events-api.png"
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM calls from a
-    # thread with a running loop unless told it is safe: here it is, the loop only drives the browser.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+SCREENSHOT = "settings-events-api.png"
 
 
 @pytest.fixture
@@ -95,9 +70,7 @@ def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_d
     assert TOKEN_FORMAT.fullmatch(plaintext)
     assert authenticate_token(plaintext).team_id == team.pk
     expect(page.get_by_text("it is shown only this once")).to_be_visible()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    page.screenshot(path=screenshot_path(SCREENSHOT), full_page=True)
 
     page.reload()  # the browser posts the same form again
     expect(page.get_by_text("That form was already used")).to_be_visible()

@@ -3,51 +3,26 @@
 Also saves docs/screenshots/events-page.png for the README.
 """
 
-import os
 import random
 import re
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import make_user
+from events.tests.conftest import screenshot_path
 from events.tests.event_factories import fetch, store_event, sync
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# The README's screenshot is refreshed with UPDATE_SCREENSHOTS=1; other runs write under var/ (not committed).
-SCREENSHOT = (
-    Path(__file__).resolve().parents[2]
-    / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "var/screenshots")
-    / "events-page.png"
-)
+SCREENSHOT = "events-page.png"
 LIVE_TAIL_DEADLINE_SECONDS = 2.0
-
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    # Playwright's sync API keeps an event loop running in this thread; Django refuses ORM calls from such a
-    # thread unless told it is safe. It is: the loop only drives the browser.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -152,9 +127,7 @@ def test_new_events_appear_in_the_live_tail_without_a_reload(page, acme_owner):
     page.locator("#tail-rows tr").nth(1).scroll_into_view_if_needed()
     new_row.click()
     page.evaluate("window.scrollTo(0, 0)")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=screenshot_path(SCREENSHOT), full_page=True)
 
 
 def test_filters_narrow_the_tail_and_the_export(page, acme_owner):
