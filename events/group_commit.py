@@ -9,6 +9,7 @@ commit (one WAL flush) instead of N.
 
 import logging
 import queue
+import select
 import threading
 import time
 from concurrent.futures import Future
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 MAX_ROWS_PER_COMMIT = 1000
 # Measured here: one INSERT from arrays beats COPY through a staging table up to a few dozen rows.
 COPY_ABOVE_ROWS = 32
-# A connection idle longer than this is checked before use (see _connect).
-IDLE_CHECK_SECONDS = 1.0
 # Below gunicorn's 30 s timeout and the usual client timeouts, so a hung database is answered with a 503.
 RESULT_TIMEOUT_SECONDS = 10
 
@@ -42,7 +41,6 @@ class GroupCommitter:
         self.pending: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
         self.connection: psycopg.Connection | None = None
         self.connection_lock = threading.Lock()
-        self.last_used = 0.0
         self.commits = 0
         self.rows = 0
         thread = threading.Thread(target=self._run, name="events-group-commit", daemon=True)
@@ -115,15 +113,8 @@ class GroupCommitter:
         return results
 
     def _connect(self) -> psycopg.Connection:
-        if self.connection is not None and not self.connection.closed and self._idle_too_long():
-            # A connection that sat idle may have been cut (a database restart, a failover). Finding out with a
-            # cheap query before the INSERT means a dead one is replaced instead of answering 503 — and nothing
-            # was sent that a retry could write twice.
-            try:
-                self.connection.execute("SELECT 1")
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                self._disconnect()
-        self.last_used = time.monotonic()
+        if self.connection is not None and not self.connection.closed and self._connection_was_cut():
+            self._disconnect()
         if self.connection is None or self.connection.closed:
             params = connection.get_connection_params()
             params.pop("cursor_factory", None)
@@ -140,8 +131,15 @@ class GroupCommitter:
             )
         return self.connection
 
-    def _idle_too_long(self) -> bool:
-        return time.monotonic() - self.last_used > IDLE_CHECK_SECONDS
+    def _connection_was_cut(self) -> bool:
+        """Whether the server has hung up on the idle connection (a restart, a failover, a terminated backend).
+
+        An idle connection has nothing to read; if its socket is readable, the server has sent its goodbye or
+        closed it. Checking costs a system call, not a round trip, and it happens before anything is sent, so
+        a dead connection is replaced instead of answering 503, with nothing a retry could write twice.
+        """
+        readable, _, _ = select.select([self.connection.fileno()], [], [], 0)
+        return bool(readable)
 
     def _disconnect(self) -> None:
         if self.connection is not None:
