@@ -93,7 +93,7 @@ class IngestAPIView(APIView):
                 errors.DATABASE_UNAVAILABLE,
                 headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             )
-        if isinstance(exc, ApiError) and exc.status_code in (400, 413):
+        if isinstance(exc, ApiError) and exc.status_code in (400, 408, 413):
             self._record_refusal(exc)
         return super().handle_exception(exc)
 
