@@ -67,8 +67,10 @@ def screenshot_path(name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Browser:
+    # Module scope, not session: Playwright's running loop and the environment variable below must not outlive
+    # the browser tests (other modules start Playwright themselves, or run `check --deploy` in a subprocess).
     # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM calls from a
     # thread with a running loop unless told it is safe: here it is, the loop only drives the browser.
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
