@@ -103,22 +103,34 @@ def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
     return False, count
 
 
+def usage_of(token_id: int) -> dict | None:
+    """Admit one request of this token: {"count", "limit", "reset"}, a count past the limit meaning refused.
+    None when the counter is unreachable: see the module docstring."""
+    limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
+    now = time.time()
+    window = int(now)
+    try:
+        allowed, count = admit(token_id=token_id, limit=limit, window=window)
+    except Exception:
+        logger.warning("rate limit counter unavailable; allowing the request", exc_info=True)
+        return None
+    return {
+        "count": count if allowed else max(count, limit + 1),
+        "limit": limit,
+        "reset": max(window + WINDOW_SECONDS - now, 0),
+    }
+
+
+def is_refused(usage: dict | None) -> bool:
+    return usage is not None and usage["count"] > usage["limit"]
+
+
 class TokenRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
-        limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
-        now = time.time()
-        window = int(now)
-        try:
-            allowed, count = admit(token_id=request.auth.id, limit=limit, window=window)
-        except Exception:  # The cache is down: see the module docstring.
-            logger.warning("rate limit counter unavailable; allowing the request", exc_info=True)
-            return True
-        request.rate_limit = {
-            "count": count if allowed else max(count, limit + 1),
-            "limit": limit,
-            "reset": max(window + WINDOW_SECONDS - now, 0),
-        }
-        return allowed
+        usage = usage_of(request.auth.id)
+        if usage is not None:
+            request.rate_limit = usage
+        return not is_refused(usage)
 
     def wait(self) -> float:
         return WINDOW_SECONDS

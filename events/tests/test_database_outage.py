@@ -128,3 +128,31 @@ def test_while_redis_is_down_an_owner_can_still_revoke_a_token(
 
     assert response.status_code == 302
     assert post_event(doc_event_body, token=plaintext).status_code == 401
+
+
+def test_while_the_database_is_down_the_fast_lane_answers_503_and_service_resumes(
+    acme, alice, acme_token, doc_event_body, database_outage
+):
+    from canvas.wsgi import application
+
+    from .test_fast_lane import wsgi_post
+
+    _, warm = acme_token
+    _, cold = services.api_token_create(team=acme, created_by=alice, name="Not used yet")
+    assert wsgi_post(application, doc_event_body, token=warm).status == 200
+
+    database_outage.begin()
+    lane = wsgi_post(application, doc_event_body, token=warm)
+    refused_look_up = wsgi_post(application, doc_event_body, token=cold)
+    database_outage.end()
+
+    # The warm token's event reached the committer in the lane; the cold token's look-up failed, and the view
+    # answered: both in the one shape.
+    assert not lane.by_django and refused_look_up.by_django
+    for answer in (lane, refused_look_up):
+        assert answer.status == 503
+        assert answer.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
+        code, message = errors.DATABASE_UNAVAILABLE
+        assert answer.json() == {"error": {"code": code, "message": message, "fields": []}}
+    assert wsgi_post(application, doc_event_body, token=cold).status == 200
+    assert Event.objects.count() == 2

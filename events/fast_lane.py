@@ -1,0 +1,187 @@
+"""The fast lane: an ordinary `POST /v1/event` answered in front of Django's request machinery.
+
+Measured in-process on this machine, Django's handler, its middleware chain and DRF's request cycle cost about
+three times what the event's own work costs (authentication, parsing, validation, the group commit). The lane
+is a WSGI wrapper (canvas/wsgi.py) that takes a request only when everything about it is ordinary and runs the
+same functions as the DRF view, in the same order of consequence: `authenticate_token`, `read_body`,
+`parse_json`, `validate_event`, the rate limit, `event_row` and the group committer.
+
+It answers only what a stored event leads to: 200 (stored or duplicate) and 503 when the database cannot take
+it. Anything else (an unusual header, a refused token or event, the rate limit reached, gzip, a dry run) goes
+to Django with the body the lane already read, so every refusal keeps one home, `events.api`, and its refused-
+events log. tests/test_fast_lane.py holds the lane to the DRF view's answers, headers included.
+"""
+
+import io
+import time
+
+import orjson
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
+
+from canvas.observability import request_id, request_id_for
+
+from . import errors
+from .api import DATABASE_RETRY_AFTER_SECONDS, EventIngestView
+from .authentication import authenticate_token, token_from_headers
+from .errors import ApiError
+from .group_commit import CommitterUnavailable, can_group_commit, committer
+from .ingest import event_row
+from .metrics import record_answer
+from .parsers import read_body
+from .throttling import is_refused, rate_limit_headers, usage_of
+from .validation import InvalidJSON, parse_json, validate_event
+
+PATHS = frozenset({"/v1/event", "/v1/event/"})
+ENDPOINT = EventIngestView.endpoint
+MAX_BODY_BYTES = EventIngestView.max_body_bytes
+
+
+class _Detour(Exception):
+    """The request is not ordinary: Django answers it."""
+
+
+class _ReplayedError:
+    """A request body that could not be read (it stalled, or the connection broke): Django's view reads this
+    instead and raises the same error, so it answers and logs the refusal as it would have."""
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+    def read(self, *args):
+        raise self.error
+
+    readline = read
+
+
+class FastLane:
+    def __init__(self, django_application) -> None:
+        self.django_application = django_application
+        self.enabled = settings.EVENTS_FAST_LANE and connection.vendor == "postgresql"
+        self.allowed_hosts = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+        self.headers = _common_headers()
+
+    def __call__(self, environ, start_response):
+        if (
+            self.enabled
+            and environ.get("REQUEST_METHOD") == "POST"
+            and environ.get("PATH_INFO") in PATHS
+            and not environ.get("QUERY_STRING")
+        ):
+            started = time.perf_counter()
+            rid = request_id_for(environ)
+            context = request_id.set(rid)
+            try:
+                status, data, headers = self._answer(environ)
+            except _Detour:
+                pass
+            else:
+                body = orjson.dumps(data)
+                record_answer(endpoint=ENDPOINT, status=status, data=data, seconds=time.perf_counter() - started)
+                start_response(
+                    _STATUS_LINES[status],
+                    [
+                        ("Content-Type", "application/json"),
+                        *headers,
+                        *self.headers,
+                        *self._transport_security(environ),
+                        ("Content-Length", str(len(body))),
+                        ("X-Request-ID", rid),
+                    ],
+                )
+                return [body]
+            finally:
+                request_id.reset(context)
+                if connection.connection is not None:  # the once-a-minute last_used_at UPDATE opened it
+                    close_old_connections()
+        return self.django_application(environ, start_response)
+
+    def _answer(self, environ) -> tuple[int, dict, list[tuple[str, str]]]:
+        if not self._ordinary(environ) or not can_group_commit():
+            raise _Detour
+        try:
+            token = authenticate_token(token_from_headers(environ))
+        except (ApiError, DatabaseError):
+            raise _Detour from None
+        try:
+            raw = read_body(environ["wsgi.input"], meta=environ, limit=MAX_BODY_BYTES)
+        except ApiError as error:
+            environ["wsgi.input"] = _ReplayedError(error)
+            raise _Detour from None
+        environ["wsgi.input"] = io.BytesIO(raw)  # read again by Django should the lane step aside
+        try:
+            document = parse_json(raw)
+        except InvalidJSON:
+            raise _Detour from None
+        received_at = timezone.now()
+        payload, problems = validate_event(document, received_at=received_at)
+        if problems:
+            raise _Detour
+        usage = usage_of(token.id)
+        if is_refused(usage):
+            raise _Detour  # the view answers 429 (counting this request once more: the window is full anyway)
+        headers = list(rate_limit_headers(usage).items()) if usage is not None else []
+        row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
+        try:
+            stored = committer().submit(row)
+        except CommitterUnavailable:
+            code, message = errors.DATABASE_UNAVAILABLE
+            headers.append(("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS)))
+            return 503, errors.error_body(code, message), headers
+        return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
+
+    def _ordinary(self, environ) -> bool:
+        """JSON with a length within the limit, not compressed, to an allowed host, needing no HTTPS redirect."""
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or not 0 < int(length) <= MAX_BODY_BYTES:
+            return False
+        if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json":
+            return False
+        if environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() not in ("identity", ""):
+            return False
+        if "HTTP_TRANSFER_ENCODING" in environ or settings.USE_X_FORWARDED_HOST:
+            return False
+        if settings.SECURE_SSL_REDIRECT and not _is_secure(environ):
+            return False
+        domain, _port = split_domain_port(environ.get("HTTP_HOST", ""))
+        return bool(domain) and validate_host(domain, self.allowed_hosts)
+
+    def _transport_security(self, environ) -> list[tuple[str, str]]:
+        if not settings.SECURE_HSTS_SECONDS or not _is_secure(environ):
+            return []
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        return [("Strict-Transport-Security", value)]
+
+
+def _is_secure(environ) -> bool:
+    """HttpRequest.is_secure, on the WSGI environ."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = environ.get(header)
+        if value is not None:
+            return value.split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
+def _common_headers() -> list[tuple[str, str]]:
+    """The headers Django's middleware and DRF add to the view's answer (tests compare the two)."""
+    headers = [("Allow", ", ".join(EventIngestView().allowed_methods))]
+    if settings.X_FRAME_OPTIONS:
+        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        headers.append(("Referrer-Policy", policy if isinstance(policy, str) else ",".join(policy)))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    return headers
+
+
+_STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}

@@ -1,0 +1,244 @@
+"""The fast lane answers an ordinary POST /v1/event exactly as the DRF view would, and hands everything else to it.
+
+Each test sends the same request to the production WSGI application (canvas.wsgi.application: the lane in front
+of Django) and to Django alone, and compares the two answers. Django's request_started signal tells which of
+the two answered: the lane never sends it.
+"""
+
+import gzip
+import io
+import sys
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_started
+from django.db import connection
+
+from canvas.wsgi import application, django_application
+from events.fast_lane import FastLane
+from events.models import Event, RejectedEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Headers whose values differ from one request to the next, whoever answers.
+VARYING = {"X-Request-ID", "RateLimit-Remaining", "RateLimit-Reset", "Content-Length"}
+STORED_COLUMNS = ["team_id", "token_id", "type", "event", "properties", "timestamp", "original_timestamp", "user_id"]
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict
+    body: bytes
+    by_django: bool
+    header_names: list = field(default_factory=list)
+
+    def json(self):
+        return orjson.loads(self.body)
+
+
+def wsgi_post(app, body: bytes, *, token: str | None, path="/v1/event", query="", stream=None, **meta) -> Answer:
+    """POST through a WSGI application as gunicorn calls it."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "testserver",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": stream or io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **({"HTTP_X_AUTH_TOKEN": token} if token is not None else {}),
+        **meta,
+    }
+    started = []
+
+    def note(**kwargs):
+        started.append(True)
+
+    request_started.connect(note)
+    answer: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=int(status.split()[0]), headers=headers)
+
+    try:
+        chunks = application_call(app, environ, start_response)
+    finally:
+        request_started.disconnect(note)
+    connection.close()  # Django's handler closes its connection at the end of a request; do the same for the lane
+    return Answer(
+        answer["status"],
+        dict(answer["headers"]),
+        chunks,
+        by_django=bool(started),
+        header_names=sorted(name for name, _ in answer["headers"]),
+    )
+
+
+def application_call(app, environ, start_response) -> bytes:
+    result = app(environ, start_response)
+    try:
+        return b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+
+
+def event(message_id: str, **changes) -> bytes:
+    document = {
+        "version": 1,
+        "type": "event",
+        "event": "Purchased an Item",
+        "properties": {"revenue": "39.95", "items": [{"sku": "a-1"}]},
+        "timestamp": "2024-05-01T10:00:00.000Z",
+        "messageId": message_id,
+        **changes,
+    }
+    return orjson.dumps({k: v for k, v in document.items() if v is not None})
+
+
+def assert_same_answer(lane: Answer, view: Answer) -> None:
+    assert lane.status == view.status
+    assert lane.header_names == view.header_names
+    assert {k: v for k, v in lane.headers.items() if k not in VARYING} == {
+        k: v for k, v in view.headers.items() if k not in VARYING
+    }
+
+
+def test_an_ordinary_event_is_stored_by_the_lane_as_the_view_stores_it(acme_token):
+    token, plaintext = acme_token
+
+    lane = wsgi_post(application, event("by-lane"), token=plaintext)
+    view = wsgi_post(django_application, event("by-view"), token=plaintext)
+
+    assert not lane.by_django and view.by_django
+    assert_same_answer(lane, view)
+    assert lane.json() == {"id": lane.json()["id"], "duplicate": False}
+    by_lane, by_view = (Event.objects.values(*STORED_COLUMNS).get(message_id=m) for m in ("by-lane", "by-view"))
+    assert by_lane == by_view
+    assert by_lane["token_id"] == token.id
+
+
+def test_a_resent_event_is_a_duplicate_through_the_lane(acme_token):
+    _, plaintext = acme_token
+    first = wsgi_post(application, event("twice"), token=plaintext)
+    second = wsgi_post(application, event("twice"), token=plaintext)
+
+    assert not second.by_django
+    assert second.json() == {"id": first.json()["id"], "duplicate": True}
+    assert Event.objects.filter(message_id="twice").count() == 1
+
+
+def test_the_lane_keeps_the_clients_request_id_and_the_rate_limit_headers(acme_token, settings):
+    _, plaintext = acme_token
+    settings.EVENTS_RATE_LIMIT_PER_SECOND = 50
+
+    lane = wsgi_post(application, event("with-id"), token=plaintext, HTTP_X_REQUEST_ID="client-7f3a")
+
+    assert not lane.by_django
+    assert lane.headers["X-Request-ID"] == "client-7f3a"
+    assert lane.headers["RateLimit-Limit"] == "50"
+    assert 0 <= int(lane.headers["RateLimit-Remaining"]) < 50
+
+
+# Requests the lane does not answer: each reaches the view, which answers exactly as without the lane.
+NOT_ORDINARY = {
+    "invalid JSON": dict(body=b'{"version": 1,'),
+    "invalid event": dict(body=event("bad", event=None)),
+    "NUL in a property": dict(body=event("nul", properties={"note": "a\u0000b"})),
+    "unknown token": dict(token="cnv_" + "A" * 38),
+    "no token": dict(token=None),
+    "form body": dict(meta={"CONTENT_TYPE": "application/x-www-form-urlencoded"}),
+    "gzip body": dict(body=gzip.compress(event("gzipped")), meta={"HTTP_CONTENT_ENCODING": "gzip"}),
+    "dry run": dict(query="dry_run=1"),
+    "too large": dict(body=event("large", properties={"blob": "x" * 40_000})),
+    "host not allowed": dict(meta={"HTTP_HOST": "evil.example"}),
+    "chunked": dict(meta={"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}),
+}
+
+
+@pytest.mark.parametrize("case", NOT_ORDINARY.values(), ids=NOT_ORDINARY.keys())
+def test_a_request_that_is_not_ordinary_is_answered_by_the_view(acme_token, case):
+    _, plaintext = acme_token
+    body = case.get("body", event("unused"))
+    token = case.get("token", plaintext)
+
+    lane = wsgi_post(application, body, token=token, query=case.get("query", ""), **case.get("meta", {}))
+    view = wsgi_post(django_application, body, token=token, query=case.get("query", ""), **case.get("meta", {}))
+
+    assert lane.by_django
+    assert_same_answer(lane, view)
+    assert lane.body == view.body or lane.status == 200  # a dry run or a gzip body is stored or reported alike
+
+
+def test_a_refused_event_is_logged_once(acme_token):
+    token, plaintext = acme_token
+    lane = wsgi_post(application, event("refused", timestamp="yesterday"), token=plaintext)
+
+    assert lane.status == 400 and lane.by_django
+    assert RejectedEvent.objects.filter(team=token.team).count() == 1
+
+
+def test_past_the_rate_limit_the_view_answers_429(acme_token, settings):
+    _, plaintext = acme_token
+    settings.EVENTS_RATE_LIMIT_PER_SECOND = 2
+    answers = [wsgi_post(application, event(f"limited-{i}"), token=plaintext) for i in range(4)]
+
+    refused = [a for a in answers if a.status == 429]
+    assert refused and all(a.by_django and a.headers["Retry-After"] for a in refused)
+    assert Event.objects.filter(message_id__startswith="limited-").count() == 4 - len(refused)
+
+
+class StalledBody:
+    """A body whose bytes stop coming: the socket read times out, as on a stalled connection."""
+
+    def read(self, *args):
+        raise TimeoutError
+
+
+def test_a_body_that_stalls_is_refused_by_the_view_with_408(acme_token):
+    _, plaintext = acme_token
+    lane = wsgi_post(application, event("stalled"), token=plaintext, stream=StalledBody())
+
+    assert lane.by_django and lane.status == 408
+    assert lane.json()["error"]["code"] == "request_timeout"
+
+
+def test_behind_a_tls_proxy_the_lane_sends_the_views_security_headers(acme_token, settings):
+    _, plaintext = acme_token
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    django_app = WSGIHandler()  # Django's middleware reads these settings when it is built
+    lane_app = FastLane(django_app)
+
+    plain_http = wsgi_post(lane_app, event("over-http"), token=plaintext)
+    lane = wsgi_post(lane_app, event("over-tls"), token=plaintext, HTTP_X_FORWARDED_PROTO="https")
+    view = wsgi_post(django_app, event("over-tls-view"), token=plaintext, HTTP_X_FORWARDED_PROTO="https")
+
+    assert plain_http.by_django and plain_http.status == 301
+    assert not lane.by_django
+    assert_same_answer(lane, view)
+    assert lane.headers["Strict-Transport-Security"].startswith("max-age=3600")
+
+
+def test_the_lane_can_be_switched_off(acme_token, settings):
+    _, plaintext = acme_token
+    settings.EVENTS_FAST_LANE = False
+
+    answer = wsgi_post(FastLane(django_application), event("no-lane"), token=plaintext)
+
+    assert answer.by_django and answer.status == 200
