@@ -246,7 +246,7 @@ class BatchIngestView(IngestAPIView):
     )
     def post(self, request):
         received_at = timezone.now()
-        batch = _batch_envelope(request.data, received_at=received_at)
+        batch = batch_envelope(request.data, received_at=received_at)
         items = batch.items
         results: list[dict | None] = [None] * len(items)
         accepted: list[tuple[int, tuple]] = []
@@ -270,7 +270,7 @@ class BatchIngestView(IngestAPIView):
         for (index, _), stored in zip(accepted, store_batch([row for _, row in accepted]), strict=True):
             results[index] = {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
         rejections_record(refusals)
-        body = _receipt(results)
+        body = batch_receipt(results)
         if not refusals:
             return Response(body)
         code, _ = errors.INVALID_EVENTS
@@ -285,7 +285,7 @@ class BatchEnvelope:
     sent_at: datetime | None
 
 
-def _batch_envelope(document, *, received_at: datetime) -> BatchEnvelope:
+def batch_envelope(document, *, received_at: datetime) -> BatchEnvelope:
     """The batch's items and what Segment lets a batch say once for all of them (context, sentAt)."""
     if not isinstance(document, dict):
         raise _invalid([FieldError("", "Must be a JSON object with a batch array.")])
@@ -320,7 +320,7 @@ def _fields(problems: list[FieldError]) -> list[dict]:
     return [{"path": problem.path, "message": problem.message} for problem in problems]
 
 
-def _receipt(results: list[dict]) -> dict:
+def batch_receipt(results: list[dict]) -> dict:
     counts = {"stored": 0, "duplicate": 0, "rejected": 0}
     for result in results:
         counts[result["status"]] += 1

@@ -1,15 +1,15 @@
-"""The fast lane: an ordinary `POST /v1/event` answered in front of Django's request machinery.
+"""The fast lane: ordinary `POST /v1/event` and `POST /v1/batch` requests answered in front of Django's machinery.
 
 Measured in-process on this machine, Django's handler, its middleware chain and DRF's request cycle cost about
-three times what the event's own work costs (authentication, parsing, validation, the group commit). The lane
-is a WSGI wrapper (canvas/wsgi.py) that takes a request only when everything about it is ordinary and runs the
-same functions as the DRF view, in the same order of consequence: `authenticate_token`, `read_body`,
-`parse_json`, `validate_event`, the rate limit, `event_row` and the group committer.
+three times what a single event's own work costs (authentication, parsing, validation, the group commit). The
+lane is a WSGI wrapper (canvas/wsgi.py) that takes a request only when everything about it is ordinary and runs
+the same functions as the DRF views (events.api), in the same order of consequence: `authenticate_token`,
+`read_body`, `parse_json`, validation, the rate limit, then storage.
 
-It answers only what a stored event leads to: 200 (stored or duplicate) and 503 when the database cannot take
-it. Anything else (an unusual header, a refused token or event, the rate limit reached, gzip, a dry run) goes
-to Django with the body the lane already read, so every refusal keeps one home, `events.api`, and its refused-
-events log. tests/test_fast_lane.py holds the lane to the DRF view's answers, headers included.
+It answers only what storing leads to: 200 (stored or duplicate) and 503 when the database cannot take the
+events. Anything else (an unusual header, a refused token or event, the rate limit reached, a dry run) goes to
+Django with the body the lane already read, so every refusal keeps one home, `events.api`, with its refused-events
+log. tests/test_fast_lane.py holds the lane to the views' answers, headers included.
 """
 
 import io
@@ -17,26 +17,31 @@ import time
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from canvas.observability import request_id, request_id_for
 
 from . import errors
-from .api import DATABASE_RETRY_AFTER_SECONDS, EventIngestView
+from .api import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    BatchIngestView,
+    EventIngestView,
+    batch_envelope,
+    batch_receipt,
+    validate_batch_item,
+)
 from .authentication import authenticate_token, token_from_headers
 from .errors import ApiError
 from .group_commit import CommitterUnavailable, can_group_commit, committer
-from .ingest import event_row
+from .ingest import event_row, store_batch
 from .metrics import record_answer
 from .parsers import read_body
 from .throttling import is_refused, rate_limit_headers, usage_of
 from .validation import InvalidJSON, parse_json, validate_event
 
-PATHS = frozenset({"/v1/event", "/v1/event/"})
-ENDPOINT = EventIngestView.endpoint
-MAX_BODY_BYTES = EventIngestView.max_body_bytes
+Headers = list[tuple[str, str]]
 
 
 class _Detour(Exception):
@@ -44,8 +49,8 @@ class _Detour(Exception):
 
 
 class _ReplayedError:
-    """A request body that could not be read (it stalled, or the connection broke): Django's view reads this
-    instead and raises the same error, so it answers and logs the refusal as it would have."""
+    """A request body that could not be read (it stalled, the connection broke, it expands past the limit):
+    Django's view reads this instead and meets the same error, so it answers and logs it as it would have."""
 
     def __init__(self, error: ApiError) -> None:
         self.error = error
@@ -56,6 +61,70 @@ class _ReplayedError:
     readline = read
 
 
+def _unavailable(headers: Headers) -> tuple[int, dict, Headers]:
+    code, message = errors.DATABASE_UNAVAILABLE
+    return 503, errors.error_body(code, message), [*headers, ("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))]
+
+
+def _store_event(token, document, received_at, headers: Headers) -> tuple[int, dict, Headers]:
+    """EventIngestView.post, for a valid event."""
+    payload, problems = validate_event(document, received_at=received_at)
+    if problems:
+        raise _Detour
+    usage = _admitted(token)
+    headers = [*headers, *rate_limit_headers(usage).items()] if usage is not None else headers
+    row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
+    try:
+        stored = committer().submit(row)
+    except CommitterUnavailable:
+        return _unavailable(headers)
+    return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
+
+
+def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, dict, Headers]:
+    """BatchIngestView.post, for a batch whose every event is valid."""
+    try:
+        batch = batch_envelope(document, received_at=received_at)
+    except ApiError:
+        raise _Detour from None
+    rows = []
+    for index, item in enumerate(batch.items):
+        payload, problems = validate_batch_item(item, index=index, received_at=received_at, batch=batch)
+        if problems:
+            raise _Detour  # the view stores the valid events, and answers and logs each refused one
+        rows.append(event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at))
+    usage = _admitted(token)
+    headers = [*headers, *rate_limit_headers(usage).items()] if usage is not None else headers
+    close_old_connections()  # what Django does as a request starts: a connection past its age or broken goes
+    try:
+        stored = store_batch(rows)
+    except (OperationalError, InterfaceError):
+        return _unavailable(headers)
+    finally:
+        close_old_connections()  # ... and as it ends
+    results = [
+        {"index": index, "status": "duplicate" if event.duplicate else "stored", "id": event.id}
+        for index, event in enumerate(stored)
+    ]
+    return 200, batch_receipt(results), headers
+
+
+def _admitted(token) -> dict | None:
+    usage = usage_of(token.id)
+    if is_refused(usage):
+        raise _Detour  # the view answers 429 (counting this request once more: the window is full anyway)
+    return usage
+
+
+ROUTES = {
+    "/v1/event": (EventIngestView, _store_event),
+    "/v1/event/": (EventIngestView, _store_event),
+    "/v1/batch": (BatchIngestView, _store_batch),
+    "/v1/batch/": (BatchIngestView, _store_batch),
+    "/v1/import": (BatchIngestView, _store_batch),
+}
+
+
 class FastLane:
     def __init__(self, django_application) -> None:
         self.django_application = django_application
@@ -64,22 +133,24 @@ class FastLane:
         self.headers = _common_headers()
 
     def __call__(self, environ, start_response):
+        route = ROUTES.get(environ.get("PATH_INFO"))
         if (
-            self.enabled
+            route is not None
+            and self.enabled
             and environ.get("REQUEST_METHOD") == "POST"
-            and environ.get("PATH_INFO") in PATHS
             and not environ.get("QUERY_STRING")
         ):
+            view, store = route
             started = time.perf_counter()
             rid = request_id_for(environ)
             context = request_id.set(rid)
             try:
-                status, data, headers = self._answer(environ)
+                status, data, headers = self._answer(environ, view, store)
             except _Detour:
                 pass
             else:
                 body = orjson.dumps(data)
-                record_answer(endpoint=ENDPOINT, status=status, data=data, seconds=time.perf_counter() - started)
+                record_answer(endpoint=view.endpoint, status=status, data=data, seconds=time.perf_counter() - started)
                 start_response(
                     _STATUS_LINES[status],
                     [
@@ -94,52 +165,39 @@ class FastLane:
                 return [body]
             finally:
                 request_id.reset(context)
-                if connection.connection is not None:  # the once-a-minute last_used_at UPDATE opened it
+                if connection.connection is not None:  # e.g. the once-a-minute last_used_at UPDATE opened it
                     close_old_connections()
         return self.django_application(environ, start_response)
 
-    def _answer(self, environ) -> tuple[int, dict, list[tuple[str, str]]]:
-        if not self._ordinary(environ) or not can_group_commit():
+    def _answer(self, environ, view, store) -> tuple[int, dict, Headers]:
+        if not self._ordinary(environ, view.max_body_bytes) or not can_group_commit():
             raise _Detour
         try:
             token = authenticate_token(token_from_headers(environ))
         except (ApiError, DatabaseError):
             raise _Detour from None
         try:
-            raw = read_body(environ["wsgi.input"], meta=environ, limit=MAX_BODY_BYTES)
+            raw = read_body(environ["wsgi.input"], meta=environ, limit=view.max_body_bytes)
         except ApiError as error:
             environ["wsgi.input"] = _ReplayedError(error)
             raise _Detour from None
-        environ["wsgi.input"] = io.BytesIO(raw)  # read again by Django should the lane step aside
+        # Should the lane step aside, Django reads the body again, as expanded here.
+        environ.update({"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))})
+        environ.pop("HTTP_CONTENT_ENCODING", None)
         try:
             document = parse_json(raw)
         except InvalidJSON:
             raise _Detour from None
-        received_at = timezone.now()
-        payload, problems = validate_event(document, received_at=received_at)
-        if problems:
-            raise _Detour
-        usage = usage_of(token.id)
-        if is_refused(usage):
-            raise _Detour  # the view answers 429 (counting this request once more: the window is full anyway)
-        headers = list(rate_limit_headers(usage).items()) if usage is not None else []
-        row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
-        try:
-            stored = committer().submit(row)
-        except CommitterUnavailable:
-            code, message = errors.DATABASE_UNAVAILABLE
-            headers.append(("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS)))
-            return 503, errors.error_body(code, message), headers
-        return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
+        return store(token, document, timezone.now(), [])
 
-    def _ordinary(self, environ) -> bool:
-        """JSON with a length within the limit, not compressed, to an allowed host, needing no HTTPS redirect."""
+    def _ordinary(self, environ, limit: int) -> bool:
+        """JSON with a length within the limit, to an allowed host, needing no HTTPS redirect."""
         length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or not 0 < int(length) <= MAX_BODY_BYTES:
+        if not length.isdigit() or not 0 < int(length) <= limit:
             return False
         if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json":
             return False
-        if environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() not in ("identity", ""):
+        if environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() not in ("identity", "", "gzip"):
             return False
         if "HTTP_TRANSFER_ENCODING" in environ or settings.USE_X_FORWARDED_HOST:
             return False
@@ -148,7 +206,7 @@ class FastLane:
         domain, _port = split_domain_port(environ.get("HTTP_HOST", ""))
         return bool(domain) and validate_host(domain, self.allowed_hosts)
 
-    def _transport_security(self, environ) -> list[tuple[str, str]]:
+    def _transport_security(self, environ) -> Headers:
         if not settings.SECURE_HSTS_SECONDS or not _is_secure(environ):
             return []
         value = f"max-age={settings.SECURE_HSTS_SECONDS}"
@@ -169,8 +227,8 @@ def _is_secure(environ) -> bool:
     return environ.get("wsgi.url_scheme") == "https"
 
 
-def _common_headers() -> list[tuple[str, str]]:
-    """The headers Django's middleware and DRF add to the view's answer (tests compare the two)."""
+def _common_headers() -> Headers:
+    """The headers Django's middleware and DRF add to the views' answers (tests compare the two)."""
     headers = [("Allow", ", ".join(EventIngestView().allowed_methods))]
     if settings.X_FRAME_OPTIONS:
         headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS))

@@ -69,6 +69,17 @@ def test_resent_and_repeated_message_ids_are_duplicates_pointing_at_the_first_ro
     assert Event.objects.filter(team=acme).count() == 2
 
 
+def test_a_resent_batch_is_recognised_whole_and_a_new_event_in_it_stored(post_batch, acme):
+    first = post_batch({"batch": [track(i, messageId=f"r-{i}") for i in range(3)]}).json()
+
+    # The straight COPY fails on the unique index; the staging path then tells the three duplicates from the new one.
+    again = post_batch({"batch": [track(i, messageId=f"r-{i}") for i in range(4)]}).json()
+
+    assert [r["status"] for r in again["results"]] == ["duplicate"] * 3 + ["stored"]
+    assert [r["id"] for r in again["results"][:3]] == [r["id"] for r in first["results"]]
+    assert Event.objects.filter(team=acme).count() == 4
+
+
 def test_canvas_events_are_welcome_in_a_batch(post_batch, acme):
     canvas_event = {"version": 1, "type": "event", "event": "Purchased an Item", "properties": {"revenue": "39.95"}}
 
