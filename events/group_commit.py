@@ -12,7 +12,6 @@ import queue
 import select
 import threading
 import time
-from concurrent.futures import Future
 from contextlib import nullcontext
 
 import psycopg
@@ -35,10 +34,33 @@ class CommitterUnavailable(Exception):
     """The committer could not reach the database; nothing of the request was stored."""
 
 
+class _Pending:
+    """One row waiting for its commit, and its outcome. A bare lock, held until the outcome is set, is the cheapest
+    thing a thread can wait on: concurrent.futures.Future costs a condition, a waiter lock and a notify per row,
+    and every request waits on one."""
+
+    __slots__ = ("done", "error", "result", "row")
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: StoredEvent | None = None
+        self.error: BaseException | None = None
+
+    def set_result(self, result: StoredEvent) -> None:
+        self.result = result
+        self.done.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = error
+        self.done.release()
+
+
 class GroupCommitter:
     def __init__(self, *, wait_seconds: float) -> None:
         self.wait_seconds = wait_seconds
-        self.pending: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
+        self.pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self.connection: psycopg.Connection | None = None
         self.connection_lock = threading.Lock()
         self.commits = 0
@@ -48,16 +70,17 @@ class GroupCommitter:
 
     def submit(self, row: tuple) -> StoredEvent:
         """Store one row; returns once the transaction holding it has committed."""
-        future: Future = Future()
-        self.pending.put((row, future))
-        try:
-            return future.result(timeout=RESULT_TIMEOUT_SECONDS)
-        except TimeoutError:
+        pending = _Pending(row)
+        self.pending.put(pending)
+        if not pending.done.acquire(timeout=RESULT_TIMEOUT_SECONDS):
             # The database hangs (a stalled disk, a partition): answer 503 so the client retries with the same
             # messageId. Should the row commit later, that retry is recognised as a duplicate.
-            raise CommitterUnavailable("the database did not answer in time") from None
+            raise CommitterUnavailable("the database did not answer in time")
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
 
-    def _gather(self) -> list[tuple[tuple, Future]]:
+    def _gather(self) -> list[_Pending]:
         batch = [self.pending.get()]
         deadline = time.monotonic() + self.wait_seconds
         while len(batch) < MAX_ROWS_PER_COMMIT:
@@ -72,25 +95,27 @@ class GroupCommitter:
         while True:
             batch = self._gather()
             try:
-                results = self._commit([row for row, _ in batch])
+                results = self._commit([pending.row for pending in batch])
             except CommitterUnavailable as error:
-                for _, future in batch:
-                    future.set_exception(error)
+                for pending in batch:
+                    pending.set_exception(error)
                 continue
             except Exception:
                 # One row the database refused must not fail its neighbours: write each on its own.
                 logger.exception("group commit failed; retrying %d rows one by one", len(batch))
-                for row, future in batch:
-                    self._commit_alone(row, future)
+                for pending in batch:
+                    self._commit_alone(pending)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+            for pending, result in zip(batch, results, strict=True):
+                pending.set_result(result)
 
-    def _commit_alone(self, row: tuple, future: Future) -> None:
+    def _commit_alone(self, pending: _Pending) -> None:
         try:
-            future.set_result(self._commit([row])[0])
+            result = self._commit([pending.row])[0]
         except Exception as error:
-            future.set_exception(error)
+            pending.set_exception(error)
+        else:
+            pending.set_result(result)
 
     def _commit(self, rows: list[tuple]) -> list[StoredEvent]:
         with self.connection_lock:

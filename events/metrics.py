@@ -33,18 +33,31 @@ GROUP_COMMIT_ROWS = Histogram(
 
 
 def record_answer(*, endpoint: str, status: int, data, seconds: float) -> None:
-    REQUEST_SECONDS.labels(endpoint).observe(seconds)
+    _child(REQUEST_SECONDS, endpoint).observe(seconds)
     if not isinstance(data, dict):
         return
     if "results" in data:  # a batch receipt, also carried by a partly refused batch's 400
-        EVENTS_ACCEPTED.labels(endpoint, "stored").inc(data["stored"])
-        EVENTS_ACCEPTED.labels(endpoint, "duplicate").inc(data["duplicates"])
+        _child(EVENTS_ACCEPTED, endpoint, "stored").inc(data["stored"])
+        _child(EVENTS_ACCEPTED, endpoint, "duplicate").inc(data["duplicates"])
         if data["rejected"]:
-            EVENTS_REFUSED.labels(endpoint, "invalid_payload").inc(data["rejected"])
+            _child(EVENTS_REFUSED, endpoint, "invalid_payload").inc(data["rejected"])
     elif status < 300:
-        EVENTS_ACCEPTED.labels(endpoint, "duplicate" if data.get("duplicate") else "stored").inc()
+        _child(EVENTS_ACCEPTED, endpoint, "duplicate" if data.get("duplicate") else "stored").inc()
     elif "error" in data:
-        EVENTS_REFUSED.labels(endpoint, data["error"]["code"]).inc()
+        _child(EVENTS_REFUSED, endpoint, data["error"]["code"]).inc()
+
+
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels: str):
+    """metric.labels(*labels), remembered: `labels` takes a lock and builds a key on every call, on every request.
+    The label values come from a fixed set (endpoints, outcomes, error codes), so this stays small."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
