@@ -14,6 +14,7 @@ detected by the same statement that stores the event):
 """
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,6 +54,11 @@ _INSERT = {"postgresql": _insert_sql("::jsonb"), "sqlite": _insert_sql("")}
 _EXISTING = "SELECT id FROM events_event WHERE team_id = %s AND message_id = %s"
 _STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage (LIKE events_event INCLUDING DEFAULTS)"
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('events_event', 'id')) FROM generate_series(1, %s)"
+# The same ids as one array: one row for psycopg to read instead of one per event.
+_NEXT_ID_ARRAY = (
+    "SELECT array_agg(id ORDER BY n) FROM (SELECT n, nextval(pg_get_serial_sequence('events_event', 'id')) AS id "
+    "FROM generate_series(1, %s) AS n) AS ids"
+)
 _FROM_STAGE = (
     f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "  # noqa: S608
     f"ORDER BY id {_CONFLICT} RETURNING id"
@@ -219,12 +225,39 @@ def _repeats_a_message_id(rows: list[tuple]) -> bool:
 
 
 def _copy_straight(cursor, rows: list[tuple]) -> list[StoredEvent]:
-    cursor.execute(_NEXT_IDS, (len(rows),))
-    ids = [row[0] for row in cursor.fetchall()]
+    cursor.execute(_NEXT_ID_ARRAY, (len(rows),))
+    ids = cursor.fetchone()[0]
     with cursor.copy(_COPY_STRAIGHT) as copy:
-        for event_id, row in zip(ids, rows, strict=True):
-            copy.write_row((event_id, *row))
+        copy.write(copy_text(ids, rows))
     return [StoredEvent(event_id, duplicate=False) for event_id in ids]
+
+
+# COPY's text format: a tab between columns, a newline after each row, \N for NULL, and a backslash before a
+# backslash (JSON text is full of them) and before the characters that would end a column or a row.
+_NEEDS_ESCAPE = re.compile("[\\\\\t\n\r]")
+
+
+def _copy_field(value) -> str:
+    if value is None:
+        return "\\N"
+    if type(value) is str:
+        if _NEEDS_ESCAPE.search(value) is None:
+            return value
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    if type(value) is datetime:
+        return value.isoformat()
+    return str(value)  # an id
+
+
+_join_columns = "\t".join
+
+
+def copy_text(ids: list[int], rows: list[tuple]) -> bytes:
+    """The rows, each after its id, in COPY's text format. psycopg's write_row does the same for any type, at
+    several times the cost for these few."""
+    return "".join(
+        f"{event_id}\t{_join_columns(map(_copy_field, row))}\n" for event_id, row in zip(ids, rows, strict=True)
+    ).encode()
 
 
 def store_row(row: tuple) -> StoredEvent:
