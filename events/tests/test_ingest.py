@@ -1,11 +1,8 @@
 """Storing events: what goes in by COPY comes out exactly, whatever characters it holds."""
 
-from datetime import UTC, datetime, timedelta, timezone
-
 import orjson
 import pytest
 
-from events.ingest import copy_text
 from events.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -40,12 +37,3 @@ def test_awkward_strings_survive_the_copy_into_the_table(client, acme_token):
         assert (stored.event, stored.user_id) == (text, text)
         assert stored.properties == {text: text, "nested": [text, {"k": text}]}
         assert stored.context == {"page": {"title": text}}
-
-
-def test_copy_text_writes_nulls_ids_and_timestamps_with_their_offsets():
-    moment = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-    row = (7, None, "track", "a\tb", '{"k":"x\\"y"}', moment, datetime(2024, 5, 1, tzinfo=UTC))
-
-    assert copy_text([42], [row]) == (
-        b'42\t7\t\\N\ttrack\ta\\tb\t{"k":"x\\\\"y"}\t2024-05-01T10:00:00.123456+05:30\t2024-05-01T00:00:00+00:00\n'
-    )
