@@ -1005,7 +1005,8 @@ def write_report(results: Results) -> None:
         "table is then emptied so B1 and B2 start from the same state.",
         f"- B1 runs wrk at each connection count ({', '.join(str(r.connections) for r in results.b1)}) and takes the "
         "highest rate whose p99 is at most 50 ms with no socket error and no non-2xx answer. wrk has no "
-        "constant-rate mode, so the ~80% figure comes from paced connections: each waits a random "
+        "constant-rate mode, so the ~80% figure comes from paced connections (as many as in the best run): each "
+        "waits a random "
         "(exponential) think time between an answer and its next request, sized so the offered rate is 80% of "
         "B1; up to two correction runs follow while the rate achieved is more than 7% off, and the run "
         "closest to 80% is reported. Latency is measured from sending, so queueing before a paced request is "
