@@ -106,6 +106,7 @@ class Run:
     max_ms: float = 0.0
     mean_ms: float = 0.0
     server_cpu_ms: float = 0.0  # CPU time of the server's processes per request
+    database_cpu_ms: float = 0.0  # CPU time of PostgreSQL's processes per request
 
     @property
     def rate(self) -> float:
@@ -126,7 +127,8 @@ class Run:
         return (
             f"  {self.name:<14} {load}  {self.rate:8.0f} {unit}  "
             f"p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:6.1f} ms  "
-            f"server CPU {self.server_cpu_ms:5.2f} ms/request{problems}"
+            f"server CPU {self.server_cpu_ms:5.2f} ms/request  PostgreSQL CPU {self.database_cpu_ms:5.2f} ms/request"
+            f"{problems}"
         )
 
 
@@ -175,6 +177,26 @@ class Results:
         if batch is not None:
             text += f", /v1/batch {batch.server_cpu_ms / BATCH_SIZE:.3f} ms per event"
         return text
+
+    def where_the_time_goes(self) -> list[str]:
+        """CPU per event of the server and of PostgreSQL in B0-copy and B2, and what they allow on this machine:
+        with both sharing its cores, B2 cannot pass cores / (server + PostgreSQL per event)."""
+        copy = max(self.b0_copy, key=lambda r: r.events_rate, default=None)
+        batch = max((r for r in self.b2 if r.clean), key=lambda r: r.events_rate, default=None)
+        if copy is None or batch is None or not copy.database_cpu_ms:
+            return []
+        cores = os.cpu_count() or 1
+        copy_db = copy.database_cpu_ms / BATCH_SIZE * 1000
+        server = batch.server_cpu_ms / BATCH_SIZE * 1000
+        batch_db = batch.database_cpu_ms / BATCH_SIZE * 1000
+        bound = cores * 1e6 / (server + batch_db)
+        return [
+            f"B0-copy: PostgreSQL spends {copy_db:.1f} us of CPU per row it copies ({copy.name}).",
+            f"B2: the server spends {server:.1f} us per event and PostgreSQL {batch_db:.1f} us ({batch.name}). On "
+            f"{cores} cores shared by both, B2 cannot pass {cores} / ({server:.1f} + {batch_db:.1f}) us = "
+            f"{bound:,.0f} events/s, which is {bound / self.b0_copy_rate:.2f} of B0-copy; it reached "
+            f"{batch.events_rate / bound:.0%} of that bound.",
+        ]
 
     @property
     def b0_copy_rate(self) -> float:
@@ -241,6 +263,23 @@ class Results:
                 )
             )
         return rows
+
+
+# What the figures above come from, whatever the run (bench/run.py writes it with every report).
+ANALYSIS = [
+    "- /v1/event: an ordinary request is answered by the fast lane (events/fast_lane.py), which runs the DRF "
+    "view's own functions without Django's handler, middleware and DRF's request cycle; measured in-process "
+    "those cost about three times the event's own work. What is left per request is gunicorn's gthread worker "
+    "(B0-http is exactly that), the token check, parsing and validation, and the hand-off to the group "
+    "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests.",
+    "- /v1/batch: one COPY straight into the table per batch. Per event the server parses, validates (as at "
+    "/v1/event) and formats the row; PostgreSQL then spends about as much CPU again on the row as the server "
+    "did, the same as in B0-copy (jsonb, five indexes, WAL). On a machine where both share two cores, that "
+    "bounds B2 well below B0-copy: the bound above is computed from this run's own CPU figures.",
+    "- Tried and measured, not kept: writing COPY's text format by hand (slower than psycopg's C formatter), "
+    "COPY in autocommit without BEGIN/COMMIT (no faster here), more or fewer gunicorn threads and other group "
+    "commit waits (differences inside the noise).",
+]
 
 
 def _verdict(passed: bool) -> str:
@@ -388,6 +427,23 @@ print("BENCH_TOKEN", team.id, token.id, plaintext)
 """
 
 
+def database_cpu_seconds() -> float:
+    """CPU time used so far by PostgreSQL's processes (every backend, and the WAL writer and checkpointer that
+    work for them), including backends that have ended: the postmaster's children's times hold theirs. The cluster
+    is shared: other sessions' queries during a run count too."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, _, rest = text.partition("(")[2].rpartition(")")
+        if name == "postgres":
+            fields = rest.split()
+            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def migrate_and_create_token(env: dict[str, str]) -> tuple[int, int, str]:
     """Migrate the fresh database and create a team with the Events API on and a token: (team, token, plaintext)."""
     python = str(ROOT / ".venv" / "bin" / "python")
@@ -461,13 +517,14 @@ class Wrk:
         command += [f"http://127.0.0.1:{self.port}{path}", "--", mode, name, *template]
         command += [str(BATCH_SIZE if mode == "batch" else 1), f"{think_ms:.3f}", str(self.ids_dir)]
         env = {**os.environ, "BENCH_TOKEN": self.token}
-        cpu_before = self.server.cpu_seconds()
+        cpu_before, database_before = self.server.cpu_seconds(), database_cpu_seconds()
         output = _run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
         line = next((line for line in output.splitlines() if line.startswith("BENCH_RESULT ")), None)
         if line is None:
             raise RuntimeError(f"wrk printed no result:\n{output}")
         raw = json.loads(line.removeprefix("BENCH_RESULT "))
         server_cpu_ms = (self.server.cpu_seconds() - cpu_before) * 1000
+        database_cpu_ms = (database_cpu_seconds() - database_before) * 1000
         latency = raw["latency_us"]
         run = Run(
             phase=phase,
@@ -488,6 +545,7 @@ class Wrk:
             max_ms=latency["max"] / 1000,
             mean_ms=latency["mean"] / 1000,
             server_cpu_ms=server_cpu_ms / raw["requests"] if raw["requests"] else 0.0,
+            database_cpu_ms=database_cpu_ms / raw["requests"] if raw["requests"] else 0.0,
         )
         print(run.line())
         return run
@@ -531,33 +589,45 @@ def measure_copy_baseline(results: Results, team_id: int, token_id: int, timesta
     row_suffix = f"\t{USER_ID}\t\\N\t\\N\n"
     statement = sql.SQL("COPY events_event ({}) FROM STDIN").format(sql.SQL(COPY_COLUMNS))
 
-    def copy_until(deadline: float, name: str) -> int:
+    def copy_until(connection: psycopg.Connection, deadline: float, name: str) -> int:
         """COPY batches on one connection until the deadline; returns the rows copied."""
         copied = 0
-        with psycopg.connect(DATABASE_URL, options="-c synchronous_commit=on") as connection:
-            while time.monotonic() < deadline:
-                rows = "".join(f"{row_prefix}{name}-{n}{row_suffix}" for n in range(copied, copied + BATCH_SIZE))
-                with connection.cursor() as cursor, cursor.copy(statement) as copy:
-                    copy.write(rows.encode())
-                connection.commit()
-                copied += BATCH_SIZE
+        while time.monotonic() < deadline:
+            rows = "".join(f"{row_prefix}{name}-{n}{row_suffix}" for n in range(copied, copied + BATCH_SIZE))
+            with connection.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.write(rows.encode())
+            connection.commit()
+            copied += BATCH_SIZE
         return copied
 
     for connections in (1, 2, 4):
-        started = time.monotonic()
+        # Connected before and closed after the CPU reading, so that every backend's time is counted.
+        clients = [psycopg.connect(DATABASE_URL, options="-c synchronous_commit=on") for _ in range(connections)]
+        started, database_before = time.monotonic(), database_cpu_seconds()
         with ThreadPoolExecutor(max_workers=connections) as pool:
-            futures = [pool.submit(copy_until, started + seconds, f"b0-c{connections}-{n}") for n in range(connections)]
+            futures = [
+                pool.submit(copy_until, client, started + seconds, f"b0-c{connections}-{n}")
+                for n, client in enumerate(clients)
+            ]
             copied = sum(future.result() for future in futures)
+        elapsed = time.monotonic() - started
+        database_ms = (database_cpu_seconds() - database_before) * 1000
+        for client in clients:
+            client.close()
         run = Run(
             phase="B0-copy",
             name=f"copy-c{connections}",
             connections=connections,
-            seconds=time.monotonic() - started,
+            seconds=elapsed,
             requests=copied // BATCH_SIZE,
             events_per_request=BATCH_SIZE,
+            database_cpu_ms=database_ms / max(copied // BATCH_SIZE, 1),
         )
         results.b0_copy.append(run)
-        print(f"  {run.name:<14} c={connections:<3}  {run.events_rate:8.0f} rows/s")
+        print(
+            f"  {run.name:<14} c={connections:<3}  {run.events_rate:8.0f} rows/s  "
+            f"PostgreSQL CPU {run.database_cpu_ms / BATCH_SIZE * 1000:5.1f} us/row"
+        )
     # B1 and B2 start from an empty table, as B0-copy did.
     with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
         connection.execute("TRUNCATE events_event")
@@ -733,6 +803,8 @@ def print_summary(results: Results) -> None:
     else:
         print(f"B2       {results.b2_rate:8.0f} events/s /v1/batch, {BATCH_SIZE} events per request")
     print(f"Server CPU per request: {results.cpu_per_request()}")
+    for line in results.where_the_time_goes():
+        print(line)
     print(
         f"Rows counted: {rec['rows_counted']}; "
         + "; ".join(
@@ -869,7 +941,8 @@ def draw_chart(results: Results) -> None:
 
 def _table(runs: list[Run], *, events: bool = False) -> list[str]:
     header = "| run | connections | requests/s | " + ("events/s | " if events else "")
-    header += "p50 ms | p90 ms | p99 ms | max ms | server CPU ms/request | errors / non-2xx |"
+    header += "p50 ms | p90 ms | p99 ms | max ms | server CPU ms/request | PostgreSQL CPU ms/request | "
+    header += "errors / non-2xx |"
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for run in runs:
         cells = [run.name, str(run.connections) + (f" (think {run.think_ms:.1f} ms)" if run.think_ms else "")]
@@ -877,7 +950,7 @@ def _table(runs: list[Run], *, events: bool = False) -> list[str]:
         if events:
             cells.append(f"{run.events_rate:,.0f}")
         cells += [f"{run.p50_ms:.1f}", f"{run.p90_ms:.1f}", f"{run.p99_ms:.1f}", f"{run.max_ms:.1f}"]
-        cells.append(f"{run.server_cpu_ms:.2f}")
+        cells += [f"{run.server_cpu_ms:.2f}", f"{run.database_cpu_ms:.2f}"]
         cells.append(f"{run.errors} / {run.refused}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -950,6 +1023,11 @@ def write_report(results: Results) -> None:
         "",
         "![Throughput against the baselines, and /v1/event latency against rate](benchmarks.png)",
         "",
+        *(
+            ["## Where the time goes", "", *[f"- {line}" for line in results.where_the_time_goes()], "", *ANALYSIS, ""]
+            if results.where_the_time_goes()
+            else []
+        ),
         "## Every run",
         "",
         "B0-http (the ratio uses the highest rate without errors):",
@@ -958,9 +1036,12 @@ def write_report(results: Results) -> None:
         "",
         "B0-copy:",
         "",
-        "| run | concurrent connections | rows/s |",
-        "| --- | --- | --- |",
-        *[f"| {r.name} | {r.connections} | {r.events_rate:,.0f} |" for r in results.b0_copy],
+        "| run | concurrent connections | rows/s | PostgreSQL CPU us/row |",
+        "| --- | --- | --- | --- |",
+        *[
+            f"| {r.name} | {r.connections} | {r.events_rate:,.0f} | {r.database_cpu_ms / BATCH_SIZE * 1000:.1f} |"
+            for r in results.b0_copy
+        ],
         "",
         "B1, closed loop, then paced at ~80% of the best rate:",
         "",
