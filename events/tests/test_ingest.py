@@ -37,3 +37,13 @@ def test_awkward_strings_survive_the_copy_into_the_table(client, acme_token):
         assert (stored.event, stored.user_id) == (text, text)
         assert stored.properties == {text: text, "nested": [text, {"k": text}]}
         assert stored.context == {"page": {"title": text}}
+
+
+def test_the_ids_sequence_is_the_one_the_table_uses():
+    from django.db import connection
+
+    from events.ingest import ID_SEQUENCE
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('events_event', 'id')")
+        assert cursor.fetchone()[0] == f"public.{ID_SEQUENCE}"
