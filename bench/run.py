@@ -650,10 +650,11 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
     # 80% of the best rate, offered by paced connections: each waits a random think time between its answer
     # and its next request, so that connections / (latency + think) = target. Latency at 80% is not known
     # beforehand: guess it, measure, correct (twice at most).
-    # As many clients as gave the best rate, each slowed down: more clients than the server has threads would
-    # measure gunicorn's queue in front of them, not the server at 80% of its rate.
+    # As many clients as gave the best rate, each slowed down, but no more than the server has threads: more
+    # would measure gunicorn's queue in front of them (a client waits there even while the server has time to
+    # spare), not the server at 80% of its rate.
     target = 0.8 * best.rate
-    count = best.connections
+    count = min(best.connections, results.threads)
     print(f"B1 at 80%: {target:.0f} req/s offered by {count} paced connections")
     latency_ms = best.mean_ms / 2
     for attempt in (1, 2, 3):
@@ -1086,7 +1087,8 @@ def write_report(results: Results) -> None:
         "table is then emptied so B1 and B2 start from the same state.",
         f"- B1 runs wrk at each connection count ({', '.join(str(r.connections) for r in results.b1)}) and takes the "
         "highest rate whose p99 is at most 50 ms with no socket error and no non-2xx answer. wrk has no "
-        "constant-rate mode, so the ~80% figure comes from paced connections (as many as in the best run): each "
+        "constant-rate mode, so the ~80% figure comes from paced connections (as many as in the best run, at "
+        "most one per server thread): each "
         "waits a random "
         "(exponential) think time between an answer and its next request, sized so the offered rate is 80% of "
         "B1; up to two correction runs follow while the rate achieved is more than 7% off, and the run "

@@ -268,7 +268,7 @@ class BatchIngestView(IngestAPIView):
             report["rejected"] = [result for result in results if result is not None]
             return Response(report, status=400 if refusals else 200)
         for (index, _), stored in zip(accepted, store_batch([row for _, row in accepted]), strict=True):
-            results[index] = {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
+            results[index] = stored_result(index, stored)
         rejections_record(refusals)
         body = batch_receipt(results)
         if not refusals:
@@ -318,6 +318,11 @@ def batch_envelope(document, *, received_at: datetime) -> BatchEnvelope:
 
 def _fields(problems: list[FieldError]) -> list[dict]:
     return [{"path": problem.path, "message": problem.message} for problem in problems]
+
+
+def stored_result(index: int, stored: StoredEvent) -> dict:
+    """A batch receipt's line for an event that was stored, or was there already."""
+    return {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
 
 
 def batch_receipt(results: list[dict]) -> dict:

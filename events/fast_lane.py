@@ -37,6 +37,7 @@ from .api import (
     EventIngestView,
     batch_envelope,
     batch_receipt,
+    stored_result,
     validate_batch_item,
 )
 from .authentication import authenticate_token, token_from_headers
@@ -111,11 +112,7 @@ def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, d
         return _unavailable(headers)
     finally:
         close_old_connections()  # ... and as it ends
-    results = [
-        {"index": index, "status": "duplicate" if event.duplicate else "stored", "id": event.id}
-        for index, event in enumerate(stored)
-    ]
-    return 200, batch_receipt(results), headers
+    return 200, batch_receipt([stored_result(index, event) for index, event in enumerate(stored)]), headers
 
 
 def _admitted(token) -> dict | None:
