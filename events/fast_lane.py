@@ -88,6 +88,8 @@ def _store_event(token, document, received_at, headers: Headers) -> tuple[int, d
         stored = committer().submit(row)
     except CommitterUnavailable:
         return _unavailable(headers)
+    except Exception:
+        raise _Detour from None  # the row was not stored: the view tries again, and answers and logs what fails
     return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
 
 
@@ -105,13 +107,13 @@ def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, d
         rows.append(event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at))
     usage = _admitted(token)
     headers = [*headers, *rate_limit_headers(usage).items()] if usage is not None else headers
-    close_old_connections()  # what Django does as a request starts: a connection past its age or broken goes
+    close_old_connections()  # as Django does when a request starts (FastLane.__call__ does it as it ends)
     try:
         stored = store_batch(rows)
     except (OperationalError, InterfaceError):
         return _unavailable(headers)
-    finally:
-        close_old_connections()  # ... and as it ends
+    except Exception:
+        raise _Detour from None  # rolled back, nothing stored: the view tries again, and answers and logs what fails
     return 200, batch_receipt([stored_result(index, event) for index, event in enumerate(stored)]), headers
 
 
@@ -175,7 +177,7 @@ class FastLane:
                 return [body]
             finally:
                 request_id.reset(context)
-                if db.connection is not None:  # e.g. the once-a-minute last_used_at UPDATE opened it
+                if db.connection is not None:  # a batch's, or the once-a-minute last_used_at UPDATE's
                     close_old_connections()
         return self.django_application(environ, start_response)
 

@@ -333,3 +333,23 @@ def test_a_malformed_batch_is_answered_by_the_view(acme_token):
 
     assert lane.by_django
     assert (lane.status, lane.body) == (view.status, view.body)
+
+
+def test_a_failure_the_lane_does_not_expect_is_left_to_the_view(acme_token, monkeypatch):
+    """A fault nothing here can produce on demand, injected once: the lane stored nothing, so the view's own
+    attempt is the only write."""
+    from events import fast_lane
+
+    _, plaintext = acme_token
+    real_store_batch = fast_lane.store_batch
+
+    def fails_once(rows):
+        monkeypatch.setattr(fast_lane, "store_batch", real_store_batch)
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(fast_lane, "store_batch", fails_once)
+
+    answer = wsgi_post(application, batch(track("after-fault")), token=plaintext, path="/v1/batch")
+
+    assert answer.by_django and answer.status == 200
+    assert Event.objects.filter(message_id="after-fault").count() == 1
