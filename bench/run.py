@@ -273,12 +273,12 @@ ANALYSIS = [
     "(B0-http is exactly that), the token check, parsing and validation, and the hand-off to the group "
     "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests.",
     "- /v1/batch: one COPY straight into the table per batch. Per event the server parses, validates (as at "
-    "/v1/event) and formats the row; PostgreSQL then spends about as much CPU again on the row as the server "
-    "did, the same as in B0-copy (jsonb, five indexes, WAL). On a machine where both share two cores, that "
+    "/v1/event) and formats the row; PostgreSQL then spends about as much CPU again on the row (jsonb, five "
+    "indexes, WAL), close to what it spends per row in B0-copy. On a machine where both share two cores, that "
     "bounds B2 well below B0-copy: the bound above is computed from this run's own CPU figures.",
     "- Tried and measured, not kept: writing COPY's text format by hand (slower than psycopg's C formatter), "
     "COPY in autocommit without BEGIN/COMMIT (no faster here), more or fewer gunicorn threads and other group "
-    "commit waits (differences inside the noise).",
+    "commit waits (differences inside the noise), two workers of 8 threads on the one core (slower for both apps).",
 ]
 
 
