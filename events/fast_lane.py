@@ -17,6 +17,7 @@ import time
 
 import orjson
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
@@ -188,8 +189,11 @@ class FastLane:
             token = authenticate_token(token_from_headers(environ))
         except (ApiError, DatabaseError):
             raise _Detour from None
+        # Bounded by Content-Length, as Django bounds it: a server that hands over the bare socket (runserver)
+        # would otherwise have the read wait for bytes that never come.
+        body = LimitedStream(environ["wsgi.input"], int(environ["CONTENT_LENGTH"]))
         try:
-            raw = read_body(environ["wsgi.input"], meta=environ, limit=view.max_body_bytes)
+            raw = read_body(body, meta=environ, limit=view.max_body_bytes)
         except ApiError as error:
             environ["wsgi.input"] = _ReplayedError(error)
             raise _Detour from None

@@ -217,6 +217,8 @@ class StalledBody:
     def read(self, *args):
         raise TimeoutError
 
+    readline = read
+
 
 def test_a_body_that_stalls_is_refused_by_the_view_with_408(acme_token):
     _, plaintext = acme_token
@@ -224,6 +226,31 @@ def test_a_body_that_stalls_is_refused_by_the_view_with_408(acme_token):
 
     assert lane.by_django and lane.status == 408
     assert lane.json()["error"]["code"] == "request_timeout"
+
+
+class OpenSocket:
+    """A body read straight off a kept-alive connection (as runserver hands it over, a buffered socket file):
+    a read of more bytes than the body has left would wait for bytes that never come."""
+
+    def __init__(self, body: bytes) -> None:
+        self.left = body
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > len(self.left):
+            raise AssertionError("read past the body: on a real socket this waits for ever")
+        chunk, self.left = self.left[:size], self.left[size:]
+        return chunk
+
+    readline = read
+
+
+def test_the_lane_reads_no_further_than_content_length(acme_token):
+    _, plaintext = acme_token
+    body = event("kept-alive")
+
+    lane = wsgi_post(application, body, token=plaintext, stream=OpenSocket(body))
+
+    assert not lane.by_django and lane.status == 200
 
 
 def test_behind_a_tls_proxy_the_lane_sends_the_views_security_headers(acme_token, settings):
