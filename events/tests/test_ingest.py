@@ -47,3 +47,35 @@ def test_the_ids_sequence_is_the_one_the_table_uses():
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence('events_event', 'id')")
         assert cursor.fetchone()[0] == f"public.{ID_SEQUENCE}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_awkward_values_survive_the_group_commit(acme_token):
+    from canvas.wsgi import application
+
+    from .test_fast_lane import wsgi_post
+
+    token, plaintext = acme_token
+    properties = {
+        "big": 2**70,
+        "float": 0.1,
+        "negative": -(2**63),
+        "nested": {"list": [None, True, 1.5, "x"]},
+        **{text: text for text in AWKWARD},
+    }
+    for i, text in enumerate(AWKWARD):
+        body = {"version": 1, "type": "event", "event": text, "properties": properties, "messageId": f"gc-{i}"}
+        answer = wsgi_post(application, _dumps(body), token=plaintext)
+        assert (answer.status, answer.by_django) == (200, False), answer.body
+
+    for i, text in enumerate(AWKWARD):
+        stored = Event.objects.get(team=token.team, message_id=f"gc-{i}")
+        assert stored.event == text
+        assert stored.properties == properties
+
+
+def _dumps(document) -> bytes:
+    """orjson refuses integers beyond 64 bits; the json module writes them as a client would."""
+    import json
+
+    return json.dumps(document, ensure_ascii=False).encode()
