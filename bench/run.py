@@ -355,15 +355,7 @@ class Server:
     def cpu_seconds(self) -> float:
         """CPU time used so far by the server's processes (master and workers share its process group).
         Divided by the requests of a run, it is the cost of a request, which the machine's noise barely moves."""
-        ticks = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:  # the process ended meanwhile
-                continue
-            if int(fields[2]) == self.process.pid:  # process group
-                ticks += int(fields[11]) + int(fields[12])  # utime + stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(lambda name, fields: int(fields[2]) == self.process.pid, children=False)
 
     def stop(self) -> None:
         """Graceful stop (in-flight requests finish and commit), then SIGKILL after 30 s."""
@@ -431,6 +423,12 @@ def database_cpu_seconds() -> float:
     """CPU time used so far by PostgreSQL's processes (every backend, and the WAL writer and checkpointer that
     work for them), including backends that have ended: the postmaster's children's times hold theirs. The cluster
     is shared: other sessions' queries during a run count too."""
+    return _cpu_seconds(lambda name, fields: name == "postgres", children=True)
+
+
+def _cpu_seconds(include, *, children: bool) -> float:
+    """User + system time of the processes for which include(name, fields of /proc/<pid>/stat after the name)
+    holds; with `children`, also the times of their ended children."""
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -438,9 +436,9 @@ def database_cpu_seconds() -> float:
         except OSError:  # the process ended meanwhile
             continue
         name, _, rest = text.partition("(")[2].rpartition(")")
-        if name == "postgres":
-            fields = rest.split()
-            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        fields = rest.split()
+        if include(name, fields):
+            ticks += sum(int(value) for value in fields[11 : 15 if children else 13])  # utime, stime(, cutime, cstime)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
