@@ -180,26 +180,13 @@ def _tally(value: Any, depth: int) -> int:
         return 0
     if depth > MAX_DOCUMENT_DEPTH:
         raise _TooDeep
-    if kind is dict:
-        total = len(value)
-        for key, item in value.items():
-            if ":" in key:
-                total += key.count(":")
-            item_kind = type(item)
-            if item_kind is str:
-                if ":" in item:
-                    total += item.count(":")
-            elif item_kind is dict or item_kind is list:
-                try:
-                    total += _tally(item, depth + 1)
-                except _TooDeep as exc:
-                    exc.tokens.append(f"/{_escape(key)}")
-                    raise
-            elif item_kind is float and not -_LOSSY_FLOAT < item < _LOSSY_FLOAT:
-                raise _LossyNumber
-        return total
-    total = 0
-    for index, item in enumerate(value):
+    # One loop for both containers: an object's members are (key, item), an array's (index, item); only an
+    # object counts its keys and the colons in them.
+    is_object = kind is dict
+    total = len(value) if is_object else 0
+    for key, item in value.items() if is_object else enumerate(value):
+        if is_object and ":" in key:
+            total += key.count(":")
         item_kind = type(item)
         if item_kind is str:
             if ":" in item:
@@ -208,7 +195,7 @@ def _tally(value: Any, depth: int) -> int:
             try:
                 total += _tally(item, depth + 1)
             except _TooDeep as exc:
-                exc.tokens.append(f"/{index}")
+                exc.tokens.append(f"/{_escape(key)}" if is_object else f"/{key}")
                 raise
         elif item_kind is float and not -_LOSSY_FLOAT < item < _LOSSY_FLOAT:
             raise _LossyNumber
