@@ -459,28 +459,16 @@ def migrate_and_create_token(env: dict[str, str]) -> tuple[int, int, str]:
 
 def event_template(timestamp: str) -> tuple[str, str]:
     """A /v1/event body (Canvas v1 event), as the text before and after its messageId."""
-    document = {
-        "version": 1,
-        "type": "event",
-        "event": EVENT_NAME,
-        "properties": PROPERTIES,
-        "timestamp": timestamp,
-        "messageId": MESSAGE_ID,
-    }
-    prefix, suffix = orjson.dumps(document).decode().split(MESSAGE_ID)
-    return prefix, suffix
+    return _around_message_id(timestamp, version=1, type="event", event=EVENT_NAME)
 
 
 def batch_item_template(timestamp: str) -> tuple[str, str]:
     """One /v1/batch item (Segment track call), as the text before and after its messageId."""
-    document = {
-        "type": "track",
-        "event": EVENT_NAME,
-        "userId": USER_ID,
-        "properties": PROPERTIES,
-        "timestamp": timestamp,
-        "messageId": MESSAGE_ID,
-    }
+    return _around_message_id(timestamp, type="track", event=EVENT_NAME, userId=USER_ID)
+
+
+def _around_message_id(timestamp: str, **fields) -> tuple[str, str]:
+    document = {**fields, "properties": PROPERTIES, "timestamp": timestamp, "messageId": MESSAGE_ID}
     prefix, suffix = orjson.dumps(document).decode().split(MESSAGE_ID)
     return prefix, suffix
 
