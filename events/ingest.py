@@ -56,8 +56,7 @@ _STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage (LIKE events_e
 # every row, which measured three times the cost of the nextval itself. tests/test_ingest.py checks the name.
 ID_SEQUENCE = "events_event_id_seq"
 _NEXT_ID = f"nextval('{ID_SEQUENCE}'::regclass)"
-_NEXT_IDS = f"SELECT {_NEXT_ID} FROM generate_series(1, %s)"  # noqa: S608 - constants only
-# The same ids as one array: one row for psycopg to read instead of one per event.
+# A batch's ids as one array: one row for psycopg to read instead of one per event.
 _NEXT_ID_ARRAY = (
     f"SELECT array_agg(id ORDER BY n) FROM (SELECT n, {_NEXT_ID} AS id FROM generate_series(1, %s) AS n) AS ids"  # noqa: S608 - constants only
 )
@@ -171,8 +170,7 @@ def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
     if not rows:
         return []
     if copy:
-        cursor.execute(_NEXT_IDS, (len(rows),))
-        ids = [row[0] for row in cursor.fetchall()]
+        ids = _next_ids(cursor, len(rows))
         inserted = _insert_through_copy(cursor, ids, rows)
     else:
         cursor.execute(_FROM_JSON, (orjson.dumps(rows).decode(),))
@@ -229,9 +227,13 @@ def _repeats_a_message_id(rows: list[tuple]) -> bool:
     return len(set(message_ids)) != len(message_ids)
 
 
+def _next_ids(cursor, count: int) -> list[int]:
+    cursor.execute(_NEXT_ID_ARRAY, (count,))
+    return cursor.fetchone()[0]
+
+
 def _copy_straight(cursor, rows: list[tuple]) -> list[StoredEvent]:
-    cursor.execute(_NEXT_ID_ARRAY, (len(rows),))
-    ids = cursor.fetchone()[0]
+    ids = _next_ids(cursor, len(rows))
     with cursor.copy(_COPY_STRAIGHT) as copy:
         for event_id, row in zip(ids, rows, strict=True):
             copy.write_row((event_id, *row))
