@@ -75,15 +75,14 @@ def _unavailable(headers: Headers) -> tuple[int, dict, Headers]:
     return 503, errors.error_body(code, message), [*headers, ("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))]
 
 
-def _store_event(token, document, received_at, headers: Headers) -> tuple[int, dict, Headers]:
+def _store_event(token, document, received_at) -> tuple[int, dict, Headers]:
     """EventIngestView.post, for a valid event."""
     if not settings.EVENTS_GROUP_COMMIT:
         raise _Detour
     payload, problems = validate_event(document, received_at=received_at)
     if problems:
         raise _Detour
-    usage = _admitted(token)
-    headers = [*headers, *rate_limit_headers(usage).items()] if usage is not None else headers
+    headers = _admitted(token)
     row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
     try:
         stored = committer().submit(row)
@@ -94,7 +93,7 @@ def _store_event(token, document, received_at, headers: Headers) -> tuple[int, d
     return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
 
 
-def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, dict, Headers]:
+def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
     """BatchIngestView.post, for a batch whose every event is valid."""
     try:
         batch = batch_envelope(document, received_at=received_at)
@@ -106,8 +105,7 @@ def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, d
         if problems:
             raise _Detour  # the view stores the valid events, and answers and logs each refused one
         rows.append(event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at))
-    usage = _admitted(token)
-    headers = [*headers, *rate_limit_headers(usage).items()] if usage is not None else headers
+    headers = _admitted(token)
     close_old_connections()  # as Django does when a request starts (FastLane.__call__ does it as it ends)
     try:
         stored = store_batch(rows)
@@ -118,11 +116,13 @@ def _store_batch(token, document, received_at, headers: Headers) -> tuple[int, d
     return 200, batch_receipt([stored_result(index, event) for index, event in enumerate(stored)]), headers
 
 
-def _admitted(token) -> dict | None:
+def _admitted(token) -> Headers:
+    """Count the request against its token's rate limit; its RateLimit-* headers (none while the counter is
+    unreachable)."""
     usage = usage_of(token.id)
     if is_refused(usage):
         raise _Detour  # the view answers 429 (counting this request once more: the window is full anyway)
-    return usage
+    return list(rate_limit_headers(usage).items()) if usage is not None else []
 
 
 ROUTES = {
@@ -204,7 +204,7 @@ class FastLane:
             document = parse_json(raw)
         except InvalidJSON:
             raise _Detour from None
-        return store(token, document, timezone.now(), [])
+        return store(token, document, timezone.now())
 
     def _ordinary(self, environ, limit: int) -> bool:
         """JSON with a length within the limit, to an allowed host, needing no HTTPS redirect."""
