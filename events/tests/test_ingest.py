@@ -1,7 +1,9 @@
 """Storing events: what goes in by COPY comes out exactly, whatever characters it holds."""
 
-import orjson
+from datetime import UTC, datetime
+
 import pytest
+from django.utils import timezone
 
 from events.models import Event
 
@@ -11,32 +13,65 @@ pytestmark = pytest.mark.django_db
 AWKWARD = ["tab\there", "new\nline", "carriage\rreturn", "back\\slash", "\\N", "\\.", 'quote"d', "é ✓ 🎉", "\\t"]
 
 
-def test_awkward_strings_survive_the_copy_into_the_table(client, acme_token):
-    token, plaintext = acme_token
-    batch = [
+def _awkward_batch(prefix: str) -> list[dict]:
+    return [
         {
             "type": "track",
             "event": text,
             "userId": text,
-            "messageId": f"awkward-{i}",
-            "properties": {text: text, "nested": [text, {"k": text}]},
+            "messageId": f"{prefix}-{i}",
+            "properties": {text: text, "nested": [text, {"k": text}], "big": 2**70, "small": -(2**63), "x": 0.1},
             "context": {"page": {"title": text}},
+            "integrations": {"All": False},
+            "timestamp": "2012-12-02T00:30:08.276+05:30",
+            "sentAt": "2012-12-02T00:30:09.001-03:00",
         }
         for i, text in enumerate(AWKWARD)
     ]
-    response = client.post(
-        "/v1/batch",
-        orjson.dumps({"batch": batch}),
-        content_type="application/json",
-        headers={"X-Auth-Token": plaintext},
+
+
+def _post_batch(client, plaintext: str, batch: list[dict]):
+    return client.post(
+        "/v1/batch", _dumps({"batch": batch}), content_type="application/json", headers={"X-Auth-Token": plaintext}
     )
 
+
+def _assert_stored_exactly(token, batch: list[dict], received) -> None:
+    for item in batch:
+        stored = Event.objects.get(team=token.team, message_id=item["messageId"])
+        assert (stored.event, stored.user_id, stored.token_id) == (item["event"], item["userId"], token.id)
+        assert stored.properties == item["properties"]
+        assert stored.context == item["context"]
+        assert stored.extra == {"integrations": {"All": False}}
+        assert stored.original_timestamp == datetime(2012, 12, 1, 19, 0, 8, 276000, tzinfo=UTC)
+        assert stored.sent_at == datetime(2012, 12, 2, 3, 30, 9, 1000, tzinfo=UTC)
+        # Segment's clock-skew rule: the timestamp moves by (received - sentAt).
+        assert stored.timestamp == stored.received_at - (stored.sent_at - stored.original_timestamp)
+        assert received[0] <= stored.received_at <= received[1]
+
+
+def test_awkward_values_survive_the_binary_copy_into_the_table(client, acme_token):
+    token, plaintext = acme_token
+    batch = _awkward_batch("awkward")
+    before = timezone.now()
+    response = _post_batch(client, plaintext, batch)
+
     assert response.status_code == 200, response.content
-    for i, text in enumerate(AWKWARD):
-        stored = Event.objects.get(team=token.team, message_id=f"awkward-{i}")
-        assert (stored.event, stored.user_id) == (text, text)
-        assert stored.properties == {text: text, "nested": [text, {"k": text}]}
-        assert stored.context == {"page": {"title": text}}
+    assert response.json()["stored"] == len(AWKWARD)
+    _assert_stored_exactly(token, batch, (before, timezone.now()))
+
+
+def test_awkward_values_survive_the_staging_table_of_a_resent_batch(client, acme_token):
+    """A batch that repeats a stored messageId goes through the staging table (its own binary COPY)."""
+    token, plaintext = acme_token
+    first, rest = _awkward_batch("resent")[:1], _awkward_batch("resent")[1:]
+    assert _post_batch(client, plaintext, first).status_code == 200
+    before = timezone.now()
+    response = _post_batch(client, plaintext, first + rest)
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["stored"], response.json()["duplicates"]) == (len(rest), 1)
+    _assert_stored_exactly(token, rest, (before, timezone.now()))
 
 
 def test_the_ids_sequence_is_the_one_the_table_uses():
