@@ -30,12 +30,13 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -562,62 +563,107 @@ def measure_http_baseline(wrk: Wrk, results: Results, template: tuple[str, str],
 
 
 def measure_copy_baseline(results: Results, team_id: int, token_id: int, timestamp: str, seconds: int) -> None:
-    """COPY rows like B2's into events_event, BATCH_SIZE rows per transaction, from 1, 2 and 4 connections at once
-    (the server may run several COPYs at once too); the best is the machine's figure."""
+    """COPY rows like B2's into events_event, BATCH_SIZE rows per transaction, in COPY's text and binary formats
+    (the app writes binary), from 1, 2 and 4 connections at once (the server may run several COPYs at once too);
+    the best is the machine's figure. Rows are prepared as bytes beforehand, so the client costs next to nothing."""
     print(f"B0-copy: psycopg COPY into events_event, {BATCH_SIZE} rows per transaction")
-    received_at = datetime.now(UTC).isoformat()
-    properties = orjson.dumps(PROPERTIES).decode()
-    if any(character in properties for character in "\\\t\n"):
-        raise RuntimeError("PROPERTIES must need no escaping in COPY's text format")
-    row_prefix = (
-        f"{team_id}\t{token_id}\ttrack\t{EVENT_NAME}\t{properties}\t{timestamp}\t{timestamp}\t\\N\t{received_at}\t"
-    )
-    row_suffix = f"\t{USER_ID}\t\\N\t\\N\n"
-    statement = sql.SQL("COPY events_event ({}) FROM STDIN").format(sql.SQL(COPY_COLUMNS))
+    batches = {
+        "text": _text_copy_rows(team_id, token_id, timestamp),
+        "binary": _binary_copy_rows(team_id, token_id, timestamp),
+    }
 
-    def copy_until(connection: psycopg.Connection, deadline: float, name: str) -> int:
+    def copy_until(connection: psycopg.Connection, deadline: float, name: str, copy_format: str) -> int:
         """COPY batches on one connection until the deadline; returns the rows copied."""
+        statement = sql.SQL("COPY events_event ({}) FROM STDIN (FORMAT {})").format(
+            sql.SQL(COPY_COLUMNS), sql.SQL(copy_format)
+        )
+        rows_of = batches[copy_format]
         copied = 0
         while time.monotonic() < deadline:
-            rows = "".join(f"{row_prefix}{name}-{n}{row_suffix}" for n in range(copied, copied + BATCH_SIZE))
+            data = rows_of([f"{name}-{n}".encode() for n in range(copied, copied + BATCH_SIZE)])
             with connection.cursor() as cursor, cursor.copy(statement) as copy:
-                copy.write(rows.encode())
+                copy.write(data)
             connection.commit()
             copied += BATCH_SIZE
         return copied
 
-    for connections in (1, 2, 4):
-        # Connected before and closed after the CPU reading, so that every backend's time is counted.
-        clients = [psycopg.connect(DATABASE_URL, options="-c synchronous_commit=on") for _ in range(connections)]
-        started, database_before = time.monotonic(), database_cpu_seconds()
-        with ThreadPoolExecutor(max_workers=connections) as pool:
-            futures = [
-                pool.submit(copy_until, client, started + seconds, f"b0-c{connections}-{n}")
-                for n, client in enumerate(clients)
-            ]
-            copied = sum(future.result() for future in futures)
-        elapsed = time.monotonic() - started
-        database_ms = (database_cpu_seconds() - database_before) * 1000
-        for client in clients:
-            client.close()
-        run = Run(
-            phase="B0-copy",
-            name=f"copy-c{connections}",
-            connections=connections,
-            seconds=elapsed,
-            requests=copied // BATCH_SIZE,
-            events_per_request=BATCH_SIZE,
-            database_cpu_ms=database_ms / max(copied // BATCH_SIZE, 1),
-        )
-        results.b0_copy.append(run)
-        print(
-            f"  {run.name:<14} c={connections:<3}  {run.events_rate:8.0f} rows/s  "
-            f"PostgreSQL CPU {run.database_cpu_ms / BATCH_SIZE * 1000:5.1f} us/row"
-        )
+    for copy_format in ("text", "binary"):
+        for connections in (1, 2, 4):
+            # Connected before and closed after the CPU reading, so that every backend's time is counted.
+            clients = [psycopg.connect(DATABASE_URL, options="-c synchronous_commit=on") for _ in range(connections)]
+            started, database_before = time.monotonic(), database_cpu_seconds()
+            with ThreadPoolExecutor(max_workers=connections) as pool:
+                futures = [
+                    pool.submit(
+                        copy_until, client, started + seconds, f"b0-{copy_format}-c{connections}-{n}", copy_format
+                    )
+                    for n, client in enumerate(clients)
+                ]
+                copied = sum(future.result() for future in futures)
+            elapsed = time.monotonic() - started
+            database_ms = (database_cpu_seconds() - database_before) * 1000
+            for client in clients:
+                client.close()
+            run = Run(
+                phase="B0-copy",
+                name=f"copy-{copy_format}-c{connections}",
+                connections=connections,
+                seconds=elapsed,
+                requests=copied // BATCH_SIZE,
+                events_per_request=BATCH_SIZE,
+                database_cpu_ms=database_ms / max(copied // BATCH_SIZE, 1),
+            )
+            results.b0_copy.append(run)
+            print(
+                f"  {run.name:<18} c={connections:<3}  {run.events_rate:8.0f} rows/s  "
+                f"PostgreSQL CPU {run.database_cpu_ms / BATCH_SIZE * 1000:5.1f} us/row"
+            )
     # B1 and B2 start from an empty table, as B0-copy did.
     with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
         connection.execute("TRUNCATE events_event")
         connection.execute("VACUUM ANALYZE events_event")
+
+
+def _text_copy_rows(team_id: int, token_id: int, timestamp: str):
+    """COPY's text format for a batch of B2's rows, given their messageIds."""
+    received_at = datetime.now(UTC).isoformat()
+    properties = orjson.dumps(PROPERTIES).decode()
+    if any(character in properties for character in "\\\t\n"):
+        raise RuntimeError("PROPERTIES must need no escaping in COPY's text format")
+    prefix = (
+        f"{team_id}\t{token_id}\ttrack\t{EVENT_NAME}\t{properties}\t{timestamp}\t{timestamp}\t\\N\t{received_at}\t"
+    ).encode()
+    suffix = f"\t{USER_ID}\t\\N\t\\N\n".encode()
+    return lambda message_ids: b"".join(prefix + message_id + suffix for message_id in message_ids)
+
+
+def _binary_copy_rows(team_id: int, token_id: int, timestamp: str):
+    """COPY's binary format for a batch of B2's rows, given their messageIds (PostgreSQL's documented layout: a
+    field count per row, then each field as its length and bytes, -1 for NULL)."""
+
+    def integer(value: int) -> bytes:
+        return struct.pack(">iq", 8, value)
+
+    def text(value: str, *, jsonb: bool = False) -> bytes:
+        data = (b"\x01" if jsonb else b"") + value.encode()  # jsonb: a version byte, then the text
+        return struct.pack(">i", len(data)) + data
+
+    def moment(value: datetime) -> bytes:  # microseconds since 2000-01-01 UTC
+        return integer((value - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
+
+    null = struct.pack(">i", -1)
+    happened = moment(datetime.fromisoformat(timestamp))
+    prefix = struct.pack(">h", 13) + integer(team_id) + integer(token_id) + text("track") + text(EVENT_NAME)
+    prefix += text(orjson.dumps(PROPERTIES).decode(), jsonb=True) + happened + happened + null
+    prefix += moment(datetime.now(UTC))
+    suffix = text(USER_ID) + null + null
+    signature, trailer = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0), struct.pack(">h", -1)
+
+    def rows(message_ids: list[bytes]) -> bytes:
+        body = b"".join(prefix + struct.pack(">i", len(m)) + m + suffix for m in message_ids)
+        return signature + body + trailer
+
+    return rows
 
 
 def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str], connections: list[int]) -> None:
