@@ -153,6 +153,8 @@ def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, rece
 
 
 def _extra(payload: EventPayload) -> dict | None:
+    if not (payload.group_id or payload.previous_id or payload.name or payload.category or payload.integrations):
+        return None  # a track call, most events: no dict built to be thrown away
     extra = {
         "groupId": payload.group_id,
         "previousId": payload.previous_id,
