@@ -326,13 +326,11 @@ def stored_result(index: int, stored: StoredEvent) -> dict:
 
 
 def batch_receipt(results: list[dict]) -> dict:
-    counts = {"stored": 0, "duplicate": 0, "rejected": 0}
-    for result in results:
-        counts[result["status"]] += 1
+    statuses = [result["status"] for result in results]
     return {
-        "stored": counts["stored"],
-        "duplicates": counts["duplicate"],
-        "rejected": counts["rejected"],
+        "stored": statuses.count("stored"),
+        "duplicates": statuses.count("duplicate"),
+        "rejected": statuses.count("rejected"),
         "results": results,
     }
 

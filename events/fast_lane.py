@@ -113,7 +113,7 @@ def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
         return _unavailable(headers)
     except Exception:
         raise _Detour from None  # rolled back, nothing stored: the view tries again, and answers and logs what fails
-    return 200, batch_receipt([stored_result(index, event) for index, event in enumerate(stored)]), headers
+    return 200, batch_receipt(list(map(stored_result, range(len(stored)), stored))), headers
 
 
 def _admitted(token) -> Headers:

@@ -345,7 +345,8 @@ def _parse_timestamp(value: Any) -> datetime | None:
 
 
 def _storable_offset(moment: datetime) -> bool:
-    return abs(moment.utcoffset()) < MAX_UTC_OFFSET
+    # Most clients send UTC ("Z"), which fromisoformat gives as the UTC singleton: no offset to compute.
+    return moment.tzinfo is UTC or abs(moment.utcoffset()) < MAX_UTC_OFFSET
 
 
 def _timestamp(value: Any, prefix: str, name: str, received_at: datetime, errors: list) -> datetime | None:

@@ -74,6 +74,37 @@ def test_awkward_values_survive_the_staging_table_of_a_resent_batch(client, acme
     _assert_stored_exactly(token, rest, (before, timezone.now()))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_copy_commits_by_itself_and_a_resent_batch_still_lands(acme_token):
+    """The fast lane stores a batch with no transaction around it: the COPY is its own. When it fails on a stored
+    messageId it leaves nothing behind, and the staging path stores the rest."""
+    from canvas.wsgi import application
+
+    from .test_fast_lane import wsgi_post
+
+    token, plaintext = acme_token
+    first, rest = _awkward_batch("alone")[:1], _awkward_batch("alone")[1:]
+    before = timezone.now()
+    answer = wsgi_post(application, _dumps({"batch": first}), token=plaintext, path="/v1/batch")
+    assert (answer.status, answer.by_django) == (200, False), answer.body
+
+    answer = wsgi_post(application, _dumps({"batch": first + rest}), token=plaintext, path="/v1/batch")
+
+    assert (answer.status, answer.by_django) == (200, False), answer.body
+    assert [line["status"] for line in answer.json()["results"]] == ["duplicate"] + ["stored"] * len(rest)
+    _assert_stored_exactly(token, first + rest, (before, timezone.now()))
+    assert Event.objects.filter(team=token.team).count() == len(AWKWARD)  # the failed COPY left no row behind
+
+
+def test_an_empty_integrations_object_is_kept(client, acme_token):
+    token, plaintext = acme_token
+    item = {"type": "track", "event": "Signed Up", "userId": "u1", "messageId": "empty-integrations"}
+    response = _post_batch(client, plaintext, [{**item, "integrations": {}}])
+
+    assert response.status_code == 200, response.content
+    assert Event.objects.get(team=token.team, message_id="empty-integrations").extra == {"integrations": {}}
+
+
 def test_the_ids_sequence_is_the_one_the_table_uses():
     from django.db import connection
 
