@@ -1153,8 +1153,8 @@ def _counts(text: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--http-connections", type=_counts, default=[4, 8, 16, 32, 64], help="B0-http runs")
-    parser.add_argument("--connections", type=_counts, default=[1, 2, 4, 8, 16, 32, 64], help="B1 search")
+    parser.add_argument("--http-connections", type=_counts, default=[4, 8, 16, 24, 32, 48, 64], help="B0-http runs")
+    parser.add_argument("--connections", type=_counts, default=[1, 2, 4, 8, 16, 24, 32, 48, 64], help="B1 search")
     parser.add_argument("--batch-connections", type=_counts, default=[1, 2, 4, 8], help="B2 connection counts")
     parser.add_argument(
         "--server-cpus", default=os.environ.get("BENCH_SERVER_CPUS", "1"), help="taskset list for gunicorn (1)"
@@ -1171,7 +1171,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make bench does it).")
     workers = int(os.environ.get("GUNICORN_WORKERS") or len(_cpu_list(arguments.server_cpus)))
-    threads = int(os.environ.get("GUNICORN_THREADS") or 16)
+    threads = int(os.environ.get("GUNICORN_THREADS") or 32)  # gunicorn.conf.py's default
     # This script, the COPY client and wrk stay on the load generator's cores.
     os.sched_setaffinity(0, _cpu_list(arguments.client_cpus))
 
