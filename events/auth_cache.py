@@ -80,6 +80,14 @@ def _shared_add(digest: str, snapshot: TokenSnapshot | None) -> None:
         logger.warning("shared token cache unavailable; not caching", exc_info=True)
 
 
+def known_locally(digest: str) -> TokenSnapshot | None:
+    """This process's fresh copy of the token with this digest; None when there is none (or no such token)."""
+    cached = _local.get(digest)
+    if cached is not None and time.monotonic() - cached[0] < TOKEN_LOCAL_SECONDS:
+        return cached[1]
+    return None
+
+
 def lookup(digest: str) -> TokenSnapshot | None:
     """The token with this digest, or None when there is no such token."""
     now = time.monotonic()

@@ -90,6 +90,18 @@ def test_it_refuses_missing_malformed_and_unknown_tokens(db, headers, expected):
     assert_unauthorized(call_api(headers), expected)
 
 
+def test_a_token_known_to_this_process_lets_no_near_miss_through(plaintext):
+    """A known token skips the format check for a second; a mistyped copy of it, or a non-ASCII one, does not."""
+    assert call_api({"X-Auth-Token": plaintext}).status_code == 200  # now in this process's copy
+
+    mistyped = plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")
+    assert_unauthorized(call_api({"X-Auth-Token": mistyped}), errors.MALFORMED_TOKEN)
+    with pytest.raises(ApiError) as refused:
+        authenticate_token(plaintext[:-1] + "é")
+    assert (refused.value.status_code, refused.value.code) == (401, errors.MALFORMED_TOKEN[0])
+    assert call_api({"X-Auth-Token": plaintext}).status_code == 200
+
+
 def test_it_rejects_revoked_token(acme_token, alice, django_capture_on_commit_callbacks):
     token, plaintext = acme_token
     revoke(token, alice, django_capture_on_commit_callbacks)
