@@ -427,10 +427,14 @@ def _check_tree(value: dict | list, path: str, depth: int, errors: list) -> int:
         errors.append(FieldError(path, PROPERTIES_TOO_DEEP))
         return 0
     if isinstance(value, dict):
+        if "" in value or max(map(len, value), default=0) > MAX_KEY_LENGTH:  # every key fine, found in C; or:
+            errors.extend(
+                FieldError(f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY)
+                for key in value
+                if not key or len(key) > MAX_KEY_LENGTH
+            )
         count = len(value)
         for key, item in value.items():
-            if not key or len(key) > MAX_KEY_LENGTH:
-                errors.append(FieldError(f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY))
             if isinstance(item, (dict, list)):
                 count += _check_tree(item, f"{path}/{_escape(key)}", depth + 1, errors)
         return count
@@ -596,7 +600,7 @@ def validate_segment_message(
     errors: list[FieldError] = []
     # Segment libraries send null for unset optional fields (analytics-python's anonymousId): absent. What is
     # set, read with dict.get (in C) rather than a function call per field: this runs for every batch item.
-    get = {name: value for name, value in document.items() if value is not None}.get
+    get = document.get if None not in document.values() else {k: v for k, v in document.items() if v is not None}.get
 
     kind = _segment_type(get("type", _MISSING), default_type, prefix, errors)
     user_value = get("userId", _MISSING)
