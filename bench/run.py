@@ -108,6 +108,7 @@ class Run:
     mean_ms: float = 0.0
     server_cpu_ms: float = 0.0  # CPU time of the server's processes per request
     database_cpu_ms: float = 0.0  # CPU time of PostgreSQL's processes per request
+    core_busy: dict[str, float] = field(default_factory=dict)  # "cpu1" -> share of the run the core was busy
 
     @property
     def rate(self) -> float:
@@ -197,6 +198,22 @@ class Results:
             f"{cores} cores shared by both, B2 cannot pass {cores} / ({server:.1f} + {batch_db:.1f}) us = "
             f"{bound:,.0f} events/s, which is {bound / self.b0_copy_rate:.2f} of B0-copy; it reached "
             f"{batch.events_rate / bound:.0%} of that bound.",
+            *self._cores_during(batch),
+        ]
+
+    def _cores_during(self, run: Run) -> list[str]:
+        """How busy each core was during the run, and how much of the server's core the server itself used."""
+        if not run.core_busy:
+            return []
+        server_cores = {f"cpu{n}" for n in _cpu_list(self.server_cpus)}
+        server_share = run.server_cpu_ms * run.rate / 1000 / max(len(server_cores), 1)
+        busy = ", ".join(
+            f"{name} {share:.0%}" + (" (the server's)" if name in server_cores else "")
+            for name, share in sorted(run.core_busy.items())
+        )
+        return [
+            f"During {run.name} the cores were busy: {busy}; the server itself used {server_share:.0%} of its "
+            "core(s), the rest of their busy time went to PostgreSQL, Redis and the kernel."
         ]
 
     @property
@@ -272,14 +289,23 @@ ANALYSIS = [
     "view's own functions without Django's handler, middleware and DRF's request cycle; measured in-process "
     "those cost about three times the event's own work. What is left per request is gunicorn's gthread worker "
     "(B0-http is exactly that), the token check, parsing and validation, and the hand-off to the group "
-    "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests.",
-    "- /v1/batch: one COPY straight into the table per batch. Per event the server parses, validates (as at "
-    "/v1/event) and formats the row; PostgreSQL then spends about as much CPU again on the row (jsonb, five "
-    "indexes, WAL), close to what it spends per row in B0-copy. On a machine where both share two cores, that "
-    "bounds B2 well below B0-copy: the bound above is computed from this run's own CPU figures.",
-    "- Tried and measured, not kept: writing COPY's text format by hand (slower than psycopg's C formatter), "
-    "COPY in autocommit without BEGIN/COMMIT (no faster here), more or fewer gunicorn threads and other group "
-    "commit waits (differences inside the noise), two workers of 8 threads on the one core (slower for both apps).",
+    "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests. Each "
+    "request holds its thread until its group commits: with 16 threads a loaded worker often had every thread "
+    "waiting and its core about a tenth idle; 32 threads (gunicorn.conf.py) keep it busy (48 and 64 were no "
+    "better).",
+    "- /v1/batch: one COPY, in binary format, straight into the table per batch, a statement committed by "
+    "itself. Per event the server parses, validates (as at /v1/event) and formats the row; PostgreSQL then "
+    "spends about as much CPU again on the row (jsonb, five indexes, WAL), close to what it spends per row in "
+    "B0-copy. On a machine where both share two cores, that bounds B2 well below B0-copy: the bound above is "
+    "computed from this run's own CPU figures. B2 also falls short of that bound because the server is pinned "
+    "and PostgreSQL is not: the kernel runs a backend next to the process that wakes it, so during B2 about a "
+    "quarter of the server's core went to PostgreSQL while the other core was some 40% idle (/proc/stat, "
+    "sampled during a B2 run).",
+    "- Tried and measured, not kept: writing COPY's text format by hand (slower than psycopg's C formatter); "
+    "proving parse_json's checks from orjson's own indented output instead of walking the document in Python "
+    "(the scan for 64-bit integers cost what it saved); other group commit waits than 2 ms and a shorter GIL "
+    "switch interval (differences inside this machine's noise); two workers of 8 threads on the one core "
+    "(slower for both apps).",
 ]
 
 
@@ -504,7 +530,7 @@ class Wrk:
         command += [f"http://127.0.0.1:{self.port}{path}", "--", mode, name, *template]
         command += [str(BATCH_SIZE if mode == "batch" else 1), f"{think_ms:.3f}", str(self.ids_dir)]
         env = {**os.environ, "BENCH_TOKEN": self.token}
-        cpu_before, database_before = self.server.cpu_seconds(), database_cpu_seconds()
+        cpu_before, database_before, cores_before = self.server.cpu_seconds(), database_cpu_seconds(), _core_ticks()
         output = _run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
         line = next((line for line in output.splitlines() if line.startswith("BENCH_RESULT ")), None)
         if line is None:
@@ -512,6 +538,7 @@ class Wrk:
         raw = json.loads(line.removeprefix("BENCH_RESULT "))
         server_cpu_ms = (self.server.cpu_seconds() - cpu_before) * 1000
         database_cpu_ms = (database_cpu_seconds() - database_before) * 1000
+        core_busy = _core_busy(cores_before, _core_ticks())
         latency = raw["latency_us"]
         run = Run(
             phase=phase,
@@ -533,9 +560,30 @@ class Wrk:
             mean_ms=latency["mean"] / 1000,
             server_cpu_ms=server_cpu_ms / raw["requests"] if raw["requests"] else 0.0,
             database_cpu_ms=database_cpu_ms / raw["requests"] if raw["requests"] else 0.0,
+            core_busy=core_busy,
         )
         print(run.line())
         return run
+
+
+def _core_ticks() -> dict[str, tuple[int, int]]:
+    """Per core, from /proc/stat: (busy ticks, all ticks) so far. Idle and I/O wait count as not busy."""
+    ticks = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            numbers = [int(value) for value in values]
+            ticks[name] = (sum(numbers) - numbers[3] - numbers[4], sum(numbers))
+    return ticks
+
+
+def _core_busy(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    busy = {}
+    for name, (busy_after, total_after) in after.items():
+        busy_before, total_before = before.get(name, (0, 0))
+        if total_after > total_before:
+            busy[name] = (busy_after - busy_before) / (total_after - total_before)
+    return busy
 
 
 def _cpu_list(cpus: str) -> set[int]:
