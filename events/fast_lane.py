@@ -43,7 +43,7 @@ from .api import (
 )
 from .authentication import authenticate_token, token_from_headers
 from .errors import ApiError
-from .group_commit import CommitterUnavailable, committer
+from .group_commit import Arrival, CommitterUnavailable, committer
 from .ingest import event_row, store_batch
 from .metrics import record_answer
 from .parsers import read_body
@@ -75,9 +75,9 @@ def _unavailable(headers: Headers) -> tuple[int, dict, Headers]:
     return 503, errors.error_body(code, message), [*headers, ("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))]
 
 
-def _store_event(token, document, received_at) -> tuple[int, dict, Headers]:
+def _store_event(token, document, received_at, arrival: Arrival | None) -> tuple[int, dict, Headers]:
     """EventIngestView.post, for a valid event."""
-    if not settings.EVENTS_GROUP_COMMIT:
+    if arrival is None:
         raise _Detour
     payload, problems = validate_event(document, received_at=received_at)
     if problems:
@@ -85,7 +85,7 @@ def _store_event(token, document, received_at) -> tuple[int, dict, Headers]:
     headers = _admitted(token)
     row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
     try:
-        stored = committer().submit(row)
+        stored = committer().submit(row, arrival=arrival)
     except CommitterUnavailable:
         return _unavailable(headers)
     except Exception:
@@ -93,7 +93,7 @@ def _store_event(token, document, received_at) -> tuple[int, dict, Headers]:
     return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
 
 
-def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
+def _store_batch(token, document, received_at, _arrival: Arrival | None) -> tuple[int, dict, Headers]:
     """BatchIngestView.post, for a batch whose every event is valid."""
     try:
         batch = batch_envelope(document, received_at=received_at)
@@ -155,10 +155,13 @@ class FastLane:
             rid = request_id_for(environ)
             context = request_id.set(rid)
             db = connections[DEFAULT_DB_ALIAS]
+            # A single event is announced to the group committer as it starts, so that the committer knows to
+            # wait for its row (group_commit.Arrival).
+            arrival = Arrival(committer()) if store is _store_event and settings.EVENTS_GROUP_COMMIT else None
             try:
                 if db.in_atomic_block:  # only ever in a test; the views write on the caller's transaction then
                     raise _Detour
-                status, data, headers = self._answer(environ, view, store)
+                status, data, headers = self._answer(environ, view, store, arrival)
             except _Detour:
                 pass
             else:
@@ -177,12 +180,14 @@ class FastLane:
                 )
                 return [body]
             finally:
+                if arrival is not None:
+                    arrival.done()
                 request_id.reset(context)
                 if db.connection is not None:  # a batch's, or the once-a-minute last_used_at UPDATE's
                     close_old_connections()
         return self.django_application(environ, start_response)
 
-    def _answer(self, environ, view, store) -> tuple[int, dict, Headers]:
+    def _answer(self, environ, view, store, arrival: Arrival | None) -> tuple[int, dict, Headers]:
         if not self._ordinary(environ, view.max_body_bytes):
             raise _Detour
         try:
@@ -204,7 +209,7 @@ class FastLane:
             document = parse_json(raw)
         except InvalidJSON:
             raise _Detour from None
-        return store(token, document, datetime.now(UTC))  # timezone.now(), without a settings look-up (USE_TZ)
+        return store(token, document, datetime.now(UTC), arrival)  # timezone.now(), without a settings look-up (USE_TZ)
 
     def _ordinary(self, environ, limit: int) -> bool:
         """JSON with a length within the limit, to an allowed host, needing no HTTPS redirect."""

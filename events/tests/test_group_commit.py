@@ -54,3 +54,63 @@ def test_a_resent_message_id_is_a_duplicate_through_the_committer(live_server, a
     assert first["duplicate"] is False
     assert second == {"id": first["id"], "duplicate": True}
     assert Event.objects.filter(team=token.team, message_id="only-once").count() == 1
+
+
+def _row(token, message_id: str) -> tuple:
+    from django.utils import timezone
+
+    from events.ingest import event_row
+    from events.validation import validate_event
+
+    received_at = timezone.now()
+    payload, problems = validate_event(
+        {"version": 1, "type": "event", "event": "Announced", "messageId": message_id}, received_at=received_at
+    )
+    assert problems == []
+    return event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
+
+
+@pytest.fixture
+def patient_committer():
+    """A committer of its own that would wait up to 5 s for company."""
+    committer = group_commit.GroupCommitter(wait_seconds=5)
+    yield committer
+    with committer.connection_lock:
+        committer._disconnect()
+
+
+def test_with_no_request_announced_a_row_is_committed_without_waiting_for_company(acme_token, patient_committer):
+    token, _ = acme_token
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(
+            patient_committer.submit, _row(token, "alone"), arrival=group_commit.Arrival(patient_committer)
+        )
+        # Far sooner than the 5 s it may wait: nobody else was on the way.
+        assert stored.result(timeout=2.5).duplicate is False
+    assert Event.objects.filter(team=token.team, message_id="alone").exists()
+
+
+def test_the_committer_waits_for_an_announced_request_and_commits_both_rows_together(acme_token, patient_committer):
+    token, _ = acme_token
+    late = group_commit.Arrival(patient_committer)  # announced: its row is on the way
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(
+            patient_committer.submit, _row(token, "first"), arrival=group_commit.Arrival(patient_committer)
+        )
+        second = pool.submit(patient_committer.submit, _row(token, "second"), arrival=late)
+        assert first.result(timeout=10).duplicate is False
+        assert second.result(timeout=10).duplicate is False
+
+    assert (patient_committer.commits, patient_committer.rows) == (1, 2)
+
+
+def test_a_request_that_brings_no_row_does_not_hold_the_commit(acme_token, patient_committer):
+    token, _ = acme_token
+    refused = group_commit.Arrival(patient_committer)  # announced, then refused before it had a row
+    refused.done()
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(
+            patient_committer.submit, _row(token, "kept"), arrival=group_commit.Arrival(patient_committer)
+        )
+        assert stored.result(timeout=2.5).duplicate is False
+    assert patient_committer.coming == 0
