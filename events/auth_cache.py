@@ -80,20 +80,24 @@ def _shared_add(digest: str, snapshot: TokenSnapshot | None) -> None:
         logger.warning("shared token cache unavailable; not caching", exc_info=True)
 
 
+def _fresh_local(digest: str) -> tuple[float, TokenSnapshot | None] | None:
+    """This process's entry for the digest while it is younger than TOKEN_LOCAL_SECONDS."""
+    cached = _local.get(digest)
+    return cached if cached is not None and time.monotonic() - cached[0] < TOKEN_LOCAL_SECONDS else None
+
+
 def known_locally(digest: str) -> TokenSnapshot | None:
     """This process's fresh copy of the token with this digest; None when there is none (or no such token)."""
-    cached = _local.get(digest)
-    if cached is not None and time.monotonic() - cached[0] < TOKEN_LOCAL_SECONDS:
-        return cached[1]
-    return None
+    cached = _fresh_local(digest)
+    return cached[1] if cached is not None else None
 
 
 def lookup(digest: str) -> TokenSnapshot | None:
     """The token with this digest, or None when there is no such token."""
-    now = time.monotonic()
-    cached = _local.get(digest)
-    if cached is not None and now - cached[0] < TOKEN_LOCAL_SECONDS:
+    cached = _fresh_local(digest)
+    if cached is not None:
         return cached[1]
+    now = time.monotonic()
     snapshot = _shared_get(digest)
     if snapshot is False:
         snapshot = _from_database(digest)

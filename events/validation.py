@@ -427,7 +427,8 @@ def _check_tree(value: dict | list, path: str, depth: int, errors: list) -> int:
         errors.append(FieldError(path, PROPERTIES_TOO_DEEP))
         return 0
     if isinstance(value, dict):
-        if "" in value or max(map(len, value), default=0) > MAX_KEY_LENGTH:  # every key fine, found in C; or:
+        # The keys are checked in C; only an object with an empty or too long key is walked to name them.
+        if "" in value or max(map(len, value), default=0) > MAX_KEY_LENGTH:
             errors.extend(
                 FieldError(f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY)
                 for key in value
