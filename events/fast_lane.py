@@ -15,6 +15,7 @@ log. tests/test_fast_lane.py holds the lane to the views' answers, headers inclu
 import io
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import orjson
 from django.conf import settings
@@ -75,9 +76,9 @@ def _unavailable(headers: Headers) -> tuple[int, dict, Headers]:
     return 503, errors.error_body(code, message), [*headers, ("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))]
 
 
-def _store_event(token, document, received_at, arrival: Arrival | None) -> tuple[int, dict, Headers]:
+def _store_event(token, document, received_at, *, arrival: Arrival | None) -> tuple[int, dict, Headers]:
     """EventIngestView.post, for a valid event."""
-    if arrival is None:
+    if arrival is None:  # group commit is off: the view writes the row itself
         raise _Detour
     payload, problems = validate_event(document, received_at=received_at)
     if problems:
@@ -93,7 +94,7 @@ def _store_event(token, document, received_at, arrival: Arrival | None) -> tuple
     return 200, {"id": stored.id, "duplicate": stored.duplicate}, headers
 
 
-def _store_batch(token, document, received_at, _arrival: Arrival | None) -> tuple[int, dict, Headers]:
+def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
     """BatchIngestView.post, for a batch whose every event is valid."""
     try:
         batch = batch_envelope(document, received_at=received_at)
@@ -155,13 +156,16 @@ class FastLane:
             rid = request_id_for(environ)
             context = request_id.set(rid)
             db = connections[DEFAULT_DB_ALIAS]
-            # A single event is announced to the group committer as it starts, so that the committer knows to
-            # wait for its row (group_commit.Arrival).
-            arrival = Arrival(committer()) if store is _store_event and settings.EVENTS_GROUP_COMMIT else None
+            arrival = None
+            if store is _store_event:
+                # Announced to the group committer as it starts, so that the committer knows to wait for its row
+                # (group_commit.Arrival).
+                arrival = Arrival(committer()) if settings.EVENTS_GROUP_COMMIT else None
+                store = partial(_store_event, arrival=arrival)
             try:
                 if db.in_atomic_block:  # only ever in a test; the views write on the caller's transaction then
                     raise _Detour
-                status, data, headers = self._answer(environ, view, store, arrival)
+                status, data, headers = self._answer(environ, view, store)
             except _Detour:
                 pass
             else:
@@ -187,7 +191,7 @@ class FastLane:
                     close_old_connections()
         return self.django_application(environ, start_response)
 
-    def _answer(self, environ, view, store, arrival: Arrival | None) -> tuple[int, dict, Headers]:
+    def _answer(self, environ, view, store) -> tuple[int, dict, Headers]:
         if not self._ordinary(environ, view.max_body_bytes):
             raise _Detour
         try:
@@ -209,7 +213,7 @@ class FastLane:
             document = parse_json(raw)
         except InvalidJSON:
             raise _Detour from None
-        return store(token, document, datetime.now(UTC), arrival)  # timezone.now(), without a settings look-up (USE_TZ)
+        return store(token, document, datetime.now(UTC))  # timezone.now(), without a settings look-up (USE_TZ)
 
     def _ordinary(self, environ, limit: int) -> bool:
         """JSON with a length within the limit, to an allowed host, needing no HTTPS redirect."""
