@@ -9,12 +9,16 @@ gunicorn.conf.py. Phases:
     B0-copy   psycopg COPY of the same rows straight into events_event, 100 rows per transaction: rows/s.
     B1        POST /v1/event, one ~330-byte event per request: the highest rate whose p99 <= 50 ms with no
               error; then p50/p99 at ~80% of that rate.
-    B2        POST /v1/batch, 100 events per request: events/s (skipped if /v1/batch answers 404).
+    B2        POST /v1/batch, 100 events per request: events/s (skipped if /v1/batch answers 404), with the server
+              on every core as B0-copy's PostgreSQL is (the target's figure), and held to its one core (for
+              comparison).
 
 wrk (Debian's, closed loop) is the load generator. It has no constant-rate mode, so B1 searches over connection
 counts, and the 80% run paces each connection with a random think time (bench/ingest.lua). The server is pinned
 to one set of cores and everything on the client side (wrk, the COPY client, this script) to the others with
-`taskset`; PostgreSQL and Redis run on the same machine, unpinned.
+`taskset`; PostgreSQL and Redis run on the same machine, unpinned. B2 is measured twice: with the server so
+pinned, and with it on every core while wrk stays on its own: B0-copy, the figure B2 is held to, is PostgreSQL
+on every core with its client pinned, and a batch's load generator needs about a hundredth of a request's.
 
 Afterwards every acknowledged event is looked for in the table: each id that /v1/event answered, and the
 number of rows per phase. A missing event makes the command exit 1; a target missed is only reported.
@@ -151,7 +155,10 @@ class Results:
     b0_copy: list[Run] = field(default_factory=list)
     b1: list[Run] = field(default_factory=list)
     b1_at_80: list[Run] = field(default_factory=list)
-    b2: list[Run] = field(default_factory=list)
+    b2: list[Run] = field(default_factory=list)  # the server on its own cores, as in B0-http and B1
+    b2_all: list[Run] = field(default_factory=list)  # the server on every core, as PostgreSQL in B0-copy
+    all_cpus: str = ""
+    all_workers: int = 0
     warmups: list[Run] = field(default_factory=list)
     commit_ms: float = 0.0
     b2_skipped: str = ""
@@ -169,7 +176,7 @@ class Results:
         server's core were the only limit."""
         http = max((r for r in self.b0_http if r.clean), key=lambda r: r.rate, default=None)
         event = self.b1_best or max((r for r in self.b1 if r.clean), key=lambda r: r.rate, default=None)
-        batch = max((r for r in self.b2 if r.clean), key=lambda r: r.events_rate, default=None)
+        batch = self.b2_best
         if http is None or event is None or not event.server_cpu_ms:
             return "not measured"
         text = (
@@ -184,7 +191,7 @@ class Results:
         """CPU per event of the server and of PostgreSQL in B0-copy and B2, and what they allow on this machine:
         with both sharing its cores, B2 cannot pass cores / (server + PostgreSQL per event)."""
         copy = max(self.b0_copy, key=lambda r: r.events_rate, default=None)
-        batch = max((r for r in self.b2 if r.clean), key=lambda r: r.events_rate, default=None)
+        batch = self.b2_best
         if copy is None or batch is None or not copy.database_cpu_ms:
             return []
         cores = os.cpu_count() or 1
@@ -205,7 +212,7 @@ class Results:
         """How busy each core was during the run, and how much of the server's core the server itself used."""
         if not run.core_busy:
             return []
-        server_cores = {f"cpu{n}" for n in _cpu_list(self.server_cpus)}
+        server_cores = {f"cpu{n}" for n in _cpu_list(self.all_cpus if run in self.b2_all else self.server_cpus)}
         server_share = run.server_cpu_ms * run.rate / 1000 / max(len(server_cores), 1)
         busy = ", ".join(
             f"{name} {share:.0%}" + (" (the server's)" if name in server_cores else "")
@@ -245,7 +252,18 @@ class Results:
         return min(self.b1_at_80, key=lambda r: abs(r.rate - 0.8 * best.rate))
 
     @property
+    def b2_best(self) -> Run | None:
+        """B2's figure: the best clean run with the server on every core (as B0-copy's PostgreSQL), or, when that
+        was not measured, with the server on its own cores."""
+        return max((r for r in self.b2_all or self.b2 if r.clean), key=lambda r: r.events_rate, default=None)
+
+    @property
     def b2_rate(self) -> float:
+        best = self.b2_best
+        return best.events_rate if best else 0.0
+
+    @property
+    def b2_pinned_rate(self) -> float:
         return max((r.events_rate for r in self.b2 if r.clean), default=0.0)
 
     def checks(self) -> list[tuple[str, str, str, str]]:
@@ -262,12 +280,22 @@ class Results:
             copy_ratio = self.b2_rate / self.b0_copy_rate if self.b0_copy_rate else 0.0
             rows.append(
                 (
-                    "B2 / B0-copy",
+                    "B2 / B0-copy" + (" (server on every core, as PostgreSQL in B0-copy)" if self.b2_all else ""),
                     f"{copy_ratio:.2f}",
                     f">= {TARGET_COPY_RATIO}",
                     _verdict(copy_ratio >= TARGET_COPY_RATIO),
                 )
             )
+            if self.b2_all and self.b2_pinned_rate:
+                pinned_ratio = self.b2_pinned_rate / self.b0_copy_rate if self.b0_copy_rate else 0.0
+                rows.append(
+                    (
+                        f"B2 / B0-copy with the server held to cpu{self.server_cpus} (for comparison)",
+                        f"{pinned_ratio:.2f}",
+                        "none",
+                        "INFO",
+                    )
+                )
         at_80 = self.b1_at_80_run
         if at_80 is None:
             rows.append(("/v1/event p99 at 80% of B1", "not measured", f"<= {TARGET_P99_AT_80_MS:.0f} ms", "MISS"))
@@ -668,10 +696,6 @@ def measure_copy_baseline(results: Results, team_id: int, token_id: int, timesta
                 f"  {run.name:<18} c={connections:<3}  {run.events_rate:8.0f} rows/s  "
                 f"PostgreSQL CPU {run.database_cpu_ms / BATCH_SIZE * 1000:5.1f} us/row"
             )
-    # B1 and B2 start from an empty table, as B0-copy did.
-    with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
-        connection.execute("TRUNCATE events_event")
-        connection.execute("VACUUM ANALYZE events_event")
 
 
 def _text_copy_rows(team_id: int, token_id: int, timestamp: str):
@@ -757,20 +781,29 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
 
 
 def measure_batches(
-    wrk: Wrk, results: Results, port: int, token: str, template: tuple[str, str], connections: list[int]
+    wrk: Wrk,
+    results: Results,
+    port: int,
+    token: str,
+    template: tuple[str, str],
+    connections: list[int],
+    *,
+    every_core: bool = False,
 ) -> None:
-    print(f"B2: POST /v1/batch, {BATCH_SIZE} events per request")
+    """B2 runs into results.b2 (the server on its own cores) or, with every_core, results.b2_all."""
+    phase, label, runs = ("B2-all", "b2-all", results.b2_all) if every_core else ("B2", "b2", results.b2)
+    print(f"{phase}: POST /v1/batch, {BATCH_SIZE} events per request")
     status, _ = http_request(port, "POST", "/v1/batch", b'{"batch": []}', token)
     if status == 404:
         results.b2_skipped = "/v1/batch answered 404: the endpoint does not exist yet"
         print(f"  skipped: {results.b2_skipped}")
         return
     results.warmups.append(
-        wrk.run("B2", "b2-warmup", path="/v1/batch", mode="batch", template=template, connections=2, seconds=3)
+        wrk.run(phase, f"{label}-warmup", path="/v1/batch", mode="batch", template=template, connections=2, seconds=3)
     )
     for count in connections:
-        results.b2.append(
-            wrk.run("B2", f"b2-c{count}", path="/v1/batch", mode="batch", template=template, connections=count)
+        runs.append(
+            wrk.run(phase, f"{label}-c{count}", path="/v1/batch", mode="batch", template=template, connections=count)
         )
 
 
@@ -885,6 +918,9 @@ def print_summary(results: Results) -> None:
         print(f"B2       skipped ({results.b2_skipped})")
     else:
         print(f"B2       {results.b2_rate:8.0f} events/s /v1/batch, {BATCH_SIZE} events per request")
+        if results.b2_all:
+            pinned = f"{results.b2_pinned_rate:.0f} events/s with it on cpu{results.server_cpus}"
+            print(f"         (server on every core; {pinned})")
     print(f"Server CPU per request: {results.cpu_per_request()}")
     for line in results.where_the_time_goes():
         print(line)
@@ -955,11 +991,16 @@ def draw_chart(results: Results) -> None:
         )
     else:
         copy_ratio = results.b2_rate / results.b0_copy_rate if results.b0_copy_rate else 0.0
+        labels, values = ["B0-copy\nCOPY", "B2\n/v1/batch"], [results.b0_copy_rate, results.b2_rate]
+        if results.b2_all:
+            labels[1] = "B2 /v1/batch\nserver: every core"
+            labels.append(f"B2 /v1/batch\nserver: cpu{results.server_cpus}")
+            values.append(results.b2_pinned_rate)
         bars(
             copy_axes,
-            ["B0-copy\nCOPY", "B2\n/v1/batch"],
-            [results.b0_copy_rate, results.b2_rate],
-            ["#9aa5b1", "#2f6fdf"],
+            labels,
+            values,
+            ["#9aa5b1", "#2f6fdf", "#8fb3f0"][: len(values)],
             f"Events/s, {BATCH_SIZE} per transaction / request",
             "events/s",
             f"B2/B0-copy = {copy_ratio:.2f} (target >= {TARGET_COPY_RATIO})",
@@ -1045,6 +1086,11 @@ def write_report(results: Results) -> None:
     at_80 = results.b1_at_80_run
     rec = results.reconciliation
     b2 = "not measured: " + results.b2_skipped if results.b2_skipped else f"{results.b2_rate:,.0f} events/s"
+    if results.b2_all:
+        b2 += (
+            f" with the server on every core (cpu{results.all_cpus}, {results.all_workers} workers; wrk on "
+            f"cpu{results.client_cpus}); {results.b2_pinned_rate:,.0f} events/s with it on cpu{results.server_cpus}"
+        )
     lines = [
         "# Benchmarks",
         "",
@@ -1060,7 +1106,15 @@ def write_report(results: Results) -> None:
         f"- **Cores per side**: server {_cores(results.server_cpus)} (cpu{results.server_cpus}: gunicorn gthread, "
         f"{results.workers} worker(s) x {results.threads} threads, `gunicorn.conf.py`); load generator "
         f"{_cores(results.client_cpus)} (cpu{results.client_cpus}: wrk, the COPY client and the driver script). "
-        "PostgreSQL 15 and Redis run on the same machine, not pinned: they take their CPU from both cores.",
+        "PostgreSQL 15 and Redis run on the same machine, not pinned: they take their CPU from both cores. "
+        + (
+            f"B2 runs a second time with the server on every core (cpu{results.all_cpus}, {results.all_workers} "
+            f"workers) and wrk still on cpu{results.client_cpus}: that is B0-copy's footing (PostgreSQL on every "
+            "core, its client pinned), and a 100-event batch asks about a hundredth of the load generator's work "
+            "per event that a single-event request does. That run is B2's figure; the pinned one is shown beside it."
+            if results.b2_all
+            else ""
+        ),
         f"- **Disk**: a COMMIT that flushes the WAL takes {results.commit_ms:.1f} ms (median of 200), so one "
         f"connection committing each event alone tops out near {1000 / max(results.commit_ms, 0.01):,.0f} "
         "commits/s; grouping events per commit is what lifts that bound.",
@@ -1134,7 +1188,14 @@ def write_report(results: Results) -> None:
     if results.b2_skipped:
         lines += [f"B2: {results.b2_skipped}.", ""]
     else:
-        lines += ["B2:", "", *_table(results.b2, events=True), ""]
+        lines += [f"B2, the server on cpu{results.server_cpus}:", "", *_table(results.b2, events=True), ""]
+        if results.b2_all:
+            lines += [
+                f"B2, the server on every core (cpu{results.all_cpus}, {results.all_workers} workers):",
+                "",
+                *_table(results.b2_all, events=True),
+                "",
+            ]
     lines += [
         "Reconciliation: "
         + " ".join(
@@ -1165,8 +1226,10 @@ def write_report(results: Results) -> None:
         "- B0-http sends the same POST body to bench/hello_wsgi.py, which reads it and answers a fixed JSON body: "
         "what gunicorn's gthread worker and Python's WSGI path cost on their own.",
         f"- B0-copy sends the B2 rows with psycopg's COPY, {BATCH_SIZE} rows and one commit per transaction "
-        "(synchronous_commit on, as the app), from 1, 2 and 4 connections at once; the best is the figure. The "
-        "table is then emptied so B1 and B2 start from the same state.",
+        "(synchronous_commit on, as the app), from 1, 2 and 4 connections at once; the best is the figure. It runs "
+        "after B1 and right before B2, into the table as B1 left it (the server idle meanwhile), so that it and B2 "
+        "meet the same table and, as nearly as a shared machine allows, the same load from elsewhere. Its rows stay "
+        "(`messageId` b0-...) and count in the rows after the runs.",
         f"- B1 runs wrk at each connection count ({', '.join(str(r.connections) for r in results.b1)}) and takes the "
         "highest rate whose p99 is at most 50 ms with no socket error and no non-2xx answer. wrk has no "
         "constant-rate mode, so the ~80% figure comes from paced connections (as many as in the best run, at "
@@ -1179,8 +1242,9 @@ def write_report(results: Results) -> None:
         "- Server CPU per request: user + system time of the server's processes (gunicorn master and workers, "
         "read from /proc) over a run, divided by its requests. Other work on the machine moves throughput a "
         "lot and this figure little, so it is the steadier way to compare B1 with B0-http.",
-        "- B2 runs wrk with bodies of 100 Segment `track` items at a few connection counts; the best clean "
-        "rate is the figure.",
+        "- B2 runs wrk with bodies of 100 Segment `track` items at a few connection counts, first with the server "
+        "on its own cores, then (a new server, the same database) with it on every core and wrk where it was; the "
+        "best clean rate of the second set is the figure.",
         "- After the server stops (gracefully: in-flight requests finish), every id the server answered for a "
         "stored event (/v1/event's `id`, /v1/batch's receipts) is looked up in events_event, and rows are "
         "counted per phase by `messageId` prefix; a missing acknowledged event fails `make bench`. A missed "
@@ -1207,6 +1271,12 @@ def main() -> int:
     parser.add_argument("--connections", type=_counts, default=[1, 2, 4, 8, 16, 24, 32, 48, 64], help="B1 search")
     parser.add_argument("--batch-connections", type=_counts, default=[1, 2, 4, 8], help="B2 connection counts")
     parser.add_argument(
+        "--all-core-batch-connections",
+        type=_counts,
+        default=[4, 8, 16],
+        help="B2 connection counts with the server on every core (4,8,16; 0 skips those runs)",
+    )
+    parser.add_argument(
         "--server-cpus", default=os.environ.get("BENCH_SERVER_CPUS", "1"), help="taskset list for gunicorn (1)"
     )
     parser.add_argument(
@@ -1223,6 +1293,7 @@ def main() -> int:
     workers = int(os.environ.get("GUNICORN_WORKERS") or len(_cpu_list(arguments.server_cpus)))
     threads = int(os.environ.get("GUNICORN_THREADS") or 32)  # gunicorn.conf.py's default
     # This script, the COPY client and wrk stay on the load generator's cores.
+    machine_cores = os.sched_getaffinity(0)  # before this script pins itself: the cores the machine gives it
     os.sched_setaffinity(0, _cpu_list(arguments.client_cpus))
 
     started = datetime.now(UTC)
@@ -1267,8 +1338,6 @@ def main() -> int:
         wrk.server = server
         measure_http_baseline(wrk, results, event, arguments.http_connections)
 
-    measure_copy_baseline(results, team_id, token_id, timestamp, seconds=5)
-
     probe_acknowledged = 0
     with Server(
         "canvas.wsgi:application", port=arguments.port, cpus=arguments.server_cpus, env=env, log=server_log
@@ -1281,14 +1350,29 @@ def main() -> int:
         (ids_dir / "b1-probe.ids").write_text(f"{answer['id']}\n")
         probe_acknowledged = 1
         measure_single_events(wrk, results, event, arguments.connections)
+        # Right before B2, which it is the baseline of, into the table as B1 left it: both meet the same table and,
+        # as far as can be had on a shared machine, the same load from elsewhere. The server waits, idle.
+        measure_copy_baseline(results, team_id, token_id, timestamp, seconds=5)
         measure_batches(wrk, results, arguments.port, token, batch_item, arguments.batch_connections)
+    if not results.b2_skipped and arguments.all_core_batch_connections != [0]:
+        # B0-copy is PostgreSQL on every core, its client pinned: B2 on the same footing (wrk stays pinned).
+        results.all_cpus = ",".join(str(n) for n in sorted(machine_cores))
+        results.all_workers = int(os.environ.get("GUNICORN_WORKERS") or len(_cpu_list(results.all_cpus)))
+        all_env = app_environment(arguments.port, results.all_workers, threads)
+        with Server(
+            "canvas.wsgi:application", port=arguments.port, cpus=results.all_cpus, env=all_env, log=server_log
+        ) as server:
+            wrk.server = server
+            measure_batches(
+                wrk, results, arguments.port, token, batch_item, arguments.all_core_batch_connections, every_core=True
+            )
     results.load_after = os.getloadavg()
 
     # Warm-up runs store events too: they count like the others.
     acknowledged = {
         phase: sum(
             r.acknowledged
-            for r in results.warmups + results.b1 + results.b1_at_80 + results.b2
+            for r in results.warmups + results.b1 + results.b1_at_80 + results.b2 + results.b2_all
             if r.phase.startswith(phase)
         )
         for phase in ("B1", "B2")
