@@ -44,7 +44,7 @@ from .api import (
 )
 from .authentication import authenticate_token, token_from_headers
 from .errors import ApiError
-from .group_commit import Arrival, CommitterUnavailable, committer
+from .group_commit import Arrival, CommitterUnavailable, committer, connection_was_cut
 from .ingest import event_row, store_batch
 from .metrics import record_answer
 from .parsers import read_body
@@ -108,6 +108,7 @@ def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
         rows.append(event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at))
     headers = _admitted(token)
     close_old_connections()  # as Django does when a request starts (FastLane.__call__ does it as it ends)
+    _check_the_connection_without_a_query()
     try:
         stored = store_batch(rows)
     except (OperationalError, InterfaceError):
@@ -115,6 +116,20 @@ def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
     except Exception:
         raise _Detour from None  # rolled back, nothing stored: the view tries again, and answers and logs what fails
     return 200, batch_receipt(list(map(stored_result, range(len(stored)), stored))), headers
+
+
+def _check_the_connection_without_a_query() -> None:
+    """Django checks a reused connection before a request's first query with a SELECT 1 round trip
+    (CONN_HEALTH_CHECKS), which cost about 3% of a 100-event batch's server CPU. The lane checks it as the group
+    committer checks its own (group_commit.connection_was_cut): a system call that sees whether the server hung up
+    on the idle connection. A cut connection is closed, and the batch's first query opens a new one."""
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.connection is None or database.health_check_done:
+        return
+    if database.connection.closed or connection_was_cut(database.connection):
+        database.close()
+    else:
+        database.health_check_done = True
 
 
 def _admitted(token) -> Headers:

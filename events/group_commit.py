@@ -176,7 +176,7 @@ class GroupCommitter:
         return results
 
     def _connect(self) -> psycopg.Connection:
-        if self.connection is not None and not self.connection.closed and self._connection_was_cut():
+        if self.connection is not None and not self.connection.closed and connection_was_cut(self.connection):
             self._disconnect()
         if self.connection is None or self.connection.closed:
             params = connection.get_connection_params()
@@ -194,22 +194,23 @@ class GroupCommitter:
             )
         return self.connection
 
-    def _connection_was_cut(self) -> bool:
-        """Whether the server has hung up on the idle connection (a restart, a failover, a terminated backend).
-
-        An idle connection has nothing to read; if its socket is readable, the server has sent its goodbye or
-        closed it. Checking costs a system call, not a round trip, and it happens before anything is sent, so
-        a dead connection is replaced instead of answering 503, with nothing a retry could write twice.
-        """
-        readable, _, _ = select.select([self.connection.fileno()], [], [], 0)
-        return bool(readable)
-
     def _disconnect(self) -> None:
         if self.connection is not None:
             try:
                 self.connection.close()
             finally:
                 self.connection = None
+
+
+def connection_was_cut(idle: psycopg.Connection) -> bool:
+    """Whether the server has hung up on an idle connection (a restart, a failover, a terminated backend).
+
+    An idle connection has nothing to read; if its socket is readable, the server has sent its goodbye or
+    closed it. Checking costs a system call, not a round trip, and it happens before anything is sent, so
+    a dead connection is replaced instead of answering 503, with nothing a retry could write twice.
+    """
+    readable, _, _ = select.select([idle.fileno()], [], [], 0)
+    return bool(readable)
 
 
 _committer: GroupCommitter | None = None

@@ -8,16 +8,19 @@ the two answered: the lane never sends it.
 import gzip
 import io
 import sys
+import time
 from dataclasses import dataclass, field
 
 import orjson
+import psycopg
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_started
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from canvas.wsgi import application, django_application
 from events.fast_lane import FastLane
+from events.group_commit import connection_was_cut
 from events.models import Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -380,3 +383,43 @@ def test_a_failure_the_lane_does_not_expect_is_left_to_the_view(acme_token, monk
 
     assert answer.by_django and answer.status == 200
     assert Event.objects.filter(message_id="after-fault").count() == 1
+
+
+def test_a_batch_checks_its_connection_without_a_query(acme_token, monkeypatch):
+    """Django's health check is a SELECT 1 round trip before each request's first query; the lane looks at the idle
+    connection's socket instead."""
+    _, plaintext = acme_token
+    assert wsgi_post(application, batch(track("warm")), token=plaintext, path="/v1/batch").status == 200
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    connection.ensure_connection()
+    round_trips = []
+    database = connections[DEFAULT_DB_ALIAS]
+    real_is_usable = database.is_usable
+    monkeypatch.setattr(database, "is_usable", lambda: round_trips.append(1) or real_is_usable())
+
+    answer = wsgi_post(application, batch(track("checked")), token=plaintext, path="/v1/batch")
+
+    assert not answer.by_django and answer.status == 200
+    assert round_trips == []
+    assert Event.objects.filter(message_id="checked").count() == 1
+
+
+def test_a_batch_on_a_connection_the_server_cut_is_stored_on_a_new_one(acme_token, monkeypatch):
+    _, plaintext = acme_token
+    assert wsgi_post(application, batch(track("before")), token=plaintext, path="/v1/batch").status == 200
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    connection.ensure_connection()
+    cut = connection.connection
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    with psycopg.connect(**params, autocommit=True) as other:  # as an administrator would, from elsewhere
+        other.execute("SELECT pg_terminate_backend(%s)", (cut.info.backend_pid,))
+    for _ in range(100):  # the server's goodbye reaches the idle socket
+        if connection_was_cut(cut):
+            break
+        time.sleep(0.01)
+
+    answer = wsgi_post(application, batch(track("after-cut")), token=plaintext, path="/v1/batch")
+
+    assert not answer.by_django and answer.status == 200
+    assert cut.closed
+    assert Event.objects.filter(message_id="after-cut").count() == 1
