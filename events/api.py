@@ -222,14 +222,18 @@ class SegmentMessageView(IngestAPIView):
 
 
 def validate_batch_item(item, *, index: int, received_at, batch: "BatchEnvelope"):
-    """Each item is validated as it would be alone: Canvas's format or a Segment message."""
-    prefix = f"/batch/{index}"
+    """Each item is validated as it would be alone: Canvas's format or a Segment message. Its problems' paths
+    start with the item's own, /batch/<index> (built only when there are problems)."""
     if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
         payload, problems = validate_event(item, received_at=received_at)
-        return payload, [FieldError(prefix + problem.path, problem.message) for problem in problems]
-    if isinstance(item, dict) and batch.context is not None and "context" not in item:
-        item = {**item, "context": batch.context}
-    return validate_segment_message(item, received_at=received_at, path_prefix=prefix, batch_sent_at=batch.sent_at)
+    else:
+        if isinstance(item, dict) and batch.context is not None and "context" not in item:
+            item = {**item, "context": batch.context}
+        payload, problems = validate_segment_message(item, received_at=received_at, batch_sent_at=batch.sent_at)
+    if problems:
+        prefix = f"/batch/{index}"
+        problems = [FieldError(prefix + problem.path, problem.message) for problem in problems]
+    return payload, problems
 
 
 class BatchIngestView(IngestAPIView):
