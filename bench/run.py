@@ -1,6 +1,6 @@
 """`make bench`: how fast Canvas ingests on this machine, measured against the machine's own limits.
 
-One run, about six minutes, on its own PostgreSQL database (BENCH_DATABASE_URL, default `canvas_bench`, dropped
+One run, about seven minutes, on its own PostgreSQL database (BENCH_DATABASE_URL, default `canvas_bench`, dropped
 and created afresh) and its own Redis database (BENCH_REDIS_URL, default db 14, flushed), so it never touches
 development or test data. The production server is used as production starts it: gunicorn with
 gunicorn.conf.py. Phases:
@@ -321,21 +321,26 @@ ANALYSIS = [
     "request holds its thread until its group commits: with 16 threads a loaded worker often had every thread "
     "waiting and its core about a tenth idle; 32 threads (gunicorn.conf.py) keep it busy (48 and 64 were no "
     "better). The committer waits for company only while requests that have started are still on their way to "
-    "it: on this virtual machine a timed wait that runs out costs about 60 us of CPU, and one per commit cost "
-    "more than the rest of the commit.",
+    "it: on the AMD EPYC machines these runs have had, a timed wait that runs out cost about 60 us of CPU, and "
+    "one per commit cost more than the rest of the commit. The machine changes between runs (AMD EPYC, Intel "
+    "Xeon): on Intel the hello-world app's server CPU per request fell further than /v1/event's (0.30 to 0.16 "
+    "ms, against 0.62 to 0.37 ms), so B1/B0-http is lower there (see the machine line above).",
     "- /v1/batch: one COPY, in binary format, straight into the table per batch, a statement committed by "
-    "itself. Per event the server parses, validates (as at /v1/event) and formats the row; PostgreSQL then "
-    "spends about as much CPU again on the row (jsonb, five indexes, WAL), close to what it spends per row in "
-    "B0-copy. On a machine where both share two cores, that bounds B2 well below B0-copy: the bound above is "
-    "computed from this run's own CPU figures. B2 also falls short of that bound because the server is pinned "
-    "and PostgreSQL is not: the kernel runs a backend next to the process that wakes it, so during B2 about a "
-    "quarter of the server's core went to PostgreSQL while the other core was some 40% idle (/proc/stat, "
-    "sampled during a B2 run).",
+    "itself; the thread's reused connection is checked with a system call, not Django's SELECT 1 round trip. Per "
+    "event the server parses, validates (as at /v1/event) and formats the row; PostgreSQL then spends about as "
+    "much CPU again on the row (jsonb, five indexes, WAL), close to what it spends per row in B0-copy. On a "
+    "machine where both share two cores, that bounds B2 well below B0-copy: the bound above is computed from "
+    "the run's own CPU figures. With the server pinned to one core, as for B0-http and B1, B2 also falls short "
+    "of that bound: the kernel runs a PostgreSQL backend next to the process that wakes it, so part of the "
+    "server's core goes to PostgreSQL while the other core idles. B0-copy is PostgreSQL on every core with its "
+    "client pinned, so B2's figure is taken on the same footing: the server on every core (one worker per "
+    "core, as gunicorn.conf.py starts), wrk still pinned; the pinned runs are reported beside it.",
     "- Tried and measured, not kept: writing COPY's text format by hand (slower than psycopg's C formatter); "
     "proving parse_json's checks from orjson's own indented output instead of walking the document in Python "
     "(the scan for 64-bit integers cost what it saved); other group commit waits than 2 ms and a shorter GIL "
-    "switch interval (differences inside this machine's noise); two workers of 8 threads on the one core "
-    "(slower for both apps).",
+    "switch interval, and a longer one (differences inside this machine's noise); two workers of 8 threads on "
+    "the one core (slower for both apps); the request thread writing its own event instead of the group "
+    "committer (twice the server CPU per request).",
 ]
 
 
@@ -1123,7 +1128,7 @@ def write_report(results: Results) -> None:
         f"- **Event**: {results.event_bytes} bytes as a /v1/event body; {results.batch_item_bytes} bytes as a "
         f"/v1/batch item (Segment `track` with `userId`); each with a unique `messageId`.",
         "",
-        "Run it: `make bench` (about 6 minutes). Options go through `BENCH_ARGS`, e.g. "
+        "Run it: `make bench` (about 7 minutes). Options go through `BENCH_ARGS`, e.g. "
         '`make bench BENCH_ARGS="--duration 15 --connections 2,4,8,16"` (`python -m bench.run --help`); '
         "`BENCH_DATABASE_URL`, `BENCH_REDIS_URL`, `BENCH_PORT`, `BENCH_SERVER_CPUS` and `BENCH_CLIENT_CPUS` "
         "move it elsewhere.",
