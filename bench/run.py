@@ -1278,8 +1278,8 @@ def main() -> int:
     parser.add_argument(
         "--all-core-batch-connections",
         type=_counts,
-        default=[4, 8, 16],
-        help="B2 connection counts with the server on every core (4,8,16; 0 skips those runs)",
+        default=[4, 8, 16, 32],
+        help="B2 connection counts with the server on every core (4,8,16,32; 0 skips those runs)",
     )
     parser.add_argument(
         "--server-cpus", default=os.environ.get("BENCH_SERVER_CPUS", "1"), help="taskset list for gunicorn (1)"
