@@ -117,12 +117,14 @@ def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
 
 
 def _prepare_connection() -> None:
-    """Django checks a reused connection before a request's first query with a SELECT 1 round trip
-    (CONN_HEALTH_CHECKS), which cost about 3% of a 100-event batch's server CPU. The lane checks it as the group
-    committer checks its own (group_commit.connection_was_cut): a system call that sees whether the server hung up
-    on the idle connection. A cut connection is closed, and the batch's first query opens a new one."""
+    """This thread's connection, readied for a batch as Django readies it when a request starts (closed when too
+    old or broken), but checked without a query. Django checks a reused connection before a request's first query
+    with a SELECT 1 round trip (CONN_HEALTH_CHECKS), about 3% of a 100-event batch's server CPU; the lane checks it
+    as the group committer checks its own (group_commit.connection_was_cut), with a system call that sees whether
+    the server hung up on the idle connection. A cut connection is closed, and the batch's first query opens a new
+    one."""
     database = connections[DEFAULT_DB_ALIAS]
-    database.close_if_unusable_or_obsolete()  # as Django does when a request starts (and the lane as it ends)
+    database.close_if_unusable_or_obsolete()  # close_old_connections(), for the one database the lane uses
     if database.connection is None or database.health_check_done:
         return
     if database.connection.closed or connection_was_cut(database.connection):
