@@ -760,7 +760,7 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
         return
     # 80% of the best rate, offered by paced connections: each waits a random think time between its answer
     # and its next request, so that connections / (latency + think) = target. Latency at 80% is not known
-    # beforehand: guess it, measure, correct (twice at most).
+    # beforehand: guess it, measure, correct (three times at most).
     # As many clients as gave the best rate, each slowed down, but no more than the server has threads: more
     # would measure gunicorn's queue in front of them (a client waits there even while the server has time to
     # spare), not the server at 80% of its rate.
@@ -768,7 +768,7 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
     count = min(best.connections, results.threads)
     print(f"B1 at 80%: {target:.0f} req/s offered by {count} paced connections")
     latency_ms = best.mean_ms / 2
-    for attempt in (1, 2, 3):
+    for attempt in (1, 2, 3, 4):
         think_ms = max(count * 1000 / target - latency_ms, 0.5)
         run = wrk.run(
             "B1@80%",
@@ -780,7 +780,8 @@ def measure_single_events(wrk: Wrk, results: Results, template: tuple[str, str],
             think_ms=think_ms,
         )
         results.b1_at_80.append(run)
-        if abs(run.rate / target - 1) <= 0.07 or run.rate == 0:
+        # Within 3% of the target: a run at 86% of B1 (as 7% allowed) is measured where the queue is longer.
+        if abs(run.rate / target - 1) <= 0.03 or run.rate == 0:
             break
         latency_ms = count * 1000 / run.rate - think_ms
 
@@ -1241,7 +1242,7 @@ def write_report(results: Results) -> None:
         "most one per server thread): each "
         "waits a random "
         "(exponential) think time between an answer and its next request, sized so the offered rate is 80% of "
-        "B1; up to two correction runs follow while the rate achieved is more than 7% off, and the run "
+        "B1; up to three correction runs follow while the rate achieved is more than 3% off, and the run "
         "closest to 80% is reported. Latency is measured from sending, so queueing before a paced request is "
         "sent is not counted (wrk, not wrk2).",
         "- Server CPU per request: user + system time of the server's processes (gunicorn master and workers, "
