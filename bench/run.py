@@ -956,7 +956,8 @@ def draw_chart(results: Results) -> None:
     http_axes, copy_axes, latency_axes = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.6]})
     figure.suptitle(
         f"Canvas ingestion vs. this machine's limits ({results.started_at[:10]}; server {_cores(results.server_cpus)},"
-        f" wrk {_cores(results.client_cpus)}, PostgreSQL shared)",
+        f" wrk {_cores(results.client_cpus)}, PostgreSQL shared"
+        + (f"; B2 also with the server on {_cores(results.all_cpus)})" if results.b2_all else ")"),
         fontsize=11,
     )
 
@@ -999,8 +1000,8 @@ def draw_chart(results: Results) -> None:
         copy_ratio = results.b2_rate / results.b0_copy_rate if results.b0_copy_rate else 0.0
         labels, values = ["B0-copy\nCOPY", "B2\n/v1/batch"], [results.b0_copy_rate, results.b2_rate]
         if results.b2_all:
-            labels[1] = "B2 /v1/batch\nserver: every core"
-            labels.append(f"B2 /v1/batch\nserver: cpu{results.server_cpus}")
+            labels[1] = "B2 /v1/batch\nserver on\nevery core"
+            labels.append(f"B2 /v1/batch\nserver on\ncpu{results.server_cpus} only")
             values.append(results.b2_pinned_rate)
         bars(
             copy_axes,
