@@ -63,9 +63,9 @@ class Arrival:
 
     The committer waits for more rows only while announced requests have not handed theirs over: with none on
     the way it commits at once, and a wait usually ends with a row arriving rather than with its deadline. (On
-    this kind of virtual machine a timed wait that runs out costs about 60 us of CPU; a wait per commit that ran
-    out cost more than the rest of the commit.) A request that leaves without a row (refused, or answered by
-    Django) says so too.
+    the AMD EPYC virtual machines it was measured on, a timed wait that runs out cost about 60 us of CPU; a wait
+    per commit that ran out cost more than the rest of the commit.) A request that leaves without a row
+    (refused, or answered by Django) says so too.
     """
 
     __slots__ = ("committer", "on_the_way")

@@ -643,8 +643,7 @@ def validate_segment_message(
     properties = traits = None
     if kind == "track":
         event = _event_name(get("event", _MISSING), prefix, "event", errors, required=True)
-        if (value := get("properties", _MISSING)) is not _MISSING:
-            properties = _object(value, f"{prefix}/properties", errors)
+        properties = _optional_object(get("properties", _MISSING), prefix, "properties", errors)
     elif kind in ("page", "screen"):
         name = get("name", _MISSING)
         if isinstance(name, str) and (not name or name.isspace()):

@@ -385,13 +385,21 @@ def test_a_failure_the_lane_does_not_expect_is_left_to_the_view(acme_token, monk
     assert Event.objects.filter(message_id="after-fault").count() == 1
 
 
-def test_a_batch_checks_its_connection_without_a_query(acme_token, monkeypatch):
-    """Django's health check is a SELECT 1 round trip before each request's first query; the lane looks at the idle
-    connection's socket instead."""
+@pytest.fixture
+def kept_connection(acme_token, monkeypatch):
+    """After one batch (so the token is known to this process), this thread's connection, kept open between
+    requests as in production (CONN_MAX_AGE; the tests run with 0). Returns the token's plaintext."""
     _, plaintext = acme_token
     assert wsgi_post(application, batch(track("warm")), token=plaintext, path="/v1/batch").status == 200
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
     connection.ensure_connection()
+    return plaintext
+
+
+def test_a_batch_checks_its_connection_without_a_query(kept_connection, monkeypatch):
+    """Django's health check is a SELECT 1 round trip before each request's first query; the lane looks at the idle
+    connection's socket instead."""
+    plaintext = kept_connection
     round_trips = []
     database = connections[DEFAULT_DB_ALIAS]
     real_is_usable = database.is_usable
@@ -404,11 +412,8 @@ def test_a_batch_checks_its_connection_without_a_query(acme_token, monkeypatch):
     assert Event.objects.filter(message_id="checked").count() == 1
 
 
-def test_a_batch_on_a_connection_the_server_cut_is_stored_on_a_new_one(acme_token, monkeypatch):
-    _, plaintext = acme_token
-    assert wsgi_post(application, batch(track("before")), token=plaintext, path="/v1/batch").status == 200
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
-    connection.ensure_connection()
+def test_a_batch_on_a_connection_the_server_cut_is_stored_on_a_new_one(kept_connection):
+    plaintext = kept_connection
     cut = connection.connection
     params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
     with psycopg.connect(**params, autocommit=True) as other:  # as an administrator would, from elsewhere

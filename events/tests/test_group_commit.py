@@ -79,12 +79,16 @@ def patient_committer():
         committer._disconnect()
 
 
+def _submit_announced(pool, committer, token, message_id: str, *, arrival=None):
+    """A request's row handed to the committer from a thread of the pool, announced as the fast lane does."""
+    arrival = arrival or group_commit.Arrival(committer)
+    return pool.submit(committer.submit, _row(token, message_id), arrival=arrival)
+
+
 def test_with_no_request_announced_a_row_is_committed_without_waiting_for_company(acme_token, patient_committer):
     token, _ = acme_token
     with ThreadPoolExecutor(1) as pool:
-        stored = pool.submit(
-            patient_committer.submit, _row(token, "alone"), arrival=group_commit.Arrival(patient_committer)
-        )
+        stored = _submit_announced(pool, patient_committer, token, "alone")
         # Far sooner than the 5 s it may wait: nobody else was on the way.
         assert stored.result(timeout=2.5).duplicate is False
     assert Event.objects.filter(team=token.team, message_id="alone").exists()
@@ -94,10 +98,8 @@ def test_the_committer_waits_for_an_announced_request_and_commits_both_rows_toge
     token, _ = acme_token
     late = group_commit.Arrival(patient_committer)  # announced: its row is on the way
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(
-            patient_committer.submit, _row(token, "first"), arrival=group_commit.Arrival(patient_committer)
-        )
-        second = pool.submit(patient_committer.submit, _row(token, "second"), arrival=late)
+        first = _submit_announced(pool, patient_committer, token, "first")
+        second = _submit_announced(pool, patient_committer, token, "second", arrival=late)
         assert first.result(timeout=10).duplicate is False
         assert second.result(timeout=10).duplicate is False
 
@@ -109,8 +111,6 @@ def test_a_request_that_brings_no_row_does_not_hold_the_commit(acme_token, patie
     refused = group_commit.Arrival(patient_committer)  # announced, then refused before it had a row
     refused.done()
     with ThreadPoolExecutor(1) as pool:
-        stored = pool.submit(
-            patient_committer.submit, _row(token, "kept"), arrival=group_commit.Arrival(patient_committer)
-        )
+        stored = _submit_announced(pool, patient_committer, token, "kept")
         assert stored.result(timeout=2.5).duplicate is False
     assert patient_committer.coming == 0
