@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Membership, Role, Team, User
-from events import auth_cache, group_commit, throttling
+from events import auth_cache, group_commit, ingest, throttling
 
 PASSWORD = "correct horse battery staple"
 
@@ -31,6 +31,7 @@ def _fresh_caches():
     cache.clear()
     auth_cache.clear_local()
     throttling._leases.left.clear()
+    ingest.drop_reserved_ids()
     yield
     auth_cache.clear_local()
 

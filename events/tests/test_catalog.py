@@ -196,3 +196,24 @@ def test_event_names_past_the_view_limit_are_counted_without_a_view(acme, monkey
         "Purchased an Item": "",
     }
     assert _property(acme, "Purchased an Item", "revenue").column_name == ""
+
+
+@postgresql_only
+def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme_token, caught_up, client):
+    acme, plaintext = acme_token[0].team, acme_token[1]
+
+    def send(prefix: str):
+        batch = [{"type": "track", "event": "Signed Up", "userId": "u", "messageId": f"{prefix}-{i}"} for i in range(5)]
+        response = client.post(
+            "/v1/batch", {"batch": batch}, content_type="application/json", headers={"X-Auth-Token": plaintext}
+        )
+        assert response.status_code == 200, response.content
+
+    send("first")
+    send("second")  # draws five ids ahead, which the next sync passes before any row holds them
+    catalog_sync()
+    assert len(CatalogSyncState.objects.get().open_gaps) == 5
+    send("third")
+    catalog_sync()
+    assert CatalogEvent.objects.get(team=acme, name="Signed Up").count == 15
+    assert CatalogSyncState.objects.get().open_gaps == []
