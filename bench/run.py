@@ -326,7 +326,11 @@ ANALYSIS = [
     "Xeon): on Intel the hello-world app's server CPU per request fell further than /v1/event's (0.30 to 0.16 "
     "ms, against 0.62 to 0.37 ms), so B1/B0-http is lower there (see the machine line above).",
     "- /v1/batch: one COPY, in binary format, straight into the table per batch, a statement committed by "
-    "itself; the thread's reused connection is checked with a system call, not Django's SELECT 1 round trip. Per "
+    "itself; the thread's reused connection is checked with a system call, not Django's SELECT 1 round trip. "
+    "The batch's ids come from the sequence before the COPY; a busy worker draws them ahead for its next batches "
+    "(up to 1,000, let go after 2 s): a draw per batch was a round trip and a transaction whose commit waited "
+    "for a WAL flush (nextval logs the sequence every 32 values), about a tenth of the server's and PostgreSQL's "
+    "CPU per event together, measured in-process. Per "
     "event the server parses, validates (as at /v1/event) and formats the row; PostgreSQL then spends about as "
     "much CPU again on the row (jsonb, five indexes, WAL), close to what it spends per row in B0-copy. On a "
     "machine where both share two cores, that bounds B2 well below B0-copy: the bound above is computed from "
