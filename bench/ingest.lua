@@ -52,11 +52,15 @@ end
 function request()
    local body
    if mode == "batch" then
-      local events = {}
+      -- One concatenation for the whole body, not a string per event and another for the body.
+      local parts, n = { '{"batch":[' }, 1
       for i = 1, batch_size do
-         events[i] = next_event()
+         counter = counter + 1
+         parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4], parts[n + 5] = prefix, id_prefix, counter, suffix, ","
+         n = n + 5
       end
-      body = '{"batch":[' .. table.concat(events, ",") .. "]}"
+      parts[n] = "]}"
+      body = table.concat(parts)
    else
       body = next_event()
    end
@@ -82,14 +86,17 @@ function response(status, headers, body)
    elseif mode == "batch" then
       -- A 200 means every event of the batch was stored or was a duplicate; each messageId is new, so every
       -- receipt should say "stored". Count them rather than assume it. A receipt is
-      -- {"stored": n, ..., "results": [{"index": 0, "status": "stored", "id": 42}, ...]}.
-      local stored = 0
-      for receipt in body:gmatch('{"index"[^}]*}') do
-         local id = receipt:find('"status":%s*"stored"') and receipt:match('"id":%s*(%d+)')
-         if id then
-            stored = stored + 1
-            ids_file:write(id, "\n")
-         end
+      -- {"stored": n, ..., "results": [{"index": 0, "status": "stored", "id": 42}, ...]}: one pattern per
+      -- receipt (the server writes "status" before "id") and one write per batch, where three patterns and a
+      -- write per receipt made wrk spend about a third more CPU per batch (measured), on the cores it shares.
+      local ids, stored = {}, 0
+      for id in body:gmatch('"status":%s*"stored",%s*"id":%s*(%d+)') do
+         stored = stored + 1
+         ids[stored] = id
+      end
+      if stored > 0 then
+         ids[stored + 1] = ""
+         ids_file:write(table.concat(ids, "\n"))
       end
       acknowledged = acknowledged + stored
       duplicates = duplicates + (batch_size - stored)
