@@ -742,3 +742,46 @@ def test_a_whole_body_is_read_within_the_deadline_and_the_socket_timeout_restore
     assert raw == b'{"version": 1}'
     assert socket.timeout == 30.0
     assert all(0 < timeout <= parsers.BODY_TIMEOUT_SECONDS for timeout in socket.timeouts[:-1])
+
+
+class _Client:
+    """gunicorn's source of body bytes beyond what it has already read: here, a client that never sends more."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __call__(self, size_hint=None) -> bytes:
+        self.asked += 1
+        return b""
+
+
+def _gunicorn_body(held: bytes, length: int, client: _Client):
+    """A request body as gunicorn's gthread worker hands it over (environ["wsgi.input"]), holding `held`."""
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import Unreader
+
+    unreader = Unreader()
+    unreader.chunk = client
+    unreader.buf.write(held)
+    return Body(LengthReader(unreader, length))
+
+
+def test_a_body_that_came_with_the_request_head_is_read_without_touching_the_socket():
+    client, socket = _Client(), _Socket()
+    document = b'{"version": 1}'
+    body = _gunicorn_body(document, len(document), client)
+    meta = {"CONTENT_LENGTH": str(len(document)), "gunicorn.socket": socket, "wsgi.input": body}
+
+    assert parsers.read_body(body, meta=meta, limit=200) == document
+    assert socket.timeouts == [] and client.asked == 0
+
+
+def test_a_body_still_on_its_way_is_read_with_the_deadline():
+    client, socket = _Client(), _Socket()
+    body = _gunicorn_body(b'{"version": ', 14, client)  # two bytes short: gunicorn must read from the client
+    meta = {"CONTENT_LENGTH": "14", "gunicorn.socket": socket, "wsgi.input": body}
+
+    assert parsers.read_body(body, meta=meta, limit=200) == b'{"version": '  # the client hung up: what came
+    assert client.asked == 1
+    assert socket.timeouts and all(0 < wait <= parsers.BODY_TIMEOUT_SECONDS for wait in socket.timeouts[:-1])
+    assert socket.timeout is None
