@@ -151,56 +151,51 @@ def _track_batch(prefix: str, size: int) -> list[dict]:
     return [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"{prefix}-{i}"} for i in range(size)]
 
 
-def _ids_drawn(queries) -> list[int]:
+@pytest.fixture
+def draws(monkeypatch) -> list[int]:
     """How many ids each draw from the sequence took, in order."""
-    from events.ingest import _NEXT_ID_ARRAY
+    from events import ingest
 
-    return [
-        int(query["sql"].rsplit("generate_series(1, ", 1)[1].split(")")[0])
-        for query in queries
-        if query["sql"].startswith(_NEXT_ID_ARRAY.split("%s")[0])
-    ]
+    taken: list[int] = []
+    draw = ingest._next_ids
+
+    def counted(cursor, count: int) -> list[int]:
+        taken.append(count)
+        return draw(cursor, count)
+
+    monkeypatch.setattr(ingest, "_next_ids", counted)
+    return taken
 
 
-def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token, draws):
     token, plaintext = acme_token
     receipts = []
-    with CaptureQueriesContext(connection) as queries:
-        for number in range(6):
-            response = _post_batch(client, plaintext, _track_batch(f"busy-{number}", 100))
-            assert response.status_code == 200, response.content
-            receipts.append([result["id"] for result in response.json()["results"]])
+    for number in range(6):
+        response = _post_batch(client, plaintext, _track_batch(f"busy-{number}", 100))
+        assert response.status_code == 200, response.content
+        receipts.append([result["id"] for result in response.json()["results"]])
 
     # Six batches, three draws: each draw that finds the reserve empty takes twice as many ahead as the last.
-    assert _ids_drawn(queries) == [100, 200, 300]
+    assert draws == [100, 200, 300]
     everything = [event_id for ids in receipts for event_id in ids]
     assert everything == sorted(everything) and len(set(everything)) == 600
     stored = dict(Event.objects.filter(team=token.team).values_list("message_id", "id"))
     assert all(stored[f"busy-{n}-{i}"] == receipts[n][i] for n in range(6) for i in range(100))
 
 
-def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, monkeypatch):
-    import time
-
-    from django.db import connection
-
+def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, draws):
     from events import ingest
 
     _, plaintext = acme_token
     _post_batch(client, plaintext, _track_batch("early-0", 10))
     _post_batch(client, plaintext, _track_batch("early-1", 10))  # draws 10 more than it needs
-    assert len(ingest._reserve.ids) == 10
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT last_value FROM events_event_id_seq")  # the name test above checks
-        (last_drawn,) = cursor.fetchone()
+    left = list(ingest._reserve.ids)
+    assert len(left) == 10
 
-    later = time.monotonic() + ingest.RESERVE_SECONDS + 0.1
-    monkeypatch.setattr(ingest.time, "monotonic", lambda: later)
+    ingest._reserve.drawn_at -= ingest.RESERVE_SECONDS + 0.1  # time passes: the reserve is stale
     response = _post_batch(client, plaintext, _track_batch("late", 10))
 
     assert response.status_code == 200, response.content
-    assert min(result["id"] for result in response.json()["results"]) > last_drawn  # fresh ids, not the old ones
-    assert ingest._reserve.ids == []  # and it draws no more ahead until it is busy again
+    assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not the old ones
+    assert draws == [10, 20, 10]  # the last takes only what it needs, until the process is busy again
+    assert ingest._reserve.ids == []
