@@ -199,3 +199,37 @@ def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, draws):
     assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not the old ones
     assert draws == [10, 20, 10]  # the last takes only what it needs, until the process is busy again
     assert ingest._reserve.ids == []
+
+
+def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
+    import itertools
+    import threading
+    import time
+
+    from events import ingest
+
+    sequence, sequence_lock = itertools.count(1), threading.Lock()
+
+    def draw(cursor, count: int) -> list[int]:  # the sequence: each value once, whoever asks
+        time.sleep(0.0005)  # a round trip: other threads run meanwhile
+        with sequence_lock:
+            return [next(sequence) for _ in range(count)]
+
+    monkeypatch.setattr(ingest, "_next_ids", draw)
+    reserve = ingest._IdReserve()
+    taken: list[list[int]] = []
+
+    def batches() -> None:
+        for size in [1, 7, 100, 3, 250] * 20:
+            ids = reserve.take(None, size)
+            assert len(ids) == size and ids == sorted(ids)
+            taken.append(ids)
+
+    threads = [threading.Thread(target=batches) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    everything = [event_id for ids in taken for event_id in ids]
+    assert len(taken) == 800 and len(everything) == len(set(everything)) == 8 * 20 * 361
