@@ -304,7 +304,7 @@ class _IdReserve:
     def take(self, cursor, count: int) -> list[int]:
         with self.lock:
             if self._stale():
-                self.ids, self.ahead = [], 0
+                self._let_go()
             if len(self.ids) >= count:
                 ids = self.ids[:count]
                 del self.ids[:count]
@@ -324,6 +324,10 @@ class _IdReserve:
     def _stale(self) -> bool:
         return time.monotonic() - self.drawn_at > RESERVE_SECONDS
 
+    def _let_go(self) -> None:
+        """Drop what is left, and draw only what is needed next time (call with the lock held)."""
+        self.ids, self.ahead = [], 0
+
 
 _reserve = _IdReserve()
 
@@ -331,7 +335,7 @@ _reserve = _IdReserve()
 def drop_reserved_ids() -> None:
     """Let go of the ids this process drew ahead (tests start from the sequence's own position)."""
     with _reserve.lock:
-        _reserve.ids, _reserve.ahead = [], 0
+        _reserve._let_go()
 
 
 def _copy_straight(cursor, rows: list[tuple]) -> list[StoredEvent]:

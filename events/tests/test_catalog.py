@@ -200,13 +200,12 @@ def test_event_names_past_the_view_limit_are_counted_without_a_view(acme, monkey
 
 @postgresql_only
 def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme_token, caught_up, client):
+    from events.tests.test_ingest import _post_batch, _track_batch
+
     acme, plaintext = acme_token[0].team, acme_token[1]
 
     def send(prefix: str):
-        batch = [{"type": "track", "event": "Signed Up", "userId": "u", "messageId": f"{prefix}-{i}"} for i in range(5)]
-        response = client.post(
-            "/v1/batch", {"batch": batch}, content_type="application/json", headers={"X-Auth-Token": plaintext}
-        )
+        response = _post_batch(client, plaintext, _track_batch(prefix, 5))
         assert response.status_code == 200, response.content
 
     send("first")
