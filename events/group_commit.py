@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from .ingest import StoredEvent, store_rows
-from .metrics import GROUP_COMMIT_ROWS
+from .metrics import record_group_commit
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class GroupCommitter:
             raise CommitterUnavailable(str(error)) from error
         self.commits += 1
         self.rows += len(rows)
-        GROUP_COMMIT_ROWS.observe(len(rows))
+        record_group_commit(len(rows))
         return results
 
     def _connect(self) -> psycopg.Connection:

@@ -2,11 +2,15 @@
 
 import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.parser import text_string_to_metric_families
 
 from canvas.observability import CanvasJsonFormatter, RequestIdFilter, request_id
+from events import metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -41,21 +45,90 @@ def test_log_lines_are_json_with_the_request_id():
     assert line["logger"] == "events.api"
 
 
+def _scraped(client) -> dict[tuple, float]:
+    """/metrics as a scraper reads it: {(sample name, sorted labels): value}."""
+    page = client.get("/metrics").content.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+    }
+
+
 def test_metrics_count_accepted_and_refused_events_and_time_requests(client, post_event, acme_token, doc_event_body):
     _, plaintext = acme_token
-    stored = _sample("canvas_events_accepted_total", endpoint="/v1/event", outcome="stored")
-    refused = _sample("canvas_events_refused_total", endpoint="/v1/event", reason="invalid_json")
-    timed = _sample("canvas_ingest_request_seconds_count", endpoint="/v1/event")
+    stored = ("canvas_events_accepted_total", (("endpoint", "/v1/event"), ("outcome", "stored")))
+    refused = ("canvas_events_refused_total", (("endpoint", "/v1/event"), ("reason", "invalid_json")))
+    timed = ("canvas_ingest_request_seconds_count", (("endpoint", "/v1/event"),))
+    before = _scraped(client)
 
     post_event(doc_event_body, token=plaintext)
     post_event(b"{nope", token=plaintext)
 
-    assert _sample("canvas_events_accepted_total", endpoint="/v1/event", outcome="stored") == stored + 1
-    assert _sample("canvas_events_refused_total", endpoint="/v1/event", reason="invalid_json") == refused + 1
-    assert _sample("canvas_ingest_request_seconds_count", endpoint="/v1/event") == timed + 2
-    page = client.get("/metrics").content.decode()
-    assert "canvas_events_accepted_total" in page
-    assert "canvas_group_commit_rows" in page
+    # A scrape writes out what this process counted a moment ago: nothing waits for the next flush.
+    after = _scraped(client)
+    assert after[stored] == before.get(stored, 0) + 1
+    assert after[refused] == before.get(refused, 0) + 1
+    assert after[timed] == before.get(timed, 0) + 2
+    assert any(name == "canvas_group_commit_rows_count" for name, _ in after)
+
+
+def test_counts_reach_prometheus_within_a_second_or_so_without_a_scrape(post_event, acme_token, doc_event_body):
+    """Another worker's scrape reads this process's values without flushing them: the background flush writes them."""
+    _, plaintext = acme_token
+    labels = {"endpoint": "/v1/event", "outcome": "stored"}
+    before = _sample("canvas_events_accepted_total", **labels)
+
+    post_event(doc_event_body, token=plaintext)
+
+    deadline = time.monotonic() + 3 * metrics._Tally.FLUSH_SECONDS
+    while _sample("canvas_events_accepted_total", **labels) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sample("canvas_events_accepted_total", **labels) == before + 1
+
+
+def test_kept_observations_fall_into_the_buckets_prometheus_itself_would_choose():
+    registry = CollectorRegistry()
+    buckets = (0.001, 0.0025, 0.005, 1)
+    kept = Histogram("kept_seconds", "kept", ["endpoint"], buckets=buckets, registry=registry)
+    direct = Histogram("direct_seconds", "direct", ["endpoint"], buckets=buckets, registry=registry)
+    tally = metrics._Tally()
+    # On each bound, either side of it, and past the last one.
+    values = [0.0, 0.0009, 0.001, 0.0011, 0.0025, 0.0049, 0.005, 0.7, 1, 1.5, 30]
+
+    for value in values:
+        with tally.lock:
+            tally.observe(kept, ("/v1/event",), value)
+        direct.labels("/v1/event").observe(value)
+    tally.flush()
+
+    def family(name: str) -> list:
+        (metric,) = (m for m in registry.collect() if m.name == name)
+        return [
+            (s.name.removeprefix(name), s.labels, s.value) for s in metric.samples if not s.name.endswith("_created")
+        ]
+
+    assert family("kept_seconds") == family("direct_seconds")
+    assert registry.get_sample_value("kept_seconds_count", {"endpoint": "/v1/event"}) == len(values)
+
+
+def test_counts_added_from_many_threads_while_flushing_are_all_written():
+    registry = CollectorRegistry()
+    counter = Counter("kept_total", "kept", ["outcome"], registry=registry)
+    tally = metrics._Tally()
+
+    def count(_):
+        for n in range(1000):
+            with tally.lock:
+                tally.add(counter, ("stored",), 1)
+            if n % 100 == 0:
+                tally.flush()  # racing the other threads' adds, as the background flush does
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(count, range(8)))
+    tally.flush()
+
+    assert registry.get_sample_value("kept_total", {"outcome": "stored"}) == 8000
 
 
 def test_metrics_can_require_a_bearer_token(client, settings):
