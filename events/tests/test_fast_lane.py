@@ -283,6 +283,23 @@ def test_the_lane_can_be_switched_off(acme_token, settings):
     assert answer.by_django and answer.status == 200
 
 
+def test_the_running_lane_follows_a_setting_changed_after_it_started(acme_token, settings):
+    """The lane reads its settings once, not on every request: a change must still reach the lane that is serving
+    (the app server's, built at import), as override_settings and the `settings` fixture make one."""
+    _, plaintext = acme_token
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.EVENTS_GROUP_COMMIT = False
+
+    without_group_commit = wsgi_post(application, event("no-group-commit"), token=plaintext)
+    settings.EVENTS_GROUP_COMMIT = True
+    over_tls = wsgi_post(application, event("over-tls-later"), token=plaintext, HTTP_X_FORWARDED_PROTO="https")
+
+    assert without_group_commit.by_django and without_group_commit.status == 200  # the view writes the row itself
+    assert not over_tls.by_django and over_tls.status == 200
+    assert over_tls.headers["Strict-Transport-Security"].startswith("max-age=3600")
+
+
 def track(message_id: str, **changes) -> dict:
     return {
         "type": "track",
