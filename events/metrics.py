@@ -74,33 +74,40 @@ class _Tally:
     FLUSH_SECONDS = 1.0
 
     def __init__(self) -> None:
+        self._start()
+        # gunicorn forks its workers from a master that has imported this module: each worker starts afresh, with
+        # a lock no thread of the master may be holding and a flusher thread of its own.
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
         self.lock = threading.Lock()
         self.counts: dict[tuple, float] = {}  # (counter, labels) -> amount
         self.histograms: dict[tuple, list] = {}  # (histogram, labels) -> [sum, count per bucket...]
         self.flusher: threading.Thread | None = None
-        self.flusher_pid = 0
 
     def add(self, metric: Counter, labels: tuple, amount: float) -> None:
+        """Counter.inc, kept (call with the lock held)."""
         key = (metric, labels)
         self.counts[key] = self.counts.get(key, 0) + amount
-        self._ensure_flusher()
+        if self.flusher is None:
+            self._start_flusher()
 
     def observe(self, metric: Histogram, labels: tuple, amount: float) -> None:
-        """Histogram.observe, kept: the value falls into the first bucket whose bound it does not exceed."""
+        """Histogram.observe, kept (call with the lock held): the value falls into the first bucket whose bound it
+        does not exceed."""
         key = (metric, labels)
         counts = self.histograms.get(key)
         if counts is None:
             counts = self.histograms[key] = [0.0] + [0] * len(metric._upper_bounds)
         counts[0] += amount
         counts[1 + bisect_left(metric._upper_bounds, amount)] += 1
-        self._ensure_flusher()
+        if self.flusher is None:
+            self._start_flusher()
 
-    def _ensure_flusher(self) -> None:
-        # Started in the process that counts: a thread started in gunicorn's master would not survive the fork.
-        if self.flusher_pid != os.getpid():
-            self.flusher_pid = os.getpid()
-            self.flusher = threading.Thread(target=self._flush_every_second, name="events-metrics", daemon=True)
-            self.flusher.start()
+    def _start_flusher(self) -> None:
+        # Started by the first count, in the process that counts.
+        self.flusher = threading.Thread(target=self._flush_every_second, name="events-metrics", daemon=True)
+        self.flusher.start()
 
     def _flush_every_second(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -136,3 +137,19 @@ def test_metrics_can_require_a_bearer_token(client, settings):
 
     assert client.get("/metrics").status_code == 403
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+def test_a_forked_worker_starts_with_nothing_counted_and_a_lock_of_its_own():
+    """gunicorn forks its workers from the master: whatever the master counted, or a lock one of its threads held
+    at that moment, must not come along."""
+    counter = Counter("forked_total", "forked", ["outcome"], registry=CollectorRegistry())
+    tally = metrics._Tally()
+    with tally.lock:
+        tally.add(counter, ("stored",), 1)
+        pid = os.fork()  # with the lock held, as a thread of the master might hold it
+        if pid == 0:
+            fresh = tally.lock.acquire(timeout=1) and tally.counts == {} and tally.flusher is None
+            os._exit(0 if fresh else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
