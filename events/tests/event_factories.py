@@ -1,5 +1,7 @@
-"""Events stored the way the API stores them (events.ingest), for the warehouse, catalog and page tests."""
+"""Events stored the way the API stores them (events.ingest), for the warehouse, catalog and page tests; and
+batches sent through /v1/batch, as a client sends them."""
 
+import json
 from datetime import datetime
 
 from django.db import connection
@@ -61,3 +63,18 @@ def columns_of(schema: str, view: str) -> dict[str, str]:
         [schema, view],
     )
     return dict(rows)
+
+
+def client_json(document) -> bytes:
+    """orjson refuses integers beyond 64 bits; the json module writes them as a client would."""
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+def post_batch(client, plaintext: str, batch: list[dict]):
+    return client.post(
+        "/v1/batch", client_json({"batch": batch}), content_type="application/json", headers={"X-Auth-Token": plaintext}
+    )
+
+
+def track_batch(prefix: str, size: int) -> list[dict]:
+    return [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"{prefix}-{i}"} for i in range(size)]

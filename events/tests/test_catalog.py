@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from events.catalog import catalog_sync
 from events.models import CatalogEvent, CatalogProperty, CatalogSyncState, EventVolume, TeamWarehouse
-from events.tests.event_factories import fetch, store_event
+from events.tests.event_factories import fetch, post_batch, store_event, track_batch
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
 
@@ -200,12 +200,10 @@ def test_event_names_past_the_view_limit_are_counted_without_a_view(acme, monkey
 
 @postgresql_only
 def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme_token, caught_up, client):
-    from events.tests.test_ingest import _post_batch, _track_batch
-
     acme, plaintext = acme_token[0].team, acme_token[1]
 
     def send(prefix: str):
-        response = _post_batch(client, plaintext, _track_batch(prefix, 5))
+        response = post_batch(client, plaintext, track_batch(prefix, 5))
         assert response.status_code == 200, response.content
 
     send("first")

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
+from events.tests.event_factories import client_json, post_batch, track_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +31,6 @@ def _awkward_batch(prefix: str) -> list[dict]:
     ]
 
 
-def _post_batch(client, plaintext: str, batch: list[dict]):
-    return client.post(
-        "/v1/batch", _dumps({"batch": batch}), content_type="application/json", headers={"X-Auth-Token": plaintext}
-    )
-
-
 def _assert_stored_exactly(token, batch: list[dict], received) -> None:
     for item in batch:
         stored = Event.objects.get(team=token.team, message_id=item["messageId"])
@@ -54,7 +49,7 @@ def test_awkward_values_survive_the_binary_copy_into_the_table(client, acme_toke
     token, plaintext = acme_token
     batch = _awkward_batch("awkward")
     before = timezone.now()
-    response = _post_batch(client, plaintext, batch)
+    response = post_batch(client, plaintext, batch)
 
     assert response.status_code == 200, response.content
     assert response.json()["stored"] == len(AWKWARD)
@@ -65,9 +60,9 @@ def test_awkward_values_survive_the_staging_table_of_a_resent_batch(client, acme
     """A batch that repeats a stored messageId goes through the staging table (its own binary COPY)."""
     token, plaintext = acme_token
     first, rest = _awkward_batch("resent")[:1], _awkward_batch("resent")[1:]
-    assert _post_batch(client, plaintext, first).status_code == 200
+    assert post_batch(client, plaintext, first).status_code == 200
     before = timezone.now()
-    response = _post_batch(client, plaintext, first + rest)
+    response = post_batch(client, plaintext, first + rest)
 
     assert response.status_code == 200, response.content
     assert (response.json()["stored"], response.json()["duplicates"]) == (len(rest), 1)
@@ -85,10 +80,10 @@ def test_outside_a_transaction_the_copy_commits_by_itself_and_a_resent_batch_sti
     token, plaintext = acme_token
     first, rest = _awkward_batch("alone")[:1], _awkward_batch("alone")[1:]
     before = timezone.now()
-    answer = wsgi_post(application, _dumps({"batch": first}), token=plaintext, path="/v1/batch")
+    answer = wsgi_post(application, client_json({"batch": first}), token=plaintext, path="/v1/batch")
     assert (answer.status, answer.by_django) == (200, False), answer.body
 
-    answer = wsgi_post(application, _dumps({"batch": first + rest}), token=plaintext, path="/v1/batch")
+    answer = wsgi_post(application, client_json({"batch": first + rest}), token=plaintext, path="/v1/batch")
 
     assert (answer.status, answer.by_django) == (200, False), answer.body
     assert [line["status"] for line in answer.json()["results"]] == ["duplicate"] + ["stored"] * len(rest)
@@ -99,7 +94,7 @@ def test_outside_a_transaction_the_copy_commits_by_itself_and_a_resent_batch_sti
 def test_an_empty_integrations_object_is_kept(client, acme_token):
     token, plaintext = acme_token
     item = {"type": "track", "event": "Signed Up", "userId": "u1", "messageId": "empty-integrations"}
-    response = _post_batch(client, plaintext, [{**item, "integrations": {}}])
+    response = post_batch(client, plaintext, [{**item, "integrations": {}}])
 
     assert response.status_code == 200, response.content
     assert Event.objects.get(team=token.team, message_id="empty-integrations").extra == {"integrations": {}}
@@ -131,24 +126,13 @@ def test_awkward_values_survive_the_group_commit(acme_token):
     }
     for i, text in enumerate(AWKWARD):
         body = {"version": 1, "type": "event", "event": text, "properties": properties, "messageId": f"gc-{i}"}
-        answer = wsgi_post(application, _dumps(body), token=plaintext)
+        answer = wsgi_post(application, client_json(body), token=plaintext)
         assert (answer.status, answer.by_django) == (200, False), answer.body
 
     for i, text in enumerate(AWKWARD):
         stored = Event.objects.get(team=token.team, message_id=f"gc-{i}")
         assert stored.event == text
         assert stored.properties == properties
-
-
-def _dumps(document) -> bytes:
-    """orjson refuses integers beyond 64 bits; the json module writes them as a client would."""
-    import json
-
-    return json.dumps(document, ensure_ascii=False).encode()
-
-
-def _track_batch(prefix: str, size: int) -> list[dict]:
-    return [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"{prefix}-{i}"} for i in range(size)]
 
 
 @pytest.fixture
@@ -171,7 +155,7 @@ def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token,
     token, plaintext = acme_token
     receipts = []
     for number in range(6):
-        response = _post_batch(client, plaintext, _track_batch(f"busy-{number}", 100))
+        response = post_batch(client, plaintext, track_batch(f"busy-{number}", 100))
         assert response.status_code == 200, response.content
         receipts.append([result["id"] for result in response.json()["results"]])
 
@@ -187,13 +171,13 @@ def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, draws):
     from events import ingest
 
     _, plaintext = acme_token
-    _post_batch(client, plaintext, _track_batch("early-0", 10))
-    _post_batch(client, plaintext, _track_batch("early-1", 10))  # draws 10 more than it needs
+    post_batch(client, plaintext, track_batch("early-0", 10))
+    post_batch(client, plaintext, track_batch("early-1", 10))  # draws 10 more than it needs
     left = list(ingest._reserve.ids)
     assert len(left) == 10
 
     ingest._reserve.drawn_at -= ingest.RESERVE_SECONDS + 0.1  # time passes: the reserve is stale
-    response = _post_batch(client, plaintext, _track_batch("late", 10))
+    response = post_batch(client, plaintext, track_batch("late", 10))
 
     assert response.status_code == 200, response.content
     assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not the old ones
