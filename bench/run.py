@@ -18,9 +18,9 @@ counts, and the 80% run paces each connection with a random think time (bench/in
 turns at each connection count, both servers up, so that a ratio's two sides meet the same load from elsewhere.
 The server is pinned to one set of cores and everything on the client side (wrk, the COPY client, this script)
 to the others with `taskset`; PostgreSQL and Redis run on the same machine, unpinned. B2 is measured twice: with
-the server so pinned, and with it on every core while wrk stays on its own: B0-copy, the figure B2 is held to,
-is PostgreSQL on every core with its client pinned, and a batch's load generator needs about a hundredth of a
-request's.
+the server on every core while wrk stays on its own (first, right after B0-copy, whose rows are deleted so that
+both meet the same table): B0-copy, the figure B2 is held to, is PostgreSQL on every core with its client
+pinned, and a batch's load generator needs about a hundredth of a request's; then with the server pinned.
 
 Afterwards every acknowledged event is looked for in the table: each id that /v1/event answered, and the
 number of rows per phase. A missing event makes the command exit 1; a target missed is only reported.
@@ -741,6 +741,14 @@ def measure_copy_baseline(results: Results, team_id: int, token_id: int, timesta
             )
 
 
+def forget_copied_rows() -> None:
+    """Delete B0-copy's rows and vacuum the table, which leaves it as B0-copy found it, give or take free space
+    that the next rows reuse."""
+    with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
+        connection.execute("DELETE FROM events_event WHERE message_id LIKE 'b0-%'")
+        connection.execute("VACUUM events_event")
+
+
 def _text_copy_rows(team_id: int, token_id: int, timestamp: str):
     """COPY's text format for a batch of B2's rows, given their messageIds."""
     received_at = datetime.now(UTC).isoformat()
@@ -1152,10 +1160,11 @@ def write_report(results: Results) -> None:
         f"{_cores(results.client_cpus)} (cpu{results.client_cpus}: wrk, the COPY client and the driver script). "
         "PostgreSQL 15 and Redis run on the same machine, not pinned: they take their CPU from both cores. "
         + (
-            f"B2 runs a second time with the server on every core (cpu{results.all_cpus}, {results.all_workers} "
+            f"B2 also runs with the server on every core (cpu{results.all_cpus}, {results.all_workers} "
             f"workers) and wrk still on cpu{results.client_cpus}: that is B0-copy's footing (PostgreSQL on every "
             "core, its client pinned), and a 100-event batch asks about a hundredth of the load generator's work "
-            "per event that a single-event request does. That run is B2's figure; the pinned one is shown beside it."
+            "per event that a single-event request does. Those runs come first, right after B0-copy, and are B2's "
+            "figure; the pinned ones follow and are shown beside it."
             if results.b2_all
             else ""
         ),
@@ -1274,9 +1283,10 @@ def write_report(results: Results) -> None:
         "from elsewhere on this shared machine, and their ratio moved with it.",
         f"- B0-copy sends the B2 rows with psycopg's COPY, {BATCH_SIZE} rows and one commit per transaction "
         "(synchronous_commit on, as the app), from 1, 2 and 4 connections at once; the best is the figure. It runs "
-        "after B1 and right before B2, into the table as B1 left it (the server idle meanwhile), so that it and B2 "
-        "meet the same table and, as nearly as a shared machine allows, the same load from elsewhere. Its rows stay "
-        "(`messageId` b0-...) and count in the rows after the runs.",
+        "after B1 and right before B2, into the table as B1 left it (the server idle meanwhile); its rows "
+        "(`messageId` b0-...) are then deleted and the table vacuumed, so that B2 meets the table B0-copy met, not "
+        "one made millions of rows bigger by B0-copy itself, and, as nearly as a shared machine allows, the same "
+        "load from elsewhere. B2 runs with the server on every core first (its figure), then held to its core.",
         f"- B1 runs wrk at each connection count ({', '.join(str(r.connections) for r in results.b1)}) and takes the "
         "highest rate whose p99 is at most 50 ms with no socket error and no non-2xx answer. wrk has no "
         "constant-rate mode, so the ~80% figure comes from paced connections (as many as in the best run, at "
@@ -1405,12 +1415,13 @@ def main() -> int:
         measure_http_baseline_and_single_events(
             hello, wrk, results, event, arguments.http_connections, arguments.connections
         )
-        hello_server.stop()  # before B0-copy and B2: nothing else of the benchmark runs beside them
-        # Right before B2, which it is the baseline of, into the table as B1 left it: both meet the same table and,
-        # as far as can be had on a shared machine, the same load from elsewhere. The server waits, idle.
-        measure_copy_baseline(results, team_id, token_id, timestamp, seconds=5)
-        measure_batches(wrk, results, arguments.port, token, batch_item, arguments.batch_connections)
-    if not results.b2_skipped and arguments.all_core_batch_connections != [0]:
+    # Right before B2, which it is the baseline of, into the table as B1 left it; its rows are then deleted, so
+    # that B2 meets the table B0-copy met, not one that B0-copy's own rows made bigger. Nothing else of the
+    # benchmark runs beside it.
+    measure_copy_baseline(results, team_id, token_id, timestamp, seconds=5)
+    forget_copied_rows()
+    every_core = not results.b2_skipped and arguments.all_core_batch_connections != [0]
+    if every_core:
         # B0-copy is PostgreSQL on every core, its client pinned: B2 on the same footing (wrk stays pinned).
         results.all_cpus = ",".join(str(n) for n in sorted(machine_cores))
         results.all_workers = int(os.environ.get("GUNICORN_WORKERS") or len(_cpu_list(results.all_cpus)))
@@ -1422,6 +1433,12 @@ def main() -> int:
             measure_batches(
                 wrk, results, arguments.port, token, batch_item, arguments.all_core_batch_connections, every_core=True
             )
+    # Then with the server held to its core, as for B0-http and B1 (for comparison, after the figure's runs).
+    with Server(
+        "canvas.wsgi:application", port=arguments.port, cpus=arguments.server_cpus, env=env, log=server_log
+    ) as server:
+        wrk.server = server
+        measure_batches(wrk, results, arguments.port, token, batch_item, arguments.batch_connections)
     results.load_after = os.getloadavg()
 
     # Warm-up runs store events too: they count like the others.
