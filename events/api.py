@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -327,6 +328,17 @@ def _fields(problems: list[FieldError]) -> list[dict]:
 def stored_result(index: int, stored: StoredEvent) -> dict:
     """A batch receipt's line for an event that was stored, or was there already."""
     return {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
+
+
+def stored_receipt(stored: list[StoredEvent]) -> dict:
+    """batch_receipt for a batch whose every event was stored or was a duplicate, built in one pass: the fast
+    lane answers most batches with it."""
+    results = [
+        {"index": index, "status": "duplicate" if duplicate else "stored", "id": event_id}
+        for index, (event_id, duplicate) in enumerate(stored)
+    ]
+    duplicates = sum(map(itemgetter(1), stored))
+    return {"stored": len(stored) - duplicates, "duplicates": duplicates, "rejected": 0, "results": results}
 
 
 def batch_receipt(results: list[dict]) -> dict:

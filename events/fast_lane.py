@@ -38,8 +38,7 @@ from .api import (
     BatchIngestView,
     EventIngestView,
     batch_envelope,
-    batch_receipt,
-    stored_result,
+    stored_receipt,
     validate_batch_item,
 )
 from .authentication import authenticate_token, token_from_headers
@@ -114,7 +113,7 @@ def _store_batch(token, document, received_at) -> tuple[int, dict, Headers]:
         return _unavailable(headers)
     except Exception:
         raise _Detour from None  # rolled back, nothing stored: the view tries again, and answers and logs what fails
-    return 200, batch_receipt(list(map(stored_result, range(len(stored)), stored))), headers
+    return 200, stored_receipt(stored), headers
 
 
 def _prepare_connection() -> None:

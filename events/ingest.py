@@ -19,6 +19,7 @@ import time
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
+from itertools import repeat
 from typing import NamedTuple
 
 import orjson
@@ -341,7 +342,7 @@ def drop_reserved_ids() -> None:
 def _copy_straight(cursor, rows: list[tuple]) -> list[StoredEvent]:
     ids = _reserve.take(cursor, len(rows))
     _copy_rows(cursor, _COPY_STRAIGHT, ids, rows)
-    return [_stored_new((event_id, False)) for event_id in ids]
+    return list(map(_stored_new, zip(ids, repeat(False))))
 
 
 def store_row(row: tuple) -> StoredEvent:

@@ -344,6 +344,7 @@ def test_a_resent_batch_through_the_lane_answers_duplicates(acme_token):
     assert not again.by_django
     assert [r["status"] for r in again.json()["results"]] == ["duplicate", "stored"]
     assert again.json()["results"][0]["id"] == first["results"][0]["id"]
+    assert (again.json()["stored"], again.json()["duplicates"], again.json()["rejected"]) == (1, 1, 0)
 
 
 def test_a_gzip_batch_is_stored_by_the_lane(acme_token):

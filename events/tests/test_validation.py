@@ -437,6 +437,12 @@ TOO_LATE = (RECEIVED_AT + FUTURE_TOLERANCE + timedelta(microseconds=1)).isoforma
             id="key-256-chars-with-slash",
         ),
         pytest.param(
+            canvas(properties={**{f"key{i}": i for i in range(100)}, "k" * 256: 1}),
+            "/properties/" + "k" * 256,
+            KEY_TOO_LONG,
+            id="key-256-chars-among-short-ones",
+        ),
+        pytest.param(
             canvas(properties=nested_objects(MAX_PROPERTIES_DEPTH + 1)),
             "/properties" + "/a" * 32,
             PROPERTIES_TOO_DEEP,
