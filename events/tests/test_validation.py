@@ -8,7 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from events import validation
 from events.validation import (
     BLANK,
     BYTE_ORDER_MARK,
@@ -312,6 +315,48 @@ def test_it_rejects_100000_levels_quickly_without_recursion_error(raw):
 
     assert time.perf_counter() - started < 0.1
     assert [error.message for error in errors] == [DOCUMENT_TOO_DEEP]
+
+
+# JSON text as clients write it, duplicate keys included: few key names, so that objects often repeat one; colons,
+# "+" and escapes inside strings; floats in exponent notation; integers beyond 64 bits; whitespace around colons.
+_KEY_TEXTS = st.sampled_from(["a", "b", "a:b", "+1", "e+5", " ", 'k"', "ключ"]).map(json.dumps)
+_SCALAR_TEXTS = (
+    st.sampled_from(["null", "true", "false", "0", "-0", "1.5", "1e16", "1E+300", "2.5e-7", '"x:y"', '"+"'])
+    | st.integers(min_value=-(10**25), max_value=10**25).map(str)
+    | st.floats(allow_nan=False, allow_infinity=False).map(json.dumps)
+    | st.text(max_size=8).map(json.dumps)
+)
+
+
+def _object_text(members: list[tuple[str, str]], spacing: str) -> str:
+    return "{" + ",".join(f"{key}{spacing}:{spacing}{value}" for key, value in members) + "}"
+
+
+_JSON_TEXTS = st.recursive(
+    _SCALAR_TEXTS,
+    lambda children: (
+        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        | st.builds(_object_text, st.lists(st.tuples(_KEY_TEXTS, children), max_size=4), st.sampled_from(["", " "]))
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(parse, raw: bytes):
+    try:
+        return "parsed", parse(raw)
+    except InvalidJSON as invalid:
+        return "refused", invalid.errors
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(text=_JSON_TEXTS, wrapping=st.integers(min_value=0, max_value=MAX_DOCUMENT_DEPTH + 2))
+def test_the_fast_path_answers_what_the_slow_path_answers(text, wrapping):
+    """Whatever parse_json accepts on its fast path (orjson and the checks of its indented output, or the walk)
+    it would have accepted, unchanged, on the slow path; whatever it refuses, it refuses with the same errors."""
+    raw = ("[" * wrapping + text + "]" * wrapping).encode()
+
+    assert _outcome(parse_json, raw) == _outcome(lambda body: validation._parse_slowly(body, fast_error=None), raw)
 
 
 def test_invalid_json_says_what_is_wrong_when_printed():
