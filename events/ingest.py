@@ -16,7 +16,6 @@ detected by the same statement that stores the event):
 import json
 import threading
 import time
-from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from itertools import repeat
@@ -24,7 +23,7 @@ from typing import NamedTuple
 
 import orjson
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -252,19 +251,25 @@ def store_batch(rows: list[tuple]) -> list[StoredEvent]:
     transaction is rolled back whole, and the batch goes through the staging table instead. A resent batch costs
     one failed COPY more; every other batch costs one COPY and no INSERT ... SELECT.
     """
-    if connection.vendor != "postgresql":
+    database = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` is a thread-local look-up of its own
+    if database.vendor != "postgresql":
         return [store_row(row) for row in rows]
     if rows and not _repeats_a_message_id(rows):
         # Outside a transaction the COPY is one statement, committed by itself (and wholly rolled back should it
-        # fail): no BEGIN and COMMIT round trips, which cost more client CPU than writing the rows. Inside the
-        # caller's transaction, a savepoint keeps that transaction usable should the COPY fail.
-        atomic = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        # fail): no BEGIN and COMMIT round trips, which cost more client CPU than writing the rows. It runs on
+        # psycopg's own cursor, with Django's error translation around it (what Django's cursor wrapper does per
+        # statement, less its bookkeeping): a batch's fixed cost is about its events' own, so that counts. Inside
+        # the caller's transaction, a savepoint keeps that transaction usable should the COPY fail.
         try:
-            with atomic, connection.cursor() as cursor:
+            if database.in_atomic_block:
+                with transaction.atomic(), database.cursor() as cursor:
+                    return _copy_straight(cursor, rows)
+            database.ensure_connection()
+            with database.wrap_database_errors, database.connection.cursor() as cursor:
                 return _copy_straight(cursor, rows)
         except (psycopg.errors.UniqueViolation, IntegrityError):
             pass
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), database.cursor() as cursor:
         return store_rows(cursor, rows, copy=True)
 
 
