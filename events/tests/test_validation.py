@@ -353,10 +353,18 @@ def _outcome(parse, raw: bytes):
 @given(text=_JSON_TEXTS, wrapping=st.integers(min_value=0, max_value=MAX_DOCUMENT_DEPTH + 2))
 def test_the_fast_path_answers_what_the_slow_path_answers(text, wrapping):
     """Whatever parse_json accepts on its fast path (orjson and the checks of its indented output, or the walk)
-    it would have accepted, unchanged, on the slow path; whatever it refuses, it refuses with the same errors."""
+    it would have accepted, unchanged, on the slow path; whatever it refuses, the slow path refuses too, for the
+    same reasons (the walk stops at the first place nested too deep, where the slow path names them all)."""
     raw = ("[" * wrapping + text + "]" * wrapping).encode()
 
-    assert _outcome(parse_json, raw) == _outcome(lambda body: validation._parse_slowly(body, fast_error=None), raw)
+    fast, fast_answer = _outcome(parse_json, raw)
+    slow, slow_answer = _outcome(lambda body: validation._parse_slowly(body, fast_error=None), raw)
+
+    assert fast == slow
+    if fast == "parsed":
+        assert fast_answer == slow_answer
+    else:
+        assert fast_answer and set(fast_answer) <= set(slow_answer)
 
 
 def test_invalid_json_says_what_is_wrong_when_printed():
