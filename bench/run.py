@@ -322,9 +322,10 @@ ANALYSIS = [
     "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests. The "
     "Prometheus counts are kept in plain Python and written to their files once a second, and the lane reads its "
     "settings once: together 3-4% of a request's server CPU, measured by turns. Each "
-    "request holds its thread until its group commits: with 16 threads a loaded worker often had every thread "
+    "request holds its thread until its group commits: with 16 threads a loaded worker once had every thread "
     "waiting and its core about a tenth idle; 32 threads (gunicorn.conf.py) keep it busy (48 and 64 were no "
-    "better). The committer waits for company only while requests that have started are still on their way to "
+    "better; measured again later, 16 and 24 were as good as 32, and 8 much worse). The committer waits for "
+    "company only while requests that have started are still on their way to "
     "it: on the AMD EPYC machines these runs have had, a timed wait that runs out cost about 60 us of CPU, and "
     "one per commit cost more than the rest of the commit. The machine changes between runs (AMD EPYC, Intel "
     "Xeon): on Intel the hello-world app's server CPU per request fell further than /v1/event's (0.30 to 0.16 "
@@ -1440,8 +1441,7 @@ def main() -> int:
     # benchmark runs beside it.
     measure_copy_baseline(results, team_id, token_id, timestamp, seconds=5)
     forget_copied_rows()
-    every_core = not results.b2_skipped and arguments.all_core_batch_connections != [0]
-    if every_core:
+    if arguments.all_core_batch_connections != [0]:
         # B0-copy is PostgreSQL on every core, its client pinned: B2 on the same footing (wrk stays pinned).
         results.all_cpus = ",".join(str(n) for n in sorted(machine_cores))
         results.all_workers = int(os.environ.get("GUNICORN_WORKERS") or len(_cpu_list(results.all_cpus)))
