@@ -35,6 +35,7 @@ from .validation import (
     TIMESTAMP_TOO_LATE,
     FieldError,
     parse_timestamp,
+    plain_track,
     validate_event,
     validate_segment_message,
 )
@@ -225,6 +226,8 @@ class SegmentMessageView(IngestAPIView):
 def validate_batch_item(item, *, index: int, received_at, batch: "BatchEnvelope"):
     """Each item is validated as it would be alone: Canvas's format or a Segment message. Its problems' paths
     start with the item's own, /batch/<index> (built only when there are problems)."""
+    if batch.context is None and (payload := plain_track(item, received_at, batch.sent_at)) is not None:
+        return payload, []  # most items: a track call with nothing wrong with it
     if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
         payload, problems = validate_event(item, received_at=received_at)
     else:

@@ -718,6 +718,97 @@ def validate_segment_message(
     return payload, []
 
 
+# The fields a plain track call may have (plain_track). No "version": a batch item with one is a Canvas event.
+_PLAIN_TRACK_FIELDS = _SEGMENT_ALLOWED["track"] - {"version"}
+
+
+def plain_track(document: Any, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload | None:
+    """validate_segment_message's payload for a Segment track call that has nothing wrong with it, or None.
+
+    Most batch items are such calls, and the general path spends a function call on each of their fields: this
+    checks the same rules inline and answers with the same payload (tests/test_validation.py holds the two to
+    that). None is no verdict: whatever is unusual or wrong about the message, the general path judges it and
+    names each problem. Nulls count as absent, as there.
+    """
+    if type(document) is not dict or not document.keys() <= _PLAIN_TRACK_FIELDS or received_at.tzinfo is None:
+        return None
+    get = document.get
+    event, user_id, anonymous_id = get("event"), get("userId"), get("anonymousId")
+    if (
+        get("type") != "track"
+        or type(event) is not str
+        or not 0 < len(event) <= MAX_EVENT_NAME
+        or event.isspace()
+        or (user_id is None and anonymous_id is None)
+        or (user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH))
+        or (anonymous_id is not None and (type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH))
+    ):
+        return None
+    message_id = get("messageId")
+    if message_id is not None and (type(message_id) is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID):
+        return None
+    properties, context, integrations = get("properties"), get("context"), get("integrations")
+    if not (_plain_object(properties) and _plain_object(context) and _plain_object(integrations)):
+        return None
+    timestamp, original, sent_at = get("timestamp"), get("originalTimestamp"), get("sentAt")
+    if timestamp is not None and (timestamp := _good_moment(timestamp, received_at)) is None:
+        return None
+    if original is not None and (original := _good_moment(original, received_at)) is None:
+        return None
+    if sent_at is not None and (sent_at := _good_moment(sent_at, received_at)) is None:
+        return None
+    write_key, channel = get("writeKey"), get("channel")
+    if (write_key is not None and type(write_key) is not str) or (channel is not None and type(channel) is not str):
+        return None
+    original_timestamp = timestamp if timestamp is not None else original
+    if sent_at is None:
+        sent_at = batch_sent_at
+    return EventPayload(
+        event,
+        properties if properties is not None else {},
+        _corrected_timestamp(original_timestamp, sent_at, received_at),
+        original_timestamp,
+        sent_at,
+        message_id,
+        "track",
+        context,
+        user_id,
+        anonymous_id,
+        None,
+        None,
+        None,
+        None,
+        None,
+        integrations,
+    )
+
+
+def _plain_object(value: Any) -> bool:
+    """Absent, or an object within the properties limits (what _object accepts)."""
+    if value is None:
+        return True
+    if type(value) is not dict:
+        return False
+    # Flat, with keys that are not long together (most properties, context and integrations): no walk.
+    if "" not in value and len("".join(value)) <= MAX_KEY_LENGTH and _SCALARS.issuperset(map(type, value.values())):
+        return True
+    problems: list[FieldError] = []
+    return _check_tree(value, "", 1, problems) <= MAX_PROPERTIES_KEYS and not problems
+
+
+def _good_moment(value: Any, received_at: datetime) -> datetime | None:
+    """What _timestamp answers for a timestamp it finds nothing wrong with, else None."""
+    moment = _parse_timestamp(value)
+    if (
+        moment is None
+        or not _storable_offset(moment)
+        or moment < EARLIEST_TIMESTAMP
+        or moment - received_at > FUTURE_TOLERANCE
+    ):
+        return None
+    return moment
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """An ISO-8601 string with Z or an offset PostgreSQL can store as an aware datetime, else None (for a
     batch's own sentAt)."""

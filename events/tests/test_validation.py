@@ -1154,3 +1154,177 @@ def test_it_reports_all_problems_of_a_segment_message_at_once():
         FieldError("/batch/0/groupId", REQUIRED),
         FieldError("/batch/0/bogus", UNKNOWN_FIELD.format(name="bogus")),
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plain_track: the shortcut for batch items, held to validate_segment_message
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_plain_track_call_takes_the_shortcut_with_the_same_payload():
+    document = {
+        "type": "track",
+        "userId": "019mr8mf4r",
+        "event": "Item Purchased",
+        "properties": {"name": "Leap to Conclusions Mat", "revenue": 14.99, "items": [{"sku": "a"}]},
+        "context": {"library": {"name": "analytics-python", "version": "2.3.1"}},
+        "timestamp": TS,
+        "messageId": "022bb90c",
+        "writeKey": "wk",
+        "_metadata": {"bundled": ["Segment.io"]},
+    }
+
+    shortcut = validation.plain_track(document, RECEIVED_AT, TS_DATETIME)
+
+    assert shortcut is not None
+    assert shortcut == segment(document, batch_sent_at=TS_DATETIME)
+
+
+def test_the_shortcut_leaves_canvas_events_and_other_types_to_the_general_path():
+    assert (
+        validation.plain_track({"version": 1, "type": "track", "event": "e", "userId": "u"}, RECEIVED_AT, None) is None
+    )
+    assert validation.plain_track({"type": "page", "userId": "u"}, RECEIVED_AT, None) is None
+    assert validation.plain_track({"type": "track", "event": "e", "userId": 7}, RECEIVED_AT, None) is None
+    naive = RECEIVED_AT.replace(tzinfo=None)
+    assert validation.plain_track({"type": "track", "event": "e", "userId": "u"}, naive, None) is None
+
+
+def _nested(depth: int) -> dict:
+    document: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        document = {"n": document}
+    return document
+
+
+# Values for each field of a track call: good ones, and each kind of bad one the general path names.
+_GOOD_OBJECTS = [
+    {},
+    {"revenue": 39.95, "currency": "USD", "ok": True, "none": None},
+    {"items": [{"sku": "a"}, [1, {"b": 2}]], "deep": _nested(MAX_PROPERTIES_DEPTH - 1)},
+    {"x" * MAX_KEY_LENGTH: 1},
+    {"k" * 200: 1, "j" * 200: 2},
+    {f"k{n}": n for n in range(MAX_PROPERTIES_KEYS)},
+]
+_BAD_OBJECTS = [
+    {"deep": _nested(MAX_PROPERTIES_DEPTH)},
+    {"": 1},
+    {"x" * (MAX_KEY_LENGTH + 1): 1},
+    {"nested": {"": 1}},
+    {"nested": {"x" * (MAX_KEY_LENGTH + 1): 1}},
+    {f"k{n}": n for n in range(MAX_PROPERTIES_KEYS + 1)},
+    {"many": {f"k{n}": n for n in range(MAX_PROPERTIES_KEYS)}},
+    [],
+    "{}",
+]
+_GOOD_MOMENTS = [
+    TS,
+    "2012-12-02T00:30:08Z",
+    "2012-12-02 00:30:08.276+05:30",
+    "2012-12-02T00:30:08.123456-0800",
+    "2012-12-02T00:30:08+15:59",
+    "2012-12-03T00:30:59Z",
+]
+_BAD_MOMENTS = [
+    "2012-12-02T00:30:08+16:00",
+    "2012-12-02T00:30:08",
+    "2012-12-02",
+    "1969-12-31T23:59:59Z",
+    "2012-12-03T00:31:01Z",
+    "2012-02-30T00:00:00Z",
+    "soon",
+    1354408208,
+]
+_GOOD_FIELDS = {
+    "event": ["e", "Item Purchased", "x" * MAX_EVENT_NAME],
+    "userId": ["u", "x" * 255],
+    "anonymousId": ["a", "x" * 255],
+    "messageId": ["m-1", "x" * MAX_MESSAGE_ID],
+    "properties": _GOOD_OBJECTS,
+    "context": _GOOD_OBJECTS,
+    "integrations": _GOOD_OBJECTS,
+    "timestamp": _GOOD_MOMENTS,
+    "originalTimestamp": _GOOD_MOMENTS,
+    "sentAt": _GOOD_MOMENTS,
+    "writeKey": ["wk"],
+    "channel": ["server"],
+    "receivedAt": ["whenever", None],
+    "_metadata": [{"bundled": []}],
+}
+_BAD_FIELDS = {
+    "type": ["page", "event", "TRACK", 1],
+    "event": ["", " ", "\t", "x" * (MAX_EVENT_NAME + 1), 3],
+    "userId": ["", "x" * 256, True, 1.5, ["u"]],
+    "anonymousId": ["", "x" * 256, True],
+    "messageId": ["", "x" * (MAX_MESSAGE_ID + 1), 5],
+    "properties": _BAD_OBJECTS,
+    "context": _BAD_OBJECTS,
+    "integrations": _BAD_OBJECTS,
+    "timestamp": _BAD_MOMENTS,
+    "originalTimestamp": _BAD_MOMENTS,
+    "sentAt": _BAD_MOMENTS,
+    "writeKey": [1],
+    "channel": [False],
+    "traits": [{"plan": "pro"}],
+    "bogus": [1],
+}
+# Good values the shortcut leaves to the general path: a Segment "version" (a batch item with one is a Canvas event)
+# and integer ids, which the general path turns into strings.
+_PASSED_ON = {"version": [2], "userId": [7], "anonymousId": [7]}
+_ODD_FIELDS = st.sampled_from(sorted(_GOOD_FIELDS.keys() | _BAD_FIELDS.keys() | _PASSED_ON.keys())).flatmap(
+    lambda name: st.sampled_from(
+        [None, *_GOOD_FIELDS.get(name, []), *_BAD_FIELDS.get(name, []), *_PASSED_ON.get(name, [])]
+    ).map(lambda value: {name: value})
+)
+# A good call with some good fields added, and one field set to any value (a bad one, say) or null.
+_TRACK_CALLS = st.builds(
+    lambda good, odd: {"type": "track", "event": "e", "userId": "u", **good, **odd},
+    st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in _GOOD_FIELDS.items()}),
+    _ODD_FIELDS | st.just({}),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in _GOOD_FIELDS.items() for value in values]
+)
+def test_the_shortcut_takes_each_good_value(name, value):
+    document = {"type": "track", "event": "e", "userId": "u", name: value}
+
+    assert validation.plain_track(document, RECEIVED_AT, None) == segment(document)
+
+
+@pytest.mark.parametrize(("name", "value"), [(name, value) for name, values in _BAD_FIELDS.items() for value in values])
+def test_the_shortcut_passes_each_bad_value_on(name, value):
+    document = {"type": "track", "event": "e", "userId": "u", name: value}
+
+    assert validate_segment_message(document, received_at=RECEIVED_AT)[1]  # the general path names the problem
+    assert validation.plain_track(document, RECEIVED_AT, None) is None
+
+
+@pytest.mark.parametrize(("name", "value"), [(name, value) for name, values in _PASSED_ON.items() for value in values])
+def test_the_shortcut_passes_a_few_good_values_on(name, value):
+    document = {"type": "track", "event": "e", "userId": "u", name: value}
+
+    assert validate_segment_message(document, received_at=RECEIVED_AT)[1] == []
+    assert validation.plain_track(document, RECEIVED_AT, None) is None
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(document=_TRACK_CALLS, batch_sent_at=st.sampled_from([None, TS_DATETIME]))
+def test_the_shortcut_answers_what_the_general_path_answers(document, batch_sent_at):
+    """Whatever plain_track accepts, validate_segment_message accepts with an equal payload (it may pass, never
+    decide otherwise); a good track call takes the shortcut."""
+    shortcut = validation.plain_track(document, RECEIVED_AT, batch_sent_at)
+    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT, batch_sent_at=batch_sent_at)
+
+    if shortcut is not None:
+        assert errors == []
+        assert shortcut == payload
+    elif not errors and not _left_to_the_general_path(document):
+        pytest.fail(f"a good track call missed the shortcut: {document}")
+
+
+def _left_to_the_general_path(document: dict) -> bool:
+    """_PASSED_ON: a "version" field, even null (validate_batch_item takes the item for a Canvas event), or an
+    integer id."""
+    return "version" in document or int in (type(document.get("userId")), type(document.get("anonymousId")))
