@@ -692,30 +692,39 @@ def validate_segment_message(
 
     if errors:
         return None, errors
+    fields = (kind, context, user_id, anonymous_id, traits, name, category, group_id, previous_id, integrations)
+    return _segment_payload(
+        event, properties, timestamp, original, sent_at, message_id, fields, received_at, batch_sent_at
+    ), []
+
+
+def _segment_payload(
+    event: str,
+    properties: dict | None,
+    timestamp: datetime | None,
+    original: datetime | None,
+    sent_at: datetime | None,
+    message_id: str | None,
+    fields: tuple,
+    received_at: datetime,
+    batch_sent_at: datetime | None,
+) -> EventPayload:
+    """The payload of a valid Segment message: its timestamps settled (timestamp, else originalTimestamp; the
+    batch's sentAt when it has none), `fields` the rest of EventPayload's fields, from `type` on."""
     original_timestamp = timestamp if timestamp is not None else original
     if sent_at is None:
         sent_at = batch_sent_at
     # Positional, in the field order of EventPayload: sixteen keywords cost three times as much to match, and a
     # batch builds one payload per event (tests/test_validation.py compares with payloads built by keyword).
-    payload = EventPayload(
+    return EventPayload(
         event,
         properties if properties is not None else {},
         _corrected_timestamp(original_timestamp, sent_at, received_at),
         original_timestamp,
         sent_at,
         message_id,
-        kind,
-        context,
-        user_id,
-        anonymous_id,
-        traits,
-        name,
-        category,
-        group_id,
-        previous_id,
-        integrations,
+        *fields,
     )
-    return payload, []
 
 
 # The fields a plain track call may have (plain_track). No "version": a batch item with one is a Canvas event.
@@ -760,26 +769,9 @@ def plain_track(document: Any, received_at: datetime, batch_sent_at: datetime | 
     write_key, channel = get("writeKey"), get("channel")
     if (write_key is not None and type(write_key) is not str) or (channel is not None and type(channel) is not str):
         return None
-    original_timestamp = timestamp if timestamp is not None else original
-    if sent_at is None:
-        sent_at = batch_sent_at
-    return EventPayload(
-        event,
-        properties if properties is not None else {},
-        _corrected_timestamp(original_timestamp, sent_at, received_at),
-        original_timestamp,
-        sent_at,
-        message_id,
-        "track",
-        context,
-        user_id,
-        anonymous_id,
-        None,
-        None,
-        None,
-        None,
-        None,
-        integrations,
+    fields = ("track", context, user_id, anonymous_id, None, None, None, None, None, integrations)
+    return _segment_payload(
+        event, properties, timestamp, original, sent_at, message_id, fields, received_at, batch_sent_at
     )
 
 
