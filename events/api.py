@@ -226,8 +226,10 @@ class SegmentMessageView(IngestAPIView):
 def validate_batch_item(item, *, index: int, received_at, batch: "BatchEnvelope"):
     """Each item is validated as it would be alone: Canvas's format or a Segment message. Its problems' paths
     start with the item's own, /batch/<index> (built only when there are problems)."""
+    # Most items are a track call with nothing wrong with it. A batch with a context of its own lends it to items
+    # that have none (below), so its items take the general path.
     if batch.context is None and (payload := plain_track(item, received_at, batch.sent_at)) is not None:
-        return payload, []  # most items: a track call with nothing wrong with it
+        return payload, []
     if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
         payload, problems = validate_event(item, received_at=received_at)
     else:
