@@ -55,8 +55,9 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Benchmark, not part of `make test` (~7 minutes): its own database (canvas_bench) and Redis db (14), the
-# production server pinned to one core and wrk to the other (and /v1/batch once more with the server on both).
+# Benchmark, not part of `make test` (~10 minutes): its own database (canvas_bench) and Redis db (14), the
+# production server pinned to one core and wrk to the other (and /v1/batch once more with the server on both,
+# in rounds with the COPY baseline).
 # Writes docs/benchmarks.md and docs/benchmarks.png.
 bench: $(VENV)/.bench
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
