@@ -297,6 +297,7 @@ class Results:
         return self.b2_rate / self.b0_copy_rate if self.b0_copy_rate else 0.0
 
     def copy_ratio_text(self) -> str:
+        """The ratio as the report states it: with rounds, each round's and the best-against-best one beside it."""
         paired = self.rounds_paired()
         if len(paired) < 2:
             return f"{self.copy_ratio:.2f}"
@@ -923,8 +924,8 @@ def measure_batches(
     names the round of B0-copy and B2-all the runs belong to. The server is warmed up on its first round only:
     it stays up between rounds."""
     phase, label, runs = ("B2-all", "b2-all", results.b2_all) if every_core else ("B2", "b2", results.b2)
-    suffix = f"-r{round_number}" if round_number else ""
-    print(f"{phase}{suffix and f', round {round_number}'}: POST /v1/batch, {BATCH_SIZE} events per request")
+    suffix, which = (f"-r{round_number}", f", round {round_number}") if round_number else ("", "")
+    print(f"{phase}{which}: POST /v1/batch, {BATCH_SIZE} events per request")
     if round_number <= 1:
         status, _ = http_request(port, "POST", "/v1/batch", b'{"batch": []}', token)
         if status == 404:
