@@ -47,6 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -143,6 +144,18 @@ class Run:
             f"server CPU {self.server_cpu_ms:5.2f} ms/request  PostgreSQL CPU {self.database_cpu_ms:5.2f} ms/request"
             f"  slowest COMMIT {self.slowest_commit_ms:5.1f} ms{problems}"
         )
+
+
+class Round(NamedTuple):
+    """One round of B0-copy then B2 on every core: its best run of each, and their ratio."""
+
+    number: int
+    copy: Run
+    batch: Run
+
+    @property
+    def ratio(self) -> float:
+        return self.batch.events_rate / self.copy.events_rate
 
 
 @dataclass
@@ -275,8 +288,8 @@ class Results:
     def b2_pinned_rate(self) -> float:
         return max((r.events_rate for r in self.b2 if r.clean), default=0.0)
 
-    def rounds_paired(self) -> list[tuple[int, Run, Run]]:
-        """(round, best B0-copy run, best clean B2-all run) of each round that has both."""
+    def rounds_paired(self) -> list[Round]:
+        """Each round that has both a B0-copy run and a clean B2-all run, with the best of each."""
         paired = []
         for number in range(1, self.rounds + 1):
             copy = max((r for r in self.b0_copy if r.round == number), key=lambda r: r.events_rate, default=None)
@@ -284,7 +297,7 @@ class Results:
                 (r for r in self.b2_all if r.round == number and r.clean), key=lambda r: r.events_rate, default=None
             )
             if copy is not None and batch is not None:
-                paired.append((number, copy, batch))
+                paired.append(Round(number, copy, batch))
         return paired
 
     @property
@@ -293,7 +306,12 @@ class Results:
         ran just before it; without rounds, the best B2 run against the best B0-copy."""
         paired = self.rounds_paired()
         if paired:
-            return statistics.median(batch.events_rate / copy.events_rate for _, copy, batch in paired)
+            return statistics.median(each.ratio for each in paired)
+        return self.best_against_best
+
+    @property
+    def best_against_best(self) -> float:
+        """The best B2 run against the best B0-copy run, wherever in the benchmark each fell."""
         return self.b2_rate / self.b0_copy_rate if self.b0_copy_rate else 0.0
 
     def copy_ratio_text(self) -> str:
@@ -301,11 +319,10 @@ class Results:
         paired = self.rounds_paired()
         if len(paired) < 2:
             return f"{self.copy_ratio:.2f}"
-        each = ", ".join(f"{batch.events_rate / copy.events_rate:.2f}" for _, copy, batch in paired)
-        overall = self.b2_rate / self.b0_copy_rate if self.b0_copy_rate else 0.0
+        each = ", ".join(f"{one.ratio:.2f}" for one in paired)
         return (
             f"{self.copy_ratio:.2f} (median of {len(paired)} rounds: {each}; the best B2 against the best "
-            f"B0-copy of the whole run: {overall:.2f})"
+            f"B0-copy of the whole run: {self.best_against_best:.2f})"
         )
 
     def checks(self) -> list[tuple[str, str, str, str]]:
@@ -1101,10 +1118,10 @@ def print_summary(results: Results) -> None:
         if results.b2_all:
             pinned = f"{results.b2_pinned_rate:.0f} events/s with it on cpu{results.server_cpus}"
             print(f"         (server on every core; {pinned})")
-        for number, copy, batch in results.rounds_paired():
+        for one in results.rounds_paired():
             print(
-                f"Round {number}: B0-copy {copy.events_rate:8.0f} rows/s ({copy.name}), B2 {batch.events_rate:8.0f} "
-                f"events/s ({batch.name}): {batch.events_rate / copy.events_rate:.2f}"
+                f"Round {one.number}: B0-copy {one.copy.events_rate:8.0f} rows/s ({one.copy.name}), "
+                f"B2 {one.batch.events_rate:8.0f} events/s ({one.batch.name}): {one.ratio:.2f}"
             )
     print(f"Server CPU per request: {results.cpu_per_request()}")
     for line in results.where_the_time_goes():
@@ -1189,7 +1206,7 @@ def draw_chart(results: Results) -> None:
             f"Events/s, {BATCH_SIZE} per transaction / request",
             "events/s",
             f"B2/B0-copy = {results.copy_ratio:.2f}"
-            + (f" (median of {len(results.rounds_paired())} rounds)" if len(results.rounds_paired()) > 1 else "")
+            + (f" (median of {rounds} rounds)" if (rounds := len(results.rounds_paired())) > 1 else "")
             + f"\ntarget >= {TARGET_COPY_RATIO}; bars: the best runs",
         )
 
@@ -1279,11 +1296,11 @@ def _rounds_table(results: Results) -> list[str]:
         "ms in the round's B2 runs |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for number, copy, batch in paired:
-        slowest = max(r.slowest_commit_ms for r in results.b2_all if r.round == number)
+    for one in paired:
+        slowest = max(r.slowest_commit_ms for r in results.b2_all if r.round == one.number)
         lines.append(
-            f"| {number} | {copy.events_rate:,.0f} ({copy.name}) | {batch.events_rate:,.0f} ({batch.name}) | "
-            f"{batch.events_rate / copy.events_rate:.2f} | {slowest:,.1f} |"
+            f"| {one.number} | {one.copy.events_rate:,.0f} ({one.copy.name}) | {one.batch.events_rate:,.0f} "
+            f"({one.batch.name}) | {one.ratio:.2f} | {slowest:,.1f} |"
         )
     return [*lines, ""]
 
