@@ -53,8 +53,6 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 import redis
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1146,6 +1144,11 @@ def _cores(cpus: str) -> str:
 
 
 def draw_chart(results: Results) -> None:
+    # Imported here, not at the top: matplotlib is a benchmark requirement only, and `make test` (which does not
+    # install it) tests the rest of this module (bench/tests).
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     best = results.b1_best
     # matplotlib's object API renders with Agg straight to a file: no pyplot, no display.
     figure = Figure(figsize=(15, 4.8))

@@ -1,0 +1,132 @@
+"""The benchmark's verdicts: which run stands for B1, how B2/B0-copy is taken from the rounds, and when a target
+passes. Figures are made up; what is tested is how bench.run reads them."""
+
+from bench.run import BATCH_SIZE, Results, Run
+
+
+def _results(**runs) -> Results:
+    results = Results(
+        started_at="2026-11-27T10:00:00Z",
+        machine={},
+        server_cpus="1",
+        client_cpus="0",
+        workers=1,
+        threads=32,
+        event_bytes=330,
+        batch_item_bytes=300,
+        duration=10,
+        load_before=(0.5, 0.5, 0.5),
+        all_cpus="0-1",
+        rounds=3,
+    )
+    for name, value in runs.items():
+        setattr(results, name, value)
+    return results
+
+
+def _run(phase: str, rate: float, *, p99_ms: float = 10.0, connections: int = 16, **fields) -> Run:
+    """A run that answered `rate` requests a second for 10 s."""
+    return Run(
+        phase=phase,
+        name=f"{phase}-c{connections}",
+        connections=connections,
+        seconds=10.0,
+        requests=int(rate * 10),
+        p99_ms=p99_ms,
+        **fields,
+    )
+
+
+def _batch(rate: float, *, round_number: int, **fields) -> Run:
+    """A B2-all run of `rate` events a second."""
+    return _run("B2-all", rate / BATCH_SIZE, events_per_request=BATCH_SIZE, round=round_number, **fields)
+
+
+def _copy(rate: float, *, round_number: int) -> Run:
+    """A B0-copy run of `rate` rows a second, in transactions of a batch's size."""
+    return _run("B0-copy", rate / BATCH_SIZE, events_per_request=BATCH_SIZE, round=round_number)
+
+
+def _verdicts(results: Results) -> dict[str, str]:
+    return {what.split(" (")[0]: verdict for what, _, _, verdict in results.checks()}
+
+
+def test_b1_is_the_fastest_run_without_errors_whose_p99_is_within_50_ms():
+    results = _results(
+        b1=[
+            _run("B1", 2_000),
+            _run("B1", 3_000, connections=24),
+            _run("B1", 3_400, p99_ms=51.0, connections=48),  # faster, but too slow at the tail
+            _run("B1", 3_500, errors=3, connections=64),  # faster, but with errors
+        ]
+    )
+
+    assert results.b1_best.rate == 3_000
+
+
+def test_b1_over_b0_http_passes_at_045_and_misses_below():
+    hello = [_run("B0-http", 6_000), _run("B0-http", 5_000, errors=1)]
+    passing = _results(b0_http=hello, b1=[_run("B1", 2_700)])
+    missing = _results(b0_http=hello, b1=[_run("B1", 2_650)])
+
+    assert passing.b0_http_rate == 6_000  # the faster hello-world run had errors: it does not count
+    assert _verdicts(passing)["B1 / B0-http"] == "PASS"
+    assert _verdicts(missing)["B1 / B0-http"] == "MISS"
+
+
+def test_b2_over_b0_copy_is_the_median_of_the_rounds_each_against_its_own_copy():
+    results = _results(
+        b0_copy=[
+            _copy(80_000, round_number=1),
+            _copy(60_000, round_number=1),
+            _copy(50_000, round_number=2),
+            _copy(70_000, round_number=3),
+        ],
+        b2_all=[
+            _batch(40_000, round_number=1),  # 0.50 of its round's best copy
+            _batch(35_000, round_number=2),  # 0.70
+            _batch(45_000, round_number=2),  # 0.90: the round's best
+            _batch(70_000, round_number=2, errors=1),  # not clean: left out
+            _batch(42_000, round_number=3),  # 0.60
+        ],
+    )
+
+    assert [round(each.ratio, 2) for each in results.rounds_paired()] == [0.5, 0.9, 0.6]
+    assert round(results.copy_ratio, 2) == 0.6
+    assert round(results.best_against_best, 4) == round(45_000 / 80_000, 4)
+    assert _verdicts(results)["B2 / B0-copy"] == "PASS"
+    assert results.copy_ratio_text().startswith("0.60 (median of 3 rounds: 0.50, 0.90, 0.60;")
+
+
+def test_a_round_without_a_clean_b2_run_is_left_out_of_the_median():
+    results = _results(
+        b0_copy=[_copy(100_000, round_number=1), _copy(100_000, round_number=2)],
+        b2_all=[_batch(55_000, round_number=1), _batch(90_000, round_number=2, refused=5)],
+    )
+
+    assert [each.number for each in results.rounds_paired()] == [1]
+    assert round(results.copy_ratio, 2) == 0.55
+    assert _verdicts(results)["B2 / B0-copy"] == "MISS"
+
+
+def test_the_p99_target_is_judged_on_the_paced_run_nearest_80_percent_of_b1():
+    results = _results(
+        b1=[_run("B1", 3_000)],
+        b1_at_80=[
+            _run("B1@80%", 2_100, p99_ms=12.0, think_ms=4.0),  # 70%: too far below
+            _run("B1@80%", 2_420, p99_ms=30.0, think_ms=3.0),  # 81%: the one judged
+            _run("B1@80%", 2_700, p99_ms=9.0, think_ms=2.0),  # 90%
+        ],
+    )
+
+    assert results.b1_at_80_run.rate == 2_420
+    assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "MISS"
+
+
+def test_without_a_b1_run_within_50_ms_every_target_on_it_misses():
+    results = _results(b0_http=[_run("B0-http", 6_000)], b1=[_run("B1", 3_000, p99_ms=80.0)])
+
+    assert results.b1_best is None
+    assert _verdicts(results)["B1 / B0-http"] == "MISS"
+    assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "MISS"
+    assert "p99 80 ms" in results.b1_fastest
