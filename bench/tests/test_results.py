@@ -130,3 +130,33 @@ def test_without_a_b1_run_within_50_ms_every_target_on_it_misses():
     assert _verdicts(results)["B1 / B0-http"] == "MISS"
     assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "MISS"
     assert "p99 80 ms" in results.b1_fastest
+
+
+def test_a_paced_run_the_disk_stalled_is_set_aside_and_named_in_the_verdict():
+    results = _results(
+        b1=[_run("B1", 3_000)],
+        b1_at_80=[
+            _run("B1@80%", 2_400, p99_ms=413.0, think_ms=2.6, slowest_commit_ms=500.0),  # 80%, but a 500 ms COMMIT
+            _run("B1@80%", 2_600, p99_ms=18.0, think_ms=2.4, slowest_commit_ms=25.0),  # 87%; 25 ms is no stall
+        ],
+    )
+
+    assert results.b1_at_80_run.rate == 2_600
+    assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "PASS"
+    measured = next(measured for what, measured, _, _ in results.checks() if what.startswith("/v1/event p99"))
+    assert "set aside, as the disk stalled: B1@80%-c16: p99 413 ms, COMMIT 500 ms" in measured
+
+
+def test_when_the_disk_stalled_every_paced_run_the_nearest_is_judged_all_the_same():
+    results = _results(
+        b1=[_run("B1", 3_000)],
+        b1_at_80=[
+            _run("B1@80%", 2_400, p99_ms=60.0, think_ms=2.6, slowest_commit_ms=40.0),
+            _run("B1@80%", 2_900, p99_ms=20.0, think_ms=1.0, slowest_commit_ms=30.0),
+        ],
+    )
+
+    assert results.b1_at_80_run.rate == 2_400
+    assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "MISS"
+    measured = next(measured for what, measured, _, _ in results.checks() if what.startswith("/v1/event p99"))
+    assert "the disk stalled in every paced run" in measured
