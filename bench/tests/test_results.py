@@ -1,7 +1,7 @@
 """The benchmark's verdicts: which run stands for B1, how B2/B0-copy is taken from the rounds, and when a target
 passes. Figures are made up; what is tested is how bench.run reads them."""
 
-from bench.run import BATCH_SIZE, Results, Run
+from bench.run import BATCH_SIZE, Results, Run, measure_single_events_at_80
 
 
 def _results(**runs) -> Results:
@@ -160,3 +160,39 @@ def test_when_the_disk_stalled_every_paced_run_the_nearest_is_judged_all_the_sam
     assert _verdicts(results)["/v1/event p99 at 80% of B1"] == "MISS"
     measured = next(measured for what, measured, _, _ in results.checks() if what.startswith("/v1/event p99"))
     assert "the disk stalled in every paced run" in measured
+
+
+class _PacedWrk:
+    """Stands in for wrk in measure_single_events_at_80: answers each paced run with the next prepared
+    (rate, slowest COMMIT), and keeps the think time it was asked for."""
+
+    def __init__(self, *answers: tuple[float, float]) -> None:
+        self.answers = list(answers)
+        self.think_ms: list[float] = []
+
+    def run(self, phase, name, *, connections, think_ms, **_) -> Run:
+        self.think_ms.append(think_ms)
+        rate, slowest_commit_ms = self.answers.pop(0)
+        return _run(phase, rate, connections=connections, think_ms=think_ms, slowest_commit_ms=slowest_commit_ms)
+
+
+def test_a_stalled_paced_run_is_run_again_without_correcting_the_pace_from_it():
+    results = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    wrk = _PacedWrk((1_500, 300.0), (2_300, 4.0), (2_390, 4.0))
+
+    measure_single_events_at_80(wrk, results, ("", ""))
+
+    assert [r.rate for r in results.b1_at_80] == [1_500, 2_300, 2_390]  # stopped within 3% of 2,400
+    assert wrk.think_ms[0] == wrk.think_ms[1]  # the stalled run's latency was the disk's: no correction
+    assert wrk.think_ms[2] < wrk.think_ms[1]  # too slow: corrected
+    assert results.b1_at_80_run.rate == 2_390
+
+
+def test_paced_runs_stop_after_four_unstalled_tries_or_seven_in_all():
+    slow_and_steady = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    measure_single_events_at_80(_PacedWrk(*[(2_000, 4.0)] * 7), slow_and_steady, ("", ""))
+    always_stalled = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    measure_single_events_at_80(_PacedWrk(*[(2_400, 90.0)] * 8), always_stalled, ("", ""))
+
+    assert len(slow_and_steady.b1_at_80) == 4
+    assert len(always_stalled.b1_at_80) == 7
