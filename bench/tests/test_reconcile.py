@@ -8,6 +8,8 @@ from bench import run as bench
 from events.models import Event
 from events.tests.event_factories import store_event
 
+from .factories import made_up_results
+
 pytestmark = pytest.mark.django_db(transaction=True)  # reconcile reads through a connection of its own
 
 
@@ -30,18 +32,7 @@ def acknowledged_events(acme, tmp_path):
 
 
 def _reconcile(ids_dir, acknowledged: dict[str, int]) -> dict:
-    results = bench.Results(
-        started_at="",
-        machine={},
-        server_cpus="1",
-        client_cpus="0",
-        workers=1,
-        threads=32,
-        event_bytes=0,
-        batch_item_bytes=0,
-        duration=10,
-        load_before=(),
-    )
+    results = made_up_results()
     summary = bench.reconcile(results, ids_dir, acknowledged)
     assert results.reconciliation == summary
     return summary

@@ -3,25 +3,7 @@ passes. Figures are made up; what is tested is how bench.run reads them."""
 
 from bench.run import BATCH_SIZE, Results, Run, measure_single_events_at_80
 
-
-def _results(**runs) -> Results:
-    results = Results(
-        started_at="2026-11-27T10:00:00Z",
-        machine={},
-        server_cpus="1",
-        client_cpus="0",
-        workers=1,
-        threads=32,
-        event_bytes=330,
-        batch_item_bytes=300,
-        duration=10,
-        load_before=(0.5, 0.5, 0.5),
-        all_cpus="0-1",
-        rounds=3,
-    )
-    for name, value in runs.items():
-        setattr(results, name, value)
-    return results
+from .factories import made_up_results
 
 
 def _run(phase: str, rate: float, *, p99_ms: float = 10.0, connections: int = 16, **fields) -> Run:
@@ -52,7 +34,7 @@ def _verdicts(results: Results) -> dict[str, str]:
 
 
 def test_b1_is_the_fastest_run_without_errors_whose_p99_is_within_50_ms():
-    results = _results(
+    results = made_up_results(
         b1=[
             _run("B1", 2_000),
             _run("B1", 3_000, connections=24),
@@ -66,8 +48,8 @@ def test_b1_is_the_fastest_run_without_errors_whose_p99_is_within_50_ms():
 
 def test_b1_over_b0_http_passes_at_045_and_misses_below():
     hello = [_run("B0-http", 6_000), _run("B0-http", 5_000, errors=1)]
-    passing = _results(b0_http=hello, b1=[_run("B1", 2_700)])
-    missing = _results(b0_http=hello, b1=[_run("B1", 2_650)])
+    passing = made_up_results(b0_http=hello, b1=[_run("B1", 2_700)])
+    missing = made_up_results(b0_http=hello, b1=[_run("B1", 2_650)])
 
     assert passing.b0_http_rate == 6_000  # the faster hello-world run had errors: it does not count
     assert _verdicts(passing)["B1 / B0-http"] == "PASS"
@@ -75,7 +57,7 @@ def test_b1_over_b0_http_passes_at_045_and_misses_below():
 
 
 def test_b2_over_b0_copy_is_the_median_of_the_rounds_each_against_its_own_copy():
-    results = _results(
+    results = made_up_results(
         b0_copy=[
             _copy(80_000, round_number=1),
             _copy(60_000, round_number=1),
@@ -99,7 +81,7 @@ def test_b2_over_b0_copy_is_the_median_of_the_rounds_each_against_its_own_copy()
 
 
 def test_a_round_without_a_clean_b2_run_is_left_out_of_the_median():
-    results = _results(
+    results = made_up_results(
         b0_copy=[_copy(100_000, round_number=1), _copy(100_000, round_number=2)],
         b2_all=[_batch(55_000, round_number=1), _batch(90_000, round_number=2, refused=5)],
     )
@@ -110,7 +92,7 @@ def test_a_round_without_a_clean_b2_run_is_left_out_of_the_median():
 
 
 def test_the_p99_target_is_judged_on_the_paced_run_nearest_80_percent_of_b1():
-    results = _results(
+    results = made_up_results(
         b1=[_run("B1", 3_000)],
         b1_at_80=[
             _run("B1@80%", 2_100, p99_ms=12.0, think_ms=4.0),  # 70%: too far below
@@ -124,7 +106,7 @@ def test_the_p99_target_is_judged_on_the_paced_run_nearest_80_percent_of_b1():
 
 
 def test_without_a_b1_run_within_50_ms_every_target_on_it_misses():
-    results = _results(b0_http=[_run("B0-http", 6_000)], b1=[_run("B1", 3_000, p99_ms=80.0)])
+    results = made_up_results(b0_http=[_run("B0-http", 6_000)], b1=[_run("B1", 3_000, p99_ms=80.0)])
 
     assert results.b1_best is None
     assert _verdicts(results)["B1 / B0-http"] == "MISS"
@@ -133,7 +115,7 @@ def test_without_a_b1_run_within_50_ms_every_target_on_it_misses():
 
 
 def test_a_paced_run_the_disk_stalled_is_set_aside_and_named_in_the_verdict():
-    results = _results(
+    results = made_up_results(
         b1=[_run("B1", 3_000)],
         b1_at_80=[
             _run("B1@80%", 2_400, p99_ms=413.0, think_ms=2.6, slowest_commit_ms=500.0),  # 80%, but a 500 ms COMMIT
@@ -148,7 +130,7 @@ def test_a_paced_run_the_disk_stalled_is_set_aside_and_named_in_the_verdict():
 
 
 def test_when_the_disk_stalled_every_paced_run_the_nearest_is_judged_all_the_same():
-    results = _results(
+    results = made_up_results(
         b1=[_run("B1", 3_000)],
         b1_at_80=[
             _run("B1@80%", 2_400, p99_ms=60.0, think_ms=2.6, slowest_commit_ms=40.0),
@@ -177,7 +159,7 @@ class _PacedWrk:
 
 
 def test_a_stalled_paced_run_is_run_again_without_correcting_the_pace_from_it():
-    results = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    results = made_up_results(b1=[_run("B1", 3_000, mean_ms=8.0)])
     wrk = _PacedWrk((1_500, 300.0), (2_300, 4.0), (2_390, 4.0))
 
     measure_single_events_at_80(wrk, results, ("", ""))
@@ -189,9 +171,9 @@ def test_a_stalled_paced_run_is_run_again_without_correcting_the_pace_from_it():
 
 
 def test_paced_runs_stop_after_four_unstalled_tries_or_seven_in_all():
-    slow_and_steady = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    slow_and_steady = made_up_results(b1=[_run("B1", 3_000, mean_ms=8.0)])
     measure_single_events_at_80(_PacedWrk(*[(2_000, 4.0)] * 7), slow_and_steady, ("", ""))
-    always_stalled = _results(b1=[_run("B1", 3_000, mean_ms=8.0)])
+    always_stalled = made_up_results(b1=[_run("B1", 3_000, mean_ms=8.0)])
     measure_single_events_at_80(_PacedWrk(*[(2_400, 90.0)] * 8), always_stalled, ("", ""))
 
     assert len(slow_and_steady.b1_at_80) == 4
