@@ -470,6 +470,16 @@ ANALYSIS = [
     "core being slower, but something this code meets under load, which these measurements do not tell apart: "
     "the thread switches around the GIL, or its larger footprint in the caches. Answering with two headers instead "
     "of eleven changed nothing (249 against 251 us).",
+    "- The thread switches are not what the extra CPU pays for, measured by turns as above (three rounds each): "
+    "under gevent's worker (an event loop; no thread sleeps for its commit) /v1/event made 0.15 context switches "
+    "per request against gthread's 2.76, yet cost as much server CPU per request (368 against 358 us; "
+    "hello-world 167 against 168), so gthread stays. Nor were these: a leader-follower group commit, in which "
+    "the first request of a group commits for the others and no committer thread runs (331 against 337 us, "
+    "a prototype without failure handling); a committer woken only for a group's first and last row (332 "
+    "against 356 us, no fewer switches); a request waking the next one of its group instead of the committer "
+    "waking all (no better); freezing or disabling the garbage collector in the worker (no better); a GIL "
+    "switch interval of 50 ms (no better). The caches could not be examined: this virtual machine does not expose "
+    "the processor's counters to perf.",
 ]
 
 
