@@ -56,7 +56,7 @@ def test_an_acknowledged_event_that_is_not_in_the_table_is_missing(test_database
     assert summary["B2"] == {"acknowledged": 3, "ids": 3, "found": 2, "rows": 2}
 
 
-def test_one_id_answered_for_two_events_is_missing_one(test_database, acknowledged_events, tmp_path):
+def test_one_id_answered_for_two_events_counts_as_missing(test_database, acknowledged_events, tmp_path):
     b1, _ = acknowledged_events
     (tmp_path / "b1-c32-2.ids").write_text(f"{b1[0]}\n")  # a second answer that named the same row
 
