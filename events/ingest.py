@@ -322,7 +322,9 @@ class _IdReserve:
         drawn = _next_ids(cursor, needed + ahead)  # a round trip, outside the lock
         with self.lock:
             if self.ids and not self._stale():
-                self.ids += drawn[needed:]  # another thread's draw got here first: these go stale with its ids
+                # Another thread's draw got here first: these go stale with its ids. Its draw may have come from the
+                # sequence after this one did, so the two are merged in order: every take stays ascending.
+                self.ids = sorted(self.ids + drawn[needed:])
             else:
                 self.ids, self.drawn_at = drawn[needed:], time.monotonic()
         return ids + drawn[:needed]
