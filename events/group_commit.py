@@ -2,10 +2,10 @@
 
 Each request thread hands its row to the process's committer and waits. The committer takes what is pending
 (waiting at most EVENTS_GROUP_COMMIT_WAIT_MS after the first row for more to arrive, and only while requests it
-was told of are still on their way: see Arrival), writes them all with
-`ingest.store_rows` in one transaction on its own connection, commits, and only then wakes each request
-with its result. So every 2xx still follows the commit of its row, but a burst of N requests costs one
-commit (one WAL flush) instead of N.
+was told of are still on their way: see Arrival), writes them all with `ingest.store_group` (`ingest.store_rows`
+for a large group) in one transaction on its own connection, commits, and only then wakes each request with its
+result. So every 2xx still follows the commit of its row, but a burst of N requests costs one commit (one WAL
+flush) instead of N.
 """
 
 import logging
@@ -13,13 +13,12 @@ import queue
 import select
 import threading
 import time
-from contextlib import nullcontext
 
 import psycopg
 from django.conf import settings
 from django.db import connection
 
-from .ingest import StoredEvent, store_rows
+from .ingest import StoredEvent, prepare_group, store_group, store_rows
 from .metrics import record_group_commit
 
 logger = logging.getLogger(__name__)
@@ -162,11 +161,11 @@ class GroupCommitter:
     def _commit_locked(self, rows: list[tuple]) -> list[StoredEvent]:
         try:
             db = self._connect()
-            copy = len(rows) > COPY_ABOVE_ROWS
-            # The COPY path takes several statements and needs a transaction; the array path is one statement,
-            # atomic and committed on its own in autocommit mode.
-            with db.transaction() if copy else nullcontext(), db.cursor() as cursor:
-                results = store_rows(cursor, rows, copy=copy)
+            if len(rows) > COPY_ABOVE_ROWS:  # several statements: a transaction
+                with db.transaction(), db.cursor() as cursor:
+                    results = store_rows(cursor, rows)
+            else:  # one statement, atomic and committed on its own in autocommit mode
+                results = store_group(db, rows)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             self._disconnect()
             raise CommitterUnavailable(str(error)) from error
@@ -183,7 +182,7 @@ class GroupCommitter:
             params.pop("cursor_factory", None)
             params.pop("context", None)
             # Keepalives and a user timeout make a partitioned network break the socket instead of hanging it.
-            self.connection = psycopg.connect(
+            fresh = psycopg.connect(
                 **params,
                 autocommit=True,
                 keepalives=1,
@@ -192,6 +191,12 @@ class GroupCommitter:
                 keepalives_count=3,
                 tcp_user_timeout=10_000,
             )
+            try:
+                prepare_group(fresh)
+            except BaseException:
+                fresh.close()
+                raise
+            self.connection = fresh
         return self.connection
 
     def _disconnect(self) -> None:

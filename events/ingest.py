@@ -5,6 +5,7 @@ detected by the same statement that stores the event):
 
 - `store_row` writes one event on the caller's connection. Single-event requests in production go through
   `events.group_commit` instead, which calls `store_rows` for many requests at once.
+- `store_group` writes the few events of a group commit in one statement, on libpq directly.
 - `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
   one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was
   stored or turned out to be a duplicate.
@@ -182,25 +183,65 @@ def _extra(payload: EventPayload) -> dict | None:
     return {key: value for key, value in extra.items() if value is not None} or None
 
 
-def store_rows(cursor, rows: list[tuple], *, copy: bool) -> list[StoredEvent]:
-    """Insert many rows (from `event_row`) on a psycopg cursor.
-
-    With `copy` (inside a transaction), rows go through COPY into a staging table: fastest for a large batch.
-    Without it, through one statement over a JSON array of rows (see _FROM_JSON): cheapest for the few rows of a group
-    commit, and atomic by itself, so it needs no transaction around it. Returns one
-    StoredEvent per row, in order. A messageId already stored, or repeated within `rows`, is a duplicate that
-    answers the id of the row that holds it.
+def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
+    """Insert many rows (from `event_row`) on a psycopg cursor, inside a transaction, through COPY into a staging
+    table: fastest for a large batch. Returns one StoredEvent per row, in order. A messageId already stored, or
+    repeated within `rows`, is a duplicate that answers the id of the row that holds it.
     """
     if not rows:
         return []
-    if copy:
-        ids = _reserve.take(cursor, len(rows))
-        inserted = _insert_through_copy(cursor, ids, rows)
-    else:
-        cursor.execute(_FROM_JSON, (orjson.dumps(rows).decode(),))
-        answers = cursor.fetchall()
-        ids = [event_id for event_id, _ in answers]
-        inserted = {event_id for event_id, stored in answers if stored}
+    ids = _reserve.take(cursor, len(rows))
+    return _results(cursor, rows, ids, _insert_through_copy(cursor, ids, rows))
+
+
+# The group committer runs _FROM_JSON prepared, under this name, on each of its connections (prepare_group).
+GROUP_STATEMENT = b"events_store_group"
+
+
+def prepare_group(connection: psycopg.Connection) -> None:
+    """Prepare store_group's statement on a new connection of the group committer."""
+    sql = _FROM_JSON.replace("%s", "$1").encode()
+    _checked(connection, connection.pgconn.prepare(GROUP_STATEMENT, sql, None), psycopg.pq.ExecStatus.COMMAND_OK)
+
+
+def store_group(connection: psycopg.Connection, rows: list[tuple]) -> list[StoredEvent]:
+    """Insert the few rows of a group commit (from `event_row`) with one statement over a JSON array of them (see
+    _FROM_JSON), on a connection in autocommit mode where prepare_group has run. Being one statement it is atomic
+    and committed by itself. Answers as store_rows.
+
+    The statement runs on libpq directly (psycopg.pq, psycopg's documented libpq wrapper), not through a cursor:
+    a cursor's execute, its generators and its row makers cost the committer twice the CPU of the statement's own
+    round trip, measured in-process with groups of eight (about 120 against 60 us per commit), on a thread that
+    every request of the group waits for. libpq's blocking call releases the GIL while it waits, as the cursor does.
+    """
+    if not rows:
+        return []
+    result = _checked(
+        connection,
+        connection.pgconn.exec_prepared(GROUP_STATEMENT, [orjson.dumps(rows)]),
+        psycopg.pq.ExecStatus.TUPLES_OK,
+    )
+    value = result.get_value
+    ids = [int(value(row, 0)) for row in range(result.ntuples)]
+    inserted = {event_id for row, event_id in enumerate(ids) if value(row, 1) == b"t"}
+    if len(inserted) == len(rows):
+        return list(map(_stored_new, zip(ids, repeat(False))))
+    with connection.cursor() as cursor:
+        return _results(cursor, rows, ids, inserted)
+
+
+def _checked(connection: psycopg.Connection, result, expected: psycopg.pq.ExecStatus):
+    """The result, or the error psycopg would have raised for it (a lost connection is an OperationalError)."""
+    if result.status == expected:
+        return result
+    if connection.pgconn.status == psycopg.pq.ConnStatus.BAD:
+        raise psycopg.OperationalError(connection.pgconn.get_error_message() or "the connection was lost")
+    raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+
+
+def _results(cursor, rows: list[tuple], ids: list[int], inserted: set[int]) -> list[StoredEvent]:
+    """One StoredEvent per row: stored when its id was inserted, else the duplicate of the row holding its
+    messageId (looked up on `cursor`)."""
     results: list[StoredEvent | None] = [
         StoredEvent(event_id, duplicate=False) if event_id in inserted else None for event_id in ids
     ]
@@ -270,7 +311,7 @@ def store_batch(rows: list[tuple]) -> list[StoredEvent]:
         except (psycopg.errors.UniqueViolation, IntegrityError):
             pass
     with transaction.atomic(), database.cursor() as cursor:
-        return store_rows(cursor, rows, copy=True)
+        return store_rows(cursor, rows)
 
 
 def _repeats_a_message_id(rows: list[tuple]) -> bool:

@@ -217,3 +217,77 @@ def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
 
     everything = [event_id for ids in taken for event_id in ids]
     assert len(taken) == 800 and len(everything) == len(set(everything)) == 8 * 20 * 361
+
+
+def _group_connection():
+    """A connection set up as the group committer sets up its own."""
+    import psycopg
+    from django.db import connection
+
+    from events.ingest import prepare_group
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    fresh = psycopg.connect(**params, autocommit=True)
+    prepare_group(fresh)
+    return fresh
+
+
+def _group_row(token, message_id: str, *, team_id: int | None = None) -> tuple:
+    from events.ingest import event_row
+    from events.validation import validate_event
+
+    now = timezone.now()
+    body = {"version": 1, "type": "event", "event": "Signed up", "properties": {"plan": "pro"}, "messageId": message_id}
+    payload, problems = validate_event(body, received_at=now)
+    assert problems == []
+    return event_row(team_id=team_id or token.team_id, token_id=token.id, payload=payload, received_at=now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_answers_stored_and_duplicate_rows_in_order(acme_token):
+    from events.ingest import store_group
+
+    token, _ = acme_token
+    with _group_connection() as group:
+        (first,) = store_group(group, [_group_row(token, "g-1")])
+        results = store_group(group, [_group_row(token, "g-2"), _group_row(token, "g-1"), _group_row(token, "g-2")])
+
+    assert first.duplicate is False
+    stored, resent, repeated = results
+    assert (stored.duplicate, resent, repeated) == (False, (first.id, True), (stored.id, True))
+    assert Event.objects.filter(team=token.team, message_id__in=["g-1", "g-2"]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_the_database_refuses_raises_its_error_and_stores_nothing(acme_token):
+    import psycopg
+
+    from events.ingest import store_group
+
+    token, _ = acme_token
+    with _group_connection() as group:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            store_group(group, [_group_row(token, "g-ok"), _group_row(token, "g-orphan", team_id=987654)])
+        (after,) = store_group(group, [_group_row(token, "g-after")])  # the connection is still usable
+
+    assert not Event.objects.filter(message_id__in=["g-ok", "g-orphan"]).exists()
+    assert Event.objects.get(message_id="g-after").id == after.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_on_a_connection_the_server_cut_raises_an_operational_error(acme_token):
+    import psycopg
+    from django.db import connection
+
+    from events.ingest import store_group
+
+    token, _ = acme_token
+    with _group_connection() as group:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [group.info.backend_pid])
+        with pytest.raises(psycopg.OperationalError):
+            store_group(group, [_group_row(token, "g-cut")])
+
+    assert not Event.objects.filter(message_id="g-cut").exists()
