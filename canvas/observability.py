@@ -39,8 +39,8 @@ _new_ids = _RequestIds()
 
 def request_id_for(meta: dict) -> str:
     """The client's X-Request-ID when it is acceptable, else a new one."""
-    incoming = meta.get("HTTP_X_REQUEST_ID", "")
-    return incoming if _ACCEPTABLE_ID.match(incoming) else _new_ids.new()
+    incoming = meta.get("HTTP_X_REQUEST_ID")
+    return incoming if incoming and _ACCEPTABLE_ID.match(incoming) else _new_ids.new()
 
 
 class RequestIdMiddleware:

@@ -2,9 +2,8 @@
 
 import base64
 import hmac
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.utils import timezone
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 
@@ -45,16 +44,21 @@ def authenticate_token(plaintext: str | None) -> auth_cache.TokenSnapshot:
 _last_touch: dict[int, datetime] = {}
 
 
+def _now() -> datetime:
+    """timezone.now() (USE_TZ is on), without its settings look-up on every request."""
+    return datetime.now(UTC)
+
+
 def _touch_last_used(snapshot: auth_cache.TokenSnapshot) -> None:
     """Record use at most once a minute per token and process, with a conditional UPDATE.
 
     The WHERE clause makes concurrent workers harmless: only one of them changes the row each minute.
     """
-    now = timezone.now()
-    cutoff = now - LAST_USED_PRECISION
+    now = _now()
     last = _last_touch.get(snapshot.id) or snapshot.last_used_at
-    if last is not None and last > cutoff:
+    if last is not None and now - last < LAST_USED_PRECISION:
         return
+    cutoff = now - LAST_USED_PRECISION
     _last_touch[snapshot.id] = now
     ApiToken.objects.filter(pk=snapshot.id).exclude(last_used_at__gt=cutoff).update(last_used_at=now)
 

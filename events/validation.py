@@ -727,6 +727,52 @@ def _segment_payload(
     )
 
 
+def plain_event(document: Any, received_at: datetime) -> EventPayload | None:
+    """validate_event's payload for a Canvas event that has nothing wrong with it, or None.
+
+    Every /v1/event request is validated, and the general path spends a function call and an error list on each
+    field: this checks the same rules inline and answers with the same payload (tests/test_validation.py holds the
+    two to that). None is no verdict: whatever is unusual or wrong about the event, the general path judges it and
+    names each problem. Fields may not be null, as there.
+    """
+    if type(document) is not dict or not document.keys() <= _CANVAS_FIELDS or received_at.tzinfo is None:
+        return None
+    get = document.get
+    version, event = get("version"), get("event")
+    if (
+        type(version) is not int
+        or version != 1
+        or get("type") != "event"
+        or type(event) is not str
+        or not 0 < len(event) <= MAX_EVENT_NAME
+        or event.isspace()
+    ):
+        return None
+    properties = get("properties", _MISSING)
+    if properties is _MISSING:
+        properties = {}
+    elif type(properties) is not dict or not _plain_object(properties):
+        return None
+    message_id = get("messageId", _MISSING)
+    if message_id is _MISSING:
+        message_id = None
+    elif type(message_id) is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID:
+        return None
+    timestamp, sent_at = get("timestamp", _MISSING), get("sentAt", _MISSING)
+    if timestamp is _MISSING:
+        timestamp = None
+    elif (timestamp := _good_moment(timestamp, received_at)) is None:
+        return None
+    if sent_at is _MISSING:
+        sent_at = None
+    elif (sent_at := _good_moment(sent_at, received_at)) is None:
+        return None
+    # Positional, in the field order of EventPayload (see _segment_payload).
+    return EventPayload(
+        event, properties, _corrected_timestamp(timestamp, sent_at, received_at), timestamp, sent_at, message_id
+    )
+
+
 # The fields a plain track call may have (plain_track). No "version": a batch item with one is a Canvas event.
 _PLAIN_TRACK_FIELDS = _SEGMENT_ALLOWED["track"] - {"version"}
 

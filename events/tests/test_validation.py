@@ -1328,3 +1328,96 @@ def _left_to_the_general_path(document: dict) -> bool:
     """_PASSED_ON: a "version" field, even null (validate_batch_item takes the item for a Canvas event), or an
     integer id."""
     return "version" in document or int in (type(document.get("userId")), type(document.get("anonymousId")))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plain_event: the shortcut for /v1/event, held to validate_event
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _canvas(**fields) -> dict:
+    return {"version": 1, "type": "event", "event": "Signed up", **fields}
+
+
+def test_a_plain_canvas_event_takes_the_shortcut_with_the_same_payload():
+    document = _canvas(properties={"plan": "pro", "seats": 3, "items": [{"sku": "a"}]}, timestamp=TS, messageId="m-1")
+
+    shortcut = validation.plain_event(document, RECEIVED_AT)
+
+    assert shortcut is not None
+    assert shortcut == validate_event(document, received_at=RECEIVED_AT)[0]
+
+
+def test_the_event_shortcut_leaves_segment_calls_and_naive_clocks_to_the_general_path():
+    assert validation.plain_event({"type": "track", "event": "e", "userId": "u"}, RECEIVED_AT) is None
+    assert validation.plain_event(_canvas(), RECEIVED_AT.replace(tzinfo=None)) is None
+    assert validation.plain_event([_canvas()], RECEIVED_AT) is None
+
+
+# Values for each field of a Canvas event: good ones, and each kind of bad one (null included) the general path
+# names.
+_GOOD_CANVAS_FIELDS = {
+    "event": ["e", "Item Purchased", "x" * MAX_EVENT_NAME],
+    "properties": _GOOD_OBJECTS,
+    "timestamp": _GOOD_MOMENTS,
+    "sentAt": _GOOD_MOMENTS,
+    "messageId": ["m-1", "x" * MAX_MESSAGE_ID],
+}
+_BAD_CANVAS_FIELDS = {
+    "version": [2, True, 1.0, "1", None],
+    "type": ["track", "EVENT", None, 1],
+    "event": ["", " ", "\t", "x" * (MAX_EVENT_NAME + 1), 3, None],
+    "properties": [*_BAD_OBJECTS, None],
+    "timestamp": [*_BAD_MOMENTS, None],
+    "sentAt": [*_BAD_MOMENTS, None],
+    "messageId": ["", "x" * (MAX_MESSAGE_ID + 1), 5, None],
+    "userId": ["u"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in _GOOD_CANVAS_FIELDS.items() for value in values]
+)
+def test_the_event_shortcut_takes_each_good_value(name, value):
+    document = _canvas(**{name: value})
+
+    assert validation.plain_event(document, RECEIVED_AT) == validate_event(document, received_at=RECEIVED_AT)[0]
+    assert validation.plain_event(document, RECEIVED_AT) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in _BAD_CANVAS_FIELDS.items() for value in values]
+)
+def test_the_event_shortcut_passes_each_bad_value_on(name, value):
+    document = _canvas(**{name: value})
+
+    assert validate_event(document, received_at=RECEIVED_AT)[1]  # the general path names the problem
+    assert validation.plain_event(document, RECEIVED_AT) is None
+
+
+_CANVAS_EVENTS = st.builds(
+    lambda good, odd, dropped: {key: value for key, value in {**_canvas(**good), **odd}.items() if key != dropped},
+    st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in _GOOD_CANVAS_FIELDS.items()}),
+    st.sampled_from(sorted(_GOOD_CANVAS_FIELDS.keys() | _BAD_CANVAS_FIELDS.keys())).flatmap(
+        lambda name: st.sampled_from([*_GOOD_CANVAS_FIELDS.get(name, []), *_BAD_CANVAS_FIELDS.get(name, [])]).map(
+            lambda value: {name: value}
+        )
+    )
+    | st.just({}),
+    st.sampled_from([None, "version", "type", "event", "properties"]),
+)
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(document=_CANVAS_EVENTS)
+def test_the_event_shortcut_answers_what_the_general_path_answers(document):
+    """Whatever plain_event accepts, validate_event accepts with an equal payload; and every event validate_event
+    accepts takes the shortcut (nothing is left to the general path but what it refuses)."""
+    shortcut = validation.plain_event(document, RECEIVED_AT)
+    payload, errors = validate_event(document, received_at=RECEIVED_AT)
+
+    if shortcut is not None:
+        assert errors == []
+        assert shortcut == payload
+    else:
+        assert errors, f"a good event missed the shortcut: {document}"
