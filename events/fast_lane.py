@@ -243,14 +243,14 @@ class FastLane:
         except ApiError as error:
             environ["wsgi.input"] = _ReplayedError(error)
             raise _Detour from None
-        # Should the lane step aside, Django reads the body again, as expanded here.
-        environ.update({"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))})
-        environ.pop("HTTP_CONTENT_ENCODING", None)
         try:
-            document = parse_json(raw)
-        except InvalidJSON:
+            # datetime.now(UTC) is timezone.now(), without a settings look-up (USE_TZ)
+            return store(token, parse_json(raw), datetime.now(UTC))
+        except (_Detour, InvalidJSON):
+            # Django answers instead, and reads the body again, as expanded here.
+            environ.update({"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))})
+            environ.pop("HTTP_CONTENT_ENCODING", None)
             raise _Detour from None
-        return store(token, document, datetime.now(UTC))  # timezone.now(), without a settings look-up (USE_TZ)
 
     def _ordinary(self, environ, limit: int) -> bool:
         """JSON with a length within the limit, to an allowed host, needing no HTTPS redirect."""
