@@ -470,7 +470,7 @@ ANALYSIS = [
     "1.0 to 1.4 times what it costs alone (10,000 turns: 207 us more per request, 150 us alone). So it is not the "
     "core being slower, but something this code meets under load, which these measurements do not tell apart: "
     "the thread switches around the GIL, or its larger footprint in the caches. Answering with two headers instead "
-    "of eleven changed nothing (249 against 251 us).",
+    "of eleven changed nothing then (249 against 251 us); measured again later with four fewer, 2-3% less (below).",
     "- The thread switches are not what the extra CPU pays for, measured by turns as above (three rounds each): "
     "under gevent's worker (an event loop; no thread sleeps for its commit) /v1/event made 0.15 context switches "
     "per request against gthread's 2.76, yet cost as much server CPU per request (368 against 358 us; "
@@ -482,6 +482,30 @@ ANALYSIS = [
     "the processor's counters to perf. One hint that they are the cause: validating the event ten more times per "
     "request, right after the lane's own validation, added 65 us under load, about 6.5 us a time, near its 5.6 us "
     "in-process; the lane's stages themselves cost four to five times their in-process figures.",
+    "- The caches it is: the lane alone (the commit answered at once), in-process on one thread, costs 24-28 us a"
+    " request back to back; 64-82 us when the thread sleeps 0.5 ms between requests, but 35-40 us when it spins "
+    "for those 0.5 ms instead; 52-60 us when 1 MB of other memory is written between requests, and about 170 us "
+    "after 4 MB. Every stage of the lane grows alike (the token check from 2.6 to 9 us after 1 MB, validation "
+    "from 4.8 to 9), so no single step is to blame: under load, what runs between two of a thread's requests (the"
+    " other threads, the kernel, PostgreSQL beside it) evicts what the lane needs, and the lane pays in "
+    "proportion to the code and data it touches. Measured per thread under load (c=32), the lane took 114 us of a"
+    " request thread's CPU (16 of them handing the row over and waiting), the rest of the thread 175 us where "
+    "hello-world's whole request took 136: the lane's footprint also makes gunicorn's own code slower. What "
+    "followed from that, each measured by turns against the code before it: the group's statement runs prepared "
+    "on libpq directly (psycopg.pq) instead of through a cursor, half the committer's CPU per commit (about 110 "
+    "against 215 us under load), though commits then come sooner with fewer rows each (7 against 9 at c=48), so "
+    "the CPU per request barely moved; but a commit's round trip is shorter (one connection sending events one at"
+    " a time: 833 to 1,320 req/s). Ordinary events are checked by plain_event (validate_event's rules inline, 2.5"
+    " against 3.2 us), the thread's database wrapper is remembered in a threading.local (Django's asgiref Local "
+    "asks asyncio for a running loop on every read, 1.1 us), and the body is handed back to Django only when the "
+    "lane steps aside: together 3-5% less server CPU per request under load (c=48). gunicorn checks every "
+    "response header with two regular expressions: eleven headers cost it 8.9 us in-process, two 1.8 us; "
+    "answering without Allow, X-Frame-Options, Referrer-Policy and Cross-Origin-Opener-Policy saved 2-3% under "
+    "load, not done (the views answer with them, and OWASP asks APIs for X-Frame-Options). Tried and not kept: a "
+    "pause between commits for larger groups (15 and 24 rows a commit: no less CPU per request, the core idled), "
+    "a longer group-commit wait (no larger groups: the committer stops waiting when no request is on its way), "
+    "skipping the committer's check for a cut connection (no change), glibc's malloc with one arena or jemalloc "
+    "(no change), PostgreSQL and Redis held to the load generator's core (slower).",
 ]
 
 
