@@ -178,25 +178,7 @@ class GroupCommitter:
         if self.connection is not None and not self.connection.closed and connection_was_cut(self.connection):
             self._disconnect()
         if self.connection is None or self.connection.closed:
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            # Keepalives and a user timeout make a partitioned network break the socket instead of hanging it.
-            fresh = psycopg.connect(
-                **params,
-                autocommit=True,
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
-                tcp_user_timeout=10_000,
-            )
-            try:
-                prepare_group(fresh)
-            except BaseException:
-                fresh.close()
-                raise
-            self.connection = fresh
+            self.connection = open_connection()
         return self.connection
 
     def _disconnect(self) -> None:
@@ -205,6 +187,30 @@ class GroupCommitter:
                 self.connection.close()
             finally:
                 self.connection = None
+
+
+def open_connection() -> psycopg.Connection:
+    """A connection of the committer's own to the default database, in autocommit mode, with store_group's
+    statement prepared on it."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    # Keepalives and a user timeout make a partitioned network break the socket instead of hanging it.
+    fresh = psycopg.connect(
+        **params,
+        autocommit=True,
+        keepalives=1,
+        keepalives_idle=5,
+        keepalives_interval=2,
+        keepalives_count=3,
+        tcp_user_timeout=10_000,
+    )
+    try:
+        prepare_group(fresh)
+    except BaseException:
+        fresh.close()
+        raise
+    return fresh
 
 
 def connection_was_cut(idle: psycopg.Connection) -> bool:

@@ -4,7 +4,8 @@ Two paths, one SQL shape (INSERT ... ON CONFLICT (team_id, message_id) DO NOTHIN
 detected by the same statement that stores the event):
 
 - `store_row` writes one event on the caller's connection. Single-event requests in production go through
-  `events.group_commit` instead, which calls `store_rows` for many requests at once.
+  `events.group_commit` instead, which calls `store_group` (or `store_rows`, for a large group) for many requests
+  at once.
 - `store_group` writes the few events of a group commit in one statement, on libpq directly.
 - `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
   one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was

@@ -219,21 +219,6 @@ def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
     assert len(taken) == 800 and len(everything) == len(set(everything)) == 8 * 20 * 361
 
 
-def _group_connection():
-    """A connection set up as the group committer sets up its own."""
-    import psycopg
-    from django.db import connection
-
-    from events.ingest import prepare_group
-
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    fresh = psycopg.connect(**params, autocommit=True)
-    prepare_group(fresh)
-    return fresh
-
-
 def _group_row(token, message_id: str, *, team_id: int | None = None) -> tuple:
     from events.ingest import event_row
     from events.validation import validate_event
@@ -247,10 +232,11 @@ def _group_row(token, message_id: str, *, team_id: int | None = None) -> tuple:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_group_answers_stored_and_duplicate_rows_in_order(acme_token):
+    from events.group_commit import open_connection
     from events.ingest import store_group
 
     token, _ = acme_token
-    with _group_connection() as group:
+    with open_connection() as group:
         (first,) = store_group(group, [_group_row(token, "g-1")])
         results = store_group(group, [_group_row(token, "g-2"), _group_row(token, "g-1"), _group_row(token, "g-2")])
 
@@ -264,10 +250,11 @@ def test_a_group_answers_stored_and_duplicate_rows_in_order(acme_token):
 def test_a_group_the_database_refuses_raises_its_error_and_stores_nothing(acme_token):
     import psycopg
 
+    from events.group_commit import open_connection
     from events.ingest import store_group
 
     token, _ = acme_token
-    with _group_connection() as group:
+    with open_connection() as group:
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             store_group(group, [_group_row(token, "g-ok"), _group_row(token, "g-orphan", team_id=987654)])
         (after,) = store_group(group, [_group_row(token, "g-after")])  # the connection is still usable
@@ -281,10 +268,11 @@ def test_a_group_on_a_connection_the_server_cut_raises_an_operational_error(acme
     import psycopg
     from django.db import connection
 
+    from events.group_commit import open_connection
     from events.ingest import store_group
 
     token, _ = acme_token
-    with _group_connection() as group:
+    with open_connection() as group:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [group.info.backend_pid])
         with pytest.raises(psycopg.OperationalError):
