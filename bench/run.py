@@ -446,7 +446,9 @@ ANALYSIS = [
     "for both apps: at c=16, /v1/event 3% slower and hello-world 12% slower, so B1/B0-http would rise only "
     "because its baseline fell); two workers of 8 threads on "
     "the one core (slower for both apps); the request thread writing its own event instead of the group "
-    "committer (twice the server CPU per request).",
+    "committer (twice the server CPU per request); a batch's COPY on libpq directly (265 against 335 us of CPU per "
+    "100-event batch in-process, about 3% of B2: it needs psycopg's private row formatter, and libpq's blocking "
+    "PQgetResult holds the GIL, so it would need a wait loop of its own).",
     "- Why /v1/event costs its worker about twice what hello-world does: with the commit stubbed out (answered at "
     "once, nothing written) the ratio of server CPU per request rose from about 0.47 to 0.64, so the wait for "
     "the group commit is about 40% of a request. A /v1/event request's thread sleeps twice on average (once "
