@@ -127,7 +127,7 @@ def _prepare_connection() -> None:
     as the group committer checks its own (group_commit.connection_was_cut), with a system call that sees whether
     the server hung up on the idle connection. A cut connection is closed, and the batch's first query opens a new
     one."""
-    database = connections[DEFAULT_DB_ALIAS]
+    database = _database()
     database.close_if_unusable_or_obsolete()  # close_old_connections(), for the one database the lane uses
     if database.connection is None or database.health_check_done:
         return
