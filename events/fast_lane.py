@@ -156,7 +156,7 @@ def _database():
 def _admitted(token) -> Headers:
     """Count the request against its token's rate limit; its RateLimit-* headers (none while the counter is
     unreachable)."""
-    usage = usage_of(token.id)
+    usage = usage_of(token.id, limit=_settings.rate_limit)
     if is_refused(usage):
         raise _Detour  # the view answers 429 (counting this request once more: the window is full anyway)
     return rate_limit_headers(usage).items() if usage is not None else []
@@ -317,6 +317,7 @@ class _Settings:
 
     def read(self, **_) -> None:
         self.group_commit = settings.EVENTS_GROUP_COMMIT
+        self.rate_limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
         self.forwarded_host = settings.USE_X_FORWARDED_HOST
         self.ssl_redirect = settings.SECURE_SSL_REDIRECT
         self.proxy_ssl_header = settings.SECURE_PROXY_SSL_HEADER

@@ -9,8 +9,9 @@ counter is down would lose data, which is worse than letting a burst through.
 """
 
 import logging
-import threading
 import time
+from collections.abc import Iterator
+from itertools import count as count_from
 
 from django.conf import settings
 from django.core.cache import cache, caches
@@ -59,29 +60,33 @@ def count_requests(key: str, amount: int) -> int:
 
 
 class _Leases:
-    """This process's unused reservations, per (token, window), and the shared count when last seen."""
+    """This process's unused reservations: token id -> (window, draws, last, base).
+
+    A reservation of the current window admits the requests that draw the numbers 1 to `last` from `draws`
+    (an itertools.count: one call in C, so no two threads ever draw the same number, and no lock is needed),
+    the n-th of them as the `base + n`-th request of the window. An entry of an earlier window is worthless and
+    is replaced by the next reservation."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.left: dict[str, tuple[int, int]] = {}  # key -> (requests still admitted locally, shared count)
-        self.window = 0
+        self.left: dict[int, tuple[int, Iterator[int], int, int]] = {}
 
-    def take_local(self, key: str, window: int) -> int | None:
+    def take_local(self, token_id: int, window: int) -> int | None:
         """Admit one request from a reservation: the count of admitted requests, or None when none is left."""
-        with self.lock:
-            if window != self.window:  # a new second: reservations of the last one are worthless
-                self.left.clear()
-                self.window = window
-            left, count = self.left.get(key, (0, 0))
-            if left <= 0:
-                return None
-            self.left[key] = (left - 1, count)
-            return count - (left - 1)  # requests admitted so far: reserved, less what this process still holds
+        lease = self.left.get(token_id)
+        if lease is None or lease[0] != window:
+            return None
+        _, draws, last, base = lease
+        drawn = next(draws)
+        return base + drawn if drawn <= last else None
 
-    def keep(self, key: str, window: int, left: int, count: int) -> None:
-        with self.lock:
-            if window == self.window:
-                self.left[key] = (left, count)
+    def keep(self, token_id: int, window: int, left: int, count: int) -> None:
+        """Admit `left` more requests of this window locally; `count` is the shared count after reserving them."""
+        current = self.left.get(token_id)
+        if current is not None and current[0] > window:
+            return  # a thread that read the clock later has reserved for the next window already
+        if len(self.left) > 10_000:  # one entry per token seen: keep a process with many tokens bounded
+            self.left.clear()
+        self.left[token_id] = (window, count_from(1), left, count - left)
 
 
 _leases = _Leases()
@@ -90,23 +95,24 @@ _leases = _Leases()
 def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
     """Whether one more request of this token fits this window's limit, and how many were admitted so far (as far
     as this process knows: other processes' unused reservations count as admitted)."""
-    key = f"events:rate:{token_id}:{window}"
-    count = _leases.take_local(key, window)
+    count = _leases.take_local(token_id, window)
     if count is not None:
         return True, count
     size = max(1, limit // LEASE_SHARE)
-    count = count_requests(key, size)
+    count = count_requests(f"events:rate:{token_id}:{window}", size)
     granted = min(size, max(0, limit - (count - size)))
     if granted:
-        _leases.keep(key, window, granted - 1, count)
+        _leases.keep(token_id, window, granted - 1, count)
         return True, count - (granted - 1)
     return False, count
 
 
-def usage_of(token_id: int) -> dict | None:
+def usage_of(token_id: int, *, limit: int | None = None) -> dict | None:
     """Admit one request of this token: {"count", "limit", "reset"}, a count past the limit meaning refused.
-    None when the counter is unreachable: see the module docstring."""
-    limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
+    None when the counter is unreachable: see the module docstring. `limit` defaults to
+    EVENTS_RATE_LIMIT_PER_SECOND (the fast lane passes the value it has read already)."""
+    if limit is None:
+        limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
     now = time.time()
     window = int(now)
     try:

@@ -1,5 +1,7 @@
 """The per-token rate limit reserves shares of the limit in Redis and admits from them locally."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import redis
 from django.conf import settings
 
@@ -42,3 +44,18 @@ def test_small_limits_are_counted_one_request_at_a_time():
 
     assert answers == [True, True, True, False, False]
     assert _redis_value("events:rate:616161:11") == 5
+
+
+def test_threads_taking_from_one_reservation_at_once_admit_each_request_once():
+    leases = throttling._Leases()
+    leases.keep(717171, 5, left=2_000, count=2_500)  # 2,000 left to admit locally, as requests 501 to 2,500
+
+    def take_many() -> list[int | None]:
+        return [leases.take_local(717171, 5) for _ in range(1_000)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        taken = [count for counts in pool.map(lambda _: take_many(), range(8)) for count in counts]
+
+    admitted = [count for count in taken if count is not None]
+    assert sorted(admitted) == list(range(501, 2_501))
+    assert leases.take_local(717171, 6) is None  # a reservation is worth nothing in the next window
