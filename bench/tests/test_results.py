@@ -178,3 +178,19 @@ def test_paced_runs_stop_after_four_unstalled_tries_or_seven_in_all():
 
     assert len(slow_and_steady.b1_at_80) == 4
     assert len(always_stalled.b1_at_80) == 7
+
+
+def test_b1_over_b0_http_is_also_shown_per_connection_count_for_the_runs_back_to_back():
+    results = made_up_results(
+        b0_http=[_run("B0-http", 6_000, connections=8), _run("B0-http", 4_000, connections=16)],
+        b1=[
+            _run("B1", 2_400, connections=8),
+            _run("B1", 2_000, connections=16, p99_ms=60.0),  # shown: only the target's figure asks p99 <= 50 ms
+            _run("B1", 2_500, connections=32),  # no B0-http run at c=32 to pair it with
+        ],
+    )
+
+    assert results.http_ratios_by_connections() == [(8, 0.4), (16, 0.5)]
+    info = next(row for row in results.checks() if row[0].startswith("B1 / B0-http at each"))
+    assert info[1:] == ("median 0.45 (c=8 0.40, c=16 0.50)", "none", "INFO")
+    assert _verdicts(results)["B1 / B0-http"] == "MISS"  # 2,400 / 6,000: the verdict is the target's figure
