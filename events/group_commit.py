@@ -67,34 +67,33 @@ class Arrival:
     (refused, or answered by Django) says so too.
     """
 
-    __slots__ = ("committer", "on_the_way")
+    __slots__ = ("committer",)
 
     def __init__(self, committer: "GroupCommitter") -> None:
         self.committer = committer
-        self.on_the_way = True
-        with committer.coming_lock:
-            committer.coming += 1
+        committer.on_the_way.add(self)  # set.add and set.discard are single steps under the GIL: no lock needed
 
     def done(self) -> None:
         """The row is handed over, or the request will bring none: the committer no longer waits for it."""
-        if self.on_the_way:
-            self.on_the_way = False
-            with self.committer.coming_lock:
-                self.committer.coming -= 1
+        self.committer.on_the_way.discard(self)
 
 
 class GroupCommitter:
     def __init__(self, *, wait_seconds: float) -> None:
         self.wait_seconds = wait_seconds
         self.pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self.coming = 0  # announced requests whose row has not been handed over yet (Arrival)
-        self.coming_lock = threading.Lock()
+        self.on_the_way: set[Arrival] = set()  # announced requests whose row has not been handed over yet
         self.connection: psycopg.Connection | None = None
         self.connection_lock = threading.Lock()
         self.commits = 0
         self.rows = 0
         thread = threading.Thread(target=self._run, name="events-group-commit", daemon=True)
         thread.start()
+
+    @property
+    def coming(self) -> int:
+        """How many announced requests have not handed their row over yet."""
+        return len(self.on_the_way)
 
     def submit(self, row: tuple, *, arrival: Arrival | None = None) -> StoredEvent:
         """Store one row; returns once the transaction holding it has committed."""
@@ -120,7 +119,7 @@ class GroupCommitter:
             except queue.Empty:
                 pass
             remaining = deadline - time.monotonic()
-            if self.coming <= 0 or remaining <= 0:  # nothing announced is still on its way, or time is up
+            if not self.on_the_way or remaining <= 0:  # nothing announced is still on its way, or time is up
                 break
             try:
                 batch.append(self.pending.get(timeout=remaining))
