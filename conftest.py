@@ -30,7 +30,7 @@ def _fast_password_hashing(settings):
 def _fresh_caches():
     cache.clear()
     auth_cache.clear_local()
-    throttling._leases.left.clear()
+    throttling._leases.by_token.clear()
     ingest.drop_reserved_ids()
     yield
     auth_cache.clear_local()

@@ -60,33 +60,33 @@ def count_requests(key: str, amount: int) -> int:
 
 
 class _Leases:
-    """This process's unused reservations: token id -> (window, draws, last, base).
+    """This process's unused reservations: token id -> (window, draws, left, base).
 
-    A reservation of the current window admits the requests that draw the numbers 1 to `last` from `draws`
+    A reservation of the current window admits the requests that draw the numbers 1 to `left` from `draws`
     (an itertools.count: one call in C, so no two threads ever draw the same number, and no lock is needed),
     the n-th of them as the `base + n`-th request of the window. An entry of an earlier window is worthless and
     is replaced by the next reservation."""
 
     def __init__(self) -> None:
-        self.left: dict[int, tuple[int, Iterator[int], int, int]] = {}
+        self.by_token: dict[int, tuple[int, Iterator[int], int, int]] = {}
 
     def take_local(self, token_id: int, window: int) -> int | None:
         """Admit one request from a reservation: the count of admitted requests, or None when none is left."""
-        lease = self.left.get(token_id)
+        lease = self.by_token.get(token_id)
         if lease is None or lease[0] != window:
             return None
-        _, draws, last, base = lease
+        _, draws, left, base = lease
         drawn = next(draws)
-        return base + drawn if drawn <= last else None
+        return base + drawn if drawn <= left else None
 
     def keep(self, token_id: int, window: int, left: int, count: int) -> None:
         """Admit `left` more requests of this window locally; `count` is the shared count after reserving them."""
-        current = self.left.get(token_id)
+        current = self.by_token.get(token_id)
         if current is not None and current[0] > window:
             return  # a thread that read the clock later has reserved for the next window already
-        if len(self.left) > 10_000:  # one entry per token seen: keep a process with many tokens bounded
-            self.left.clear()
-        self.left[token_id] = (window, count_from(1), left, count - left)
+        if len(self.by_token) > 10_000:  # one entry per token seen: keep a process with many tokens bounded
+            self.by_token.clear()
+        self.by_token[token_id] = (window, count_from(1), left, count - left)
 
 
 _leases = _Leases()
