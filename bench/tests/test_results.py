@@ -1,7 +1,7 @@
 """The benchmark's verdicts: which run stands for B1, how B2/B0-copy is taken from the rounds, and when a target
 passes. Figures are made up; what is tested is how bench.run reads them."""
 
-from bench.run import BATCH_SIZE, Results, Run, measure_single_events_at_80
+from bench.run import BATCH_SIZE, Results, Run, _yardstick, measure_single_events_at_80, python_loop_seconds
 
 from .factories import made_up_results
 
@@ -194,3 +194,12 @@ def test_b1_over_b0_http_is_also_shown_per_connection_count_for_the_runs_back_to
     info = next(row for row in results.checks() if row[0].startswith("B1 / B0-http at each"))
     assert info[1:] == ("median 0.45 (c=8 0.40, c=16 0.50)", "none", "INFO")
     assert _verdicts(results)["B1 / B0-http"] == "MISS"  # 2,400 / 6,000: the verdict is the target's figure
+
+
+def test_the_machine_line_names_how_fast_a_plain_python_loop_ran_when_it_was_measured():
+    assert _yardstick({"python_loop_seconds": 0.214}) == "; a plain Python loop of 5,000,000 turns took 0.21 s"
+    assert _yardstick({}) == ""  # figures saved before the yardstick existed
+
+
+def test_the_python_loop_yardstick_is_the_best_of_three_timings():
+    assert 0 < python_loop_seconds(turns=1000) < python_loop_seconds(turns=1_000_000)
