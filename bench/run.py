@@ -426,9 +426,14 @@ ANALYSIS = [
     "better; measured again later, 16 and 24 were as good as 32, and 8 much worse). The committer waits for "
     "company only while requests that have started are still on their way to "
     "it: on the AMD EPYC machines these runs have had, a timed wait that runs out cost about 60 us of CPU, and "
-    "one per commit cost more than the rest of the commit. The machine changes between runs (AMD EPYC, Intel "
-    "Xeon): on Intel the hello-world app's server CPU per request fell further than /v1/event's (0.30 to 0.16 "
-    "ms, against 0.62 to 0.37 ms), so B1/B0-http is lower there (see the machine line above).",
+    "one per commit cost more than the rest of the commit. The machine changes between runs, and machines that "
+    "name themselves alike differ (the machine line above gives the model, the clock and a Python loop's time): "
+    "server CPU per request, hello-world against /v1/event, was 0.30 against 0.62 ms on AMD EPYC (B1/B0-http "
+    "0.47-0.51), 0.16 against 0.37 ms on one Intel Xeon machine, 0.40 against 0.94 ms on an Intel Xeon at 2.5 GHz "
+    "about 2.5 times slower per core than the EPYC ones (B1/B0-http 0.31-0.42: the target missed in each of three "
+    "runs), and 0.17-0.18 against 0.33-0.36 ms on an Intel Xeon model 167 at 2.6 GHz (the loop in 0.14 s; "
+    "B1/B0-http 0.50-0.54 in four runs). So the ratio moves with the machine by more than the last changes to the "
+    "lane moved it.",
     "- /v1/batch: one COPY, in binary format, straight into the table per batch, a statement committed by "
     "itself; the thread's reused connection is checked with a system call, not Django's SELECT 1 round trip. "
     "The batch's ids come from the sequence before the COPY; a busy worker draws them ahead for its next batches "
