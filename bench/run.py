@@ -432,7 +432,7 @@ ANALYSIS = [
     "0.47-0.51), 0.16 against 0.37 ms on one Intel Xeon machine, 0.40 against 0.94 ms on an Intel Xeon at 2.5 GHz "
     "about 2.5 times slower per core than the EPYC ones (B1/B0-http 0.31-0.42: the target missed in each of three "
     "runs), and 0.17-0.18 against 0.33-0.36 ms on an Intel Xeon model 167 at 2.6 GHz (the loop in 0.14 s; "
-    "B1/B0-http 0.50-0.54 in four runs). So the ratio moves with the machine by more than the last changes to the "
+    "B1/B0-http 0.50-0.54 in five runs). So the ratio moves with the machine by more than the last changes to the "
     "lane moved it.",
     "- /v1/batch: one COPY, in binary format, straight into the table per batch, a statement committed by "
     "itself; the thread's reused connection is checked with a system call, not Django's SELECT 1 round trip. "
