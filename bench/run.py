@@ -76,6 +76,7 @@ DISK_STALL_MS = TARGET_P99_AT_80_MS
 PACED_TRIES = 4  # one run and up to three corrections of its rate
 PACED_RUNS = 7
 BATCH_SIZE = 100
+LOOP_TURNS = 5_000_000  # the machine's yardstick: a plain Python loop this long (python_loop_seconds)
 
 # The event every phase sends or copies. MESSAGE_ID is cut out and replaced by a unique id per event.
 MESSAGE_ID = "@@MESSAGE_ID@@"
@@ -1176,9 +1177,6 @@ class CommitWatch:
         """The slowest COMMIT that was under way at some time between since and until."""
         during = [took for started, took in list(self.samples) if started <= until and started + took >= since]
         return max(during, default=0.0) * 1000
-
-
-LOOP_TURNS = 5_000_000
 
 
 def python_loop_seconds(turns: int = LOOP_TURNS) -> float:
