@@ -5,7 +5,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
-from .models import ApiToken, AuditEntry, Event, RejectedEvent
+from .models import ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
 from .services import api_token_revoke
 
 
@@ -115,3 +115,35 @@ class RejectedEventAdmin(ReadOnlyAdmin):
     list_filter = ["endpoint", "status", "team"]
     list_select_related = ["team"]
     readonly_fields = ["team", "token_hint", "endpoint", "status", "payload", "errors", "received_at"]
+
+
+@admin.register(TeamWarehouse)
+class TeamWarehouseAdmin(ReadOnlyAdmin):
+    """Each team's warehouse and the health of its sync: a failing team is synced no further until its
+    error is dealt with, while every other team goes on."""
+
+    list_display = ["team", "schema_name", "sync_error_step", "sync_error", "sync_failing_since", "waiting_events"]
+    list_filter = [("sync_failing_since", admin.EmptyFieldListFilter), "sync_error_step"]
+    search_fields = ["team__name", "team__slug", "schema_name"]
+    list_select_related = ["team"]
+    ordering = ["-sync_failing_since", "team__name"]
+    fields = [
+        "team",
+        "schema_name",
+        "role_name",
+        "sync_error_step",
+        "sync_error",
+        "sync_failing_since",
+        "sync_failures",
+        "catalog_backlog",
+        "catalog_version",
+        "views_version",
+        "views_synced_at",
+        "credentials_rotated_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="waiting ids")
+    def waiting_events(self, warehouse: TeamWarehouse) -> int:
+        """How many ids the team's backlog spans (events of other teams in those ranges are not counted)."""
+        return sum(last - first + 1 for first, last in warehouse.catalog_backlog)

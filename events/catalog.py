@@ -11,11 +11,16 @@ commit in any order. A sync can therefore see id 105 while 104 is still in fligh
 without finding it goes into `open_gaps`; later syncs look for those ids again and count them when they
 appear. Ids that never appear (a duplicate messageId still takes an id; a rolled-back insert too) are let go
 after GAP_TTL, far longer than any insert transaction runs.
+
+One team's data can never stop the others: each team's rows are counted in a savepoint of its own. When a
+team's fail, the watermark still moves on; that team's ids wait in its `catalog_backlog` (ranges of ids),
+every later row of it joins them, and each sync retries them first. Its error, and since when, are on its
+TeamWarehouse (Django admin, /metrics).
 """
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +37,7 @@ from .models import (
     Event,
     EventType,
     EventVolume,
+    SyncStep,
     TeamWarehouse,
 )
 from .warehouse import (
@@ -50,11 +56,14 @@ CHUNK_SIZE = 5000
 GAP_TTL = timedelta(minutes=10)
 MAX_OPEN_GAPS = 20_000
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class CatalogSyncResult:
     events: int = 0
     teams_changed: set[int] = field(default_factory=set)  # teams whose views need a rebuild
+    teams_failed: set[int] = field(default_factory=set)  # teams whose events wait in their backlog
 
 
 @dataclass
@@ -92,10 +101,15 @@ _ROW_FIELDS = ("id", "team_id", "type", "event", "properties", "timestamp", "rec
 
 def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) -> CatalogSyncResult:
     """Add every event stored since the last sync to the catalog. Safe to run from several processes at once
-    (they take turns on the state row) and to repeat: each event is counted once."""
+    (they take turns on the state row) and to repeat: each event is counted once.
+
+    Each team is catalogued in a savepoint of its own. A team that fails holds back only itself: the
+    watermark moves on, its events wait in its backlog (retried first on every sync), and its error is
+    recorded on its TeamWarehouse for staff and /metrics.
+    """
     result = CatalogSyncResult()
     CatalogSyncState.objects.get_or_create(pk=1)
-    recheck_gaps = True
+    first_chunk = True
     while True:
         with transaction.atomic():
             state = CatalogSyncState.objects.select_for_update().get(pk=1)
@@ -104,21 +118,25 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
             ceiling = max(_highest_allocated_id(), state.last_event_id)
             upper = min(state.last_event_id + chunk_size, ceiling)
             rows = list(Event.objects.filter(id__gt=state.last_event_id, id__lte=upper).values_list(*_ROW_FIELDS))
-            if recheck_gaps:
+            if first_chunk:
                 wanted = [gap[0] for gap in gaps]
                 for start in range(0, len(wanted), 1000):
                     rows += Event.objects.filter(id__in=wanted[start : start + 1000]).values_list(*_ROW_FIELDS)
+                # A backlog retry counts the waiting gaps it finds: they must not be counted twice.
+                counted = _retry_backlogs(chunk_size=chunk_size, result=result)
+                gaps = [gap for gap in gaps if gap[0] not in counted]
+                rows = [row for row in rows if row[0] not in counted]
             rows.sort()
             found = {row[0] for row in rows}
             gaps = [gap for gap in gaps if gap[0] not in found]
             gaps += [[i, int(now)] for i in range(state.last_event_id + 1, upper + 1) if i not in found]
-            result.teams_changed |= _add_to_catalog(rows)
+            _add_to_catalog(rows, passed=(state.last_event_id + 1, upper), result=result)
             state.last_event_id = upper
             state.open_gaps = gaps[-MAX_OPEN_GAPS:]
             state.synced_at = timezone.now()
             state.save()
         result.events += len(rows)
-        recheck_gaps = False
+        first_chunk = False
         if upper >= ceiling:
             return result
 
@@ -135,23 +153,101 @@ def _highest_allocated_id() -> int:
     return Event.objects.aggregate(highest=Max("id"))["highest"] or 0
 
 
-def _add_to_catalog(rows: Iterable[tuple]) -> set[int]:
-    """Add rows (ordered by id) to the catalog and the volume. Returns the teams whose views must change."""
+def _add_to_catalog(rows: list[tuple], *, passed: tuple[int, int], result: CatalogSyncResult) -> None:
+    """Add rows (ordered by id) to the catalog and the volume, each team on its own. `passed` is the range of
+    ids this sync has just moved past: a team that cannot take its rows keeps that range in its backlog."""
+    by_team: dict[int, list[tuple]] = {}
+    for row in rows:
+        by_team.setdefault(row[1], []).append(row)
+    for team in Team.objects.filter(pk__in=by_team):
+        warehouse_for_team(team=team)
+    for warehouse in TeamWarehouse.objects.filter(team_id__in=by_team).order_by("team_id"):
+        team_rows = by_team[warehouse.team_id]
+        if warehouse.catalog_backlog:
+            _defer(warehouse, team_rows, passed=passed)  # in id order: behind the events already waiting
+        elif not _catalog_team(warehouse, team_rows, result=result):
+            _defer(warehouse, team_rows, passed=passed)
+
+
+def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: CatalogSyncResult) -> bool:
+    """Count one team's rows in a savepoint. False (and the error recorded) if the team's catalog refused
+    them: nothing of them is counted then."""
     tally = _Tally()
     for row in rows:
         tally.add(*row)
-    if not tally.events:
-        return set()
     changed: set[int] = set()
-    teams = {team_id for team_id, _, _ in tally.events}
-    for team in Team.objects.filter(pk__in=teams):
-        warehouse_for_team(team=team)
-    catalog_events = _update_events(tally, changed)
-    _update_properties(tally, catalog_events, changed)
-    _update_volume(tally)
+    try:
+        with transaction.atomic():
+            catalog_events = _update_events(tally, changed)
+            _update_properties(tally, catalog_events, changed)
+            _update_volume(tally)
+            if changed:
+                TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
+    except Exception as error:  # whatever one team's data does, the other teams are synced
+        logger.exception("Could not catalog the events of %s; they wait in its backlog.", warehouse.schema_name)
+        warehouse.record_sync_failure(step=SyncStep.CATALOG, error=error)
+        result.teams_failed.add(warehouse.team_id)
+        return False
+    warehouse.clear_sync_failure(step=SyncStep.CATALOG)
     if changed:
-        TeamWarehouse.objects.filter(team_id__in=changed).update(catalog_version=F("catalog_version") + 1)
-    return changed
+        result.teams_changed.add(warehouse.team_id)
+    return True
+
+
+def _defer(warehouse: TeamWarehouse, rows: list[tuple], *, passed: tuple[int, int]) -> None:
+    """Put a team's rows in its backlog. Rows of the range just passed take the whole range, so the team's
+    rows still in flight there are waited for too; rows found in the gaps take their own id."""
+    backlog = warehouse.catalog_backlog
+    for row in rows:
+        event_id = row[0]
+        if not _covers(backlog, event_id):
+            first, last = passed if passed[0] <= event_id <= passed[1] else (event_id, event_id)
+            backlog = _with_range(backlog, first, last)
+    warehouse.catalog_backlog = backlog
+    TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=backlog)
+
+
+def _covers(backlog: list[list[int]], event_id: int) -> bool:
+    return any(first <= event_id <= last for first, last in backlog)
+
+
+def _with_range(backlog: list[list[int]], first: int, last: int) -> list[list[int]]:
+    """The backlog's ranges with [first, last] added, sorted, touching ranges merged."""
+    merged: list[list[int]] = []
+    for start, end in sorted([*backlog, [first, last]]):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> set[int]:
+    """Try again, for each team with a backlog, to catalog up to chunk_size of its waiting events, oldest
+    first. Returns the ids counted."""
+    counted: set[int] = set()
+    for warehouse in TeamWarehouse.objects.exclude(catalog_backlog=[]).order_by("team_id"):
+        rows: list[tuple] = []
+        left = []
+        for first, last in warehouse.catalog_backlog:
+            room = chunk_size - len(rows)
+            if room <= 0:
+                left.append([first, last])
+                continue
+            found = list(
+                Event.objects.filter(team_id=warehouse.team_id, id__gte=first, id__lte=last)
+                .order_by("id")
+                .values_list(*_ROW_FIELDS)[:room]
+            )
+            rows += found
+            if len(found) == room and found[-1][0] < last:
+                left.append([found[-1][0] + 1, last])
+        if _catalog_team(warehouse, rows, result=result):
+            warehouse.catalog_backlog = left
+            TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=left)
+            counted |= {row[0] for row in rows}
+            result.events += len(rows)
+    return counted
 
 
 def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str], CatalogEvent]:

@@ -12,10 +12,15 @@ import time
 from bisect import bisect_left
 
 from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 EVENTS_ACCEPTED = Counter(
     "canvas_events_accepted_total", "Events stored or recognised as duplicates.", ["endpoint", "outcome"]
@@ -137,6 +142,33 @@ def _child(metric, labels: tuple):
     return metric.labels(*labels) if labels else metric
 
 
+class WarehouseSyncCollector(Collector):
+    """Teams whose sync fails, read from the database at each scrape: the sync runs in a process of its own."""
+
+    def collect(self):
+        from .models import TeamWarehouse
+
+        try:
+            totals = TeamWarehouse.objects.aggregate(
+                failing=Count("pk", filter=Q(sync_failing_since__isnull=False)),
+                failures=Coalesce(Sum("sync_failures"), 0),
+            )
+        except DatabaseError:
+            return  # the ingest metrics are still worth a scrape while the database is away
+        yield GaugeMetricFamily(
+            "canvas_warehouse_sync_failing_teams",
+            "Teams whose catalog or views could not be synced (Django admin: Team warehouses).",
+            value=totals["failing"],
+        )
+        yield CounterMetricFamily(
+            "canvas_warehouse_sync_failures", "Failed syncs of a team's catalog or views.", value=totals["failures"]
+        )
+
+
+_WAREHOUSE_REGISTRY = CollectorRegistry(auto_describe=False)
+_WAREHOUSE_REGISTRY.register(WarehouseSyncCollector())
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus scrape endpoint. With METRICS_TOKEN set it asks for `Authorization: Bearer <token>`."""
     expected = settings.METRICS_TOKEN
@@ -148,4 +180,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         MultiProcessCollector(registry)
     else:
         registry = PROCESS_REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(registry) + generate_latest(_WAREHOUSE_REGISTRY)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

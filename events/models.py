@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team
@@ -170,6 +172,14 @@ def infer_column_type(*, numeric: int, boolean: int, timestamp: int, text: int) 
     return seen[0].value if len(seen) == 1 else ColumnType.TEXT.value
 
 
+class SyncStep(models.TextChoices):
+    CATALOG = "catalog", "Catalog"
+    VIEWS = "views", "Views"
+
+
+SYNC_ERROR_LENGTH = 2000
+
+
 class TeamWarehouse(models.Model):
     """A team's warehouse: its schema, its read-only login, and how far its views are behind the catalog.
 
@@ -190,6 +200,17 @@ class TeamWarehouse(models.Model):
     views_version = models.PositiveBigIntegerField(default=0)
     views = models.JSONField(default=dict, blank=True)
     views_synced_at = models.DateTimeField(null=True, blank=True)
+    # One team's failing sync holds back only that team (events.catalog): its events wait here, and staff
+    # see why in Django admin.
+    catalog_backlog = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[[first id, last id], ...]: this team's events not catalogued yet because its sync failed.",
+    )
+    sync_error = models.TextField(blank=True, help_text="Why this team's last sync failed; blank when it worked.")
+    sync_error_step = models.CharField(max_length=16, choices=SyncStep.choices, blank=True)
+    sync_failing_since = models.DateTimeField(null=True, blank=True)
+    sync_failures = models.PositiveBigIntegerField(default=0, help_text="Failed syncs of this team, ever.")
 
     class Meta:
         constraints = [
@@ -198,6 +219,28 @@ class TeamWarehouse(models.Model):
 
     def __str__(self) -> str:
         return self.schema_name
+
+    def record_sync_failure(self, *, step: str, error: BaseException) -> None:
+        """Remember why this team's sync failed; a failure that goes on keeps the time it began."""
+        now = timezone.now()
+        self.sync_error = f"{type(error).__name__}: {error}"[:SYNC_ERROR_LENGTH]
+        self.sync_error_step = step
+        self.sync_failing_since = self.sync_failing_since or now
+        TeamWarehouse.objects.filter(pk=self.pk).update(
+            sync_error=self.sync_error,
+            sync_error_step=step,
+            sync_failing_since=Coalesce("sync_failing_since", Value(now)),
+            sync_failures=F("sync_failures") + 1,
+        )
+
+    def clear_sync_failure(self, *, step: str) -> None:
+        """The step that failed has worked: forget the failure (a failure of the other step stays)."""
+        if self.sync_error_step != step:
+            return
+        self.sync_error, self.sync_error_step, self.sync_failing_since = "", "", None
+        TeamWarehouse.objects.filter(pk=self.pk, sync_error_step=step).update(
+            sync_error="", sync_error_step="", sync_failing_since=None
+        )
 
 
 class CatalogEvent(models.Model):

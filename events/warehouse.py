@@ -22,7 +22,8 @@ Names (deterministic):
 3. Names are cut to 63 bytes, PostgreSQL's limit.
 4. Two event names (or two property paths of one view) that end up with the same name: the one seen first
    keeps it, each later one gets `_` + the first 8 hex digits of the SHA-256 of its original name (or of its
-   path as a JSON array) in place of its last 9 characters. Names are kept once given, so they never move.
+   path as a JSON array) in place of its last 9 characters; if that is taken too (names can be chosen to
+   collide), 16 hex digits, then 16 hex digits and a number. Names are kept once given, so they never move.
 
 Types, from every non-null value seen: JSON numbers and numeric strings ("39.95", "-1e3") -> numeric; JSON
 booleans -> boolean; ISO-8601 date or date-time strings -> timestamptz (those without an offset are UTC);
@@ -32,6 +33,7 @@ error; the expressions contain nothing that can fail.
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -40,7 +42,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from psycopg import sql
@@ -53,6 +55,7 @@ from .models import (
     ColumnType,
     Event,
     EventType,
+    SyncStep,
     TeamWarehouse,
     infer_column_type,
 )
@@ -217,21 +220,31 @@ def path_digest(path: Iterable[str]) -> str:
 
 
 def unique_identifier(base: str, *, original: str, fallback: str, reserved: Iterable[str], taken: set[str]) -> str:
-    """Rules 2-4 of the module docstring, applied to a snake_case `base`; adds the result to `taken`."""
+    """Rules 2-4 of the module docstring, applied to a snake_case `base`; adds the result to `taken`.
+
+    The result always fits MAX_IDENTIFIER_BYTES and is never in `taken`, whatever names came before: each
+    suffix replaces the end of the same stem (suffixes never pile up), and a numbered one ends the search.
+    """
     name = base or fallback
     if name[0].isdigit():
         name = "_" + name
     if name in RESERVED_WORDS or name in reserved:
         name += "_"
-    name = name[:MAX_IDENTIFIER_BYTES]
-    digest = _sha256(original)
-    for length in (8, 16, 64):  # a clash of 8 hex digits is not expected, but must not break the view
-        if name not in taken:
-            break
-        suffix = "_" + digest[:length]
-        name = name[: MAX_IDENTIFIER_BYTES - len(suffix)] + suffix
+    stem = name = _cut(name, MAX_IDENTIFIER_BYTES)
+    if name in taken:
+        digest = _sha256(original)
+        numbered = (f"_{digest[:16]}_{number}" for number in itertools.count(2))
+        for suffix in itertools.chain((f"_{digest[:8]}", f"_{digest[:16]}"), numbered):
+            name = _cut(stem, MAX_IDENTIFIER_BYTES - len(suffix)) + suffix
+            if name not in taken:
+                break
     taken.add(name)
     return name
+
+
+def _cut(name: str, size: int) -> str:
+    """At most `size` bytes of `name` in UTF-8, never splitting a character."""
+    return name.encode("utf-8")[:size].decode("utf-8", "ignore")
 
 
 def table_name_for(event_name: str, *, taken: set[str]) -> str:
@@ -575,13 +588,15 @@ def warehouse_sync(*, everything: bool = False) -> WarehouseSyncResult:
     warehouses = TeamWarehouse.objects.all()
     if not everything:
         warehouses = warehouses.filter(views_version__lt=F("catalog_version"))
-    for warehouse_id, schema in warehouses.order_by("pk").values_list("pk", "schema_name"):
+    for warehouse in warehouses.order_by("pk"):
         try:
-            result.views_changed += warehouse_sync_team(warehouse_id=warehouse_id)
-        except DatabaseError:
-            logger.exception("Could not update the warehouse views of %s; will retry on the next sync.", schema)
+            result.views_changed += warehouse_sync_team(warehouse_id=warehouse.pk)
+        except Exception as error:  # whatever one team's views do, the other teams are synced
+            logger.exception("Could not update the warehouse views of %s; will retry on the next sync.", warehouse)
+            warehouse.record_sync_failure(step=SyncStep.VIEWS, error=error)
             result.failed += 1
         else:
+            warehouse.clear_sync_failure(step=SyncStep.VIEWS)
             result.teams += 1
     return result
 

@@ -8,6 +8,7 @@ from events import errors, services
 from events.authentication import authenticate_token
 from events.errors import ApiError
 from events.models import ApiToken, AuditAction, AuditEntry
+from events.warehouse import warehouse_for_team
 
 TOKENS = "/admin/events/apitoken/"
 AUDIT = "/admin/events/auditentry/"
@@ -174,3 +175,19 @@ def test_members_of_teams_cannot_open_the_admin(alice_client, acme_token):
     response = alice_client.get(TOKENS)
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_see_which_teams_sync_fails_why_and_since_when(staff_client, acme, globex):
+    failing = warehouse_for_team(team=acme)
+    warehouse_for_team(team=globex)
+    failing.record_sync_failure(step="views", error=RuntimeError("relation purchased_an_item is not a view"))
+    failing.refresh_from_db()
+
+    page = staff_client.get("/admin/events/teamwarehouse/?sync_failing_since__isnull=False").content.decode()
+
+    assert "Acme" in page and "Globex" not in page
+    assert "relation purchased_an_item is not a view" in page
+    assert "Views" in page
+    assert str(failing.sync_failing_since.year) in page
+    assert staff_client.get(f"/admin/events/teamwarehouse/{failing.pk}/change/").status_code == 200
+    assert staff_client.get("/admin/events/teamwarehouse/add/").status_code == 403

@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Max
 from django.utils import timezone
 
 from events.catalog import catalog_sync
-from events.models import CatalogEvent, CatalogProperty, CatalogSyncState, EventVolume, TeamWarehouse
+from events.models import CatalogEvent, CatalogProperty, CatalogSyncState, Event, EventVolume, TeamWarehouse
 from events.tests.event_factories import fetch, post_batch, store_event, track_batch
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
@@ -214,3 +215,116 @@ def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme
     catalog_sync()
     assert CatalogEvent.objects.get(team=acme, name="Signed Up").count == 15
     assert CatalogSyncState.objects.get().open_gaps == []
+
+
+# --- One team's failure holds back no other team -------------------------------------------------------------
+
+
+@pytest.fixture
+def refuse_new_names_of(db):
+    """Make the catalog refuse one team's new event names, as a team's troublesome data would: a trigger that
+    raises for that team only. Returns a function that lifts the refusal."""
+    created = []
+
+    def refuse(team):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION refuse_catalog_event() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'this team''s names break the catalog'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_catalog_event BEFORE INSERT ON events_catalogevent FOR EACH ROW "
+                f"WHEN (NEW.team_id = {int(team.pk)}) EXECUTE FUNCTION refuse_catalog_event()"
+            )
+        created.append(team)
+
+        def lift():
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TRIGGER refuse_catalog_event ON events_catalogevent")
+                cursor.execute("DROP FUNCTION refuse_catalog_event()")
+
+        return lift
+
+    return refuse
+
+
+def _counts(team) -> dict[str, int]:
+    return dict(CatalogEvent.objects.filter(team=team).values_list("name", "count"))
+
+
+@postgresql_only
+def test_a_team_whose_catalog_fails_holds_back_no_other_team(acme, globex, caught_up, refuse_new_names_of):
+    lift = refuse_new_names_of(acme)
+    store_event(acme, "Signed Up")
+    store_event(globex, "Signed Up")
+    store_event(acme, "Purchased an Item", {"revenue": 1})
+
+    result = catalog_sync()
+
+    assert result.teams_failed == {acme.pk}
+    assert _counts(globex) == {"Signed Up": 1}
+    assert _counts(acme) == {}
+    assert CatalogSyncState.objects.get().last_event_id >= Event.objects.aggregate(Max("id"))["id__max"]
+    failing = TeamWarehouse.objects.get(team=acme)
+    assert failing.sync_error_step == "catalog"
+    assert "this team's names break the catalog" in failing.sync_error
+    assert failing.sync_failing_since is not None
+    assert failing.catalog_backlog
+    assert not TeamWarehouse.objects.get(team=globex).sync_error
+
+    # Later events: the other team goes on; the failing one keeps the time its failure began.
+    store_event(globex, "Signed Up")
+    store_event(acme, "Signed Up")
+    assert catalog_sync().teams_failed == {acme.pk}
+    assert _counts(globex) == {"Signed Up": 2}
+    still = TeamWarehouse.objects.get(team=acme)
+    assert (still.sync_failing_since, still.sync_failures) == (failing.sync_failing_since, 2)
+
+    # Once the cause is gone, the team's waiting events are counted, each once.
+    lift()
+    assert catalog_sync().teams_failed == set()
+    assert _counts(acme) == {"Signed Up": 2, "Purchased an Item": 1}
+    assert _property(acme, "Purchased an Item", "revenue").count == 1
+    recovered = TeamWarehouse.objects.get(team=acme)
+    assert (recovered.sync_error, recovered.sync_failing_since, recovered.catalog_backlog) == ("", None, [])
+    assert catalog_sync().events == 0
+    assert _counts(acme) == {"Signed Up": 2, "Purchased an Item": 1}
+
+
+@postgresql_only
+def test_a_long_backlog_is_counted_in_chunks_oldest_first(acme, globex, caught_up, refuse_new_names_of):
+    lift = refuse_new_names_of(acme)
+    for index in range(7):
+        store_event(acme, f"Event {index % 3}")
+        store_event(globex, "Signed Up")
+    catalog_sync(chunk_size=3)
+    assert _counts(globex) == {"Signed Up": 7}
+    lift()
+
+    catalog_sync(chunk_size=3)
+    assert sum(_counts(acme).values()) == 3  # the oldest three of acme's seven
+    catalog_sync(chunk_size=3)
+    catalog_sync(chunk_size=3)
+    assert _counts(acme) == {"Event 0": 3, "Event 1": 2, "Event 2": 2}
+    assert TeamWarehouse.objects.get(team=acme).catalog_backlog == []
+
+
+@postgresql_only
+def test_a_late_event_of_a_failing_team_waits_with_the_rest_and_is_counted_once(
+    acme, globex, caught_up, refuse_new_names_of
+):
+    """An event committed after the sync passed its id (a gap) belongs to the backlog's range: the retry
+    counts it, and the gap's recheck must not count it again."""
+    lift = refuse_new_names_of(acme)
+    late_id = store_event(acme, "Signed Up")
+    store_event(acme, "Signed Up")
+    late = Event.objects.filter(pk=late_id)
+    row = late.values()[0]
+    late.delete()  # as if its transaction had not committed yet when the sync passed it
+    catalog_sync()
+    Event.objects.create(**row)  # it commits now
+    lift()
+
+    catalog_sync()
+    catalog_sync()
+    assert _counts(acme) == {"Signed Up": 2}

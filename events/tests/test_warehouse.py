@@ -2,13 +2,17 @@
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from accounts.models import Team
@@ -126,6 +130,91 @@ def test_schema_names_replace_dashes_and_avoid_another_teams_schema(db):
     assert schema_name_for(team, taken={"team_acme_corp"}) == f"team_acme_corp_{team.pk}"
     taken = {"team_acme_corp", f"team_acme_corp_{team.pk}"}  # another team's slug was acme-corp-<our id>
     assert schema_name_for(team, taken=taken) == f"team_acme_corp_{team.pk}_2"
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _assert_usable_identifiers(names: list[str]) -> None:
+    """What PostgreSQL needs of every name the warehouse makes: at most 63 bytes, and no two alike."""
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert len(name.encode()) <= MAX_IDENTIFIER_BYTES, name
+        assert _IDENTIFIER.fullmatch(name), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=200), max_size=30))
+def test_any_event_names_get_distinct_identifiers_that_fit(event_names):
+    taken: set[str] = set()
+    _assert_usable_identifiers([table_name_for(name, taken=taken) for name in event_names])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(max_size=80), min_size=1, max_size=4).map(tuple), max_size=30))
+def test_any_property_paths_get_distinct_columns_that_fit(paths):
+    taken: set[str] = set()
+    _assert_usable_identifiers([column_name_for(path, event_type="track", taken=taken) for path in paths])
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@st.composite
+def colliding_names(draw) -> list[str]:
+    """Names a tenant picks to collide with what the rules make: names already given, sent again in other
+    letters; and names given, plus the digest suffixes the rules would add for a name still to come."""
+    names: list[str] = []
+    given_names: list[str] = []
+    taken: set[str] = set()
+    for _ in range(draw(st.integers(1, 25))):
+        move = draw(st.sampled_from(["fresh", "again", "upper", "suffix", "long"]))
+        if move == "fresh" or not given_names:
+            name = draw(st.text(min_size=1, max_size=70))
+        elif move == "again":
+            name = draw(st.sampled_from(given_names))
+        elif move == "upper":
+            name = draw(st.sampled_from(given_names)).upper()
+        elif move == "long":
+            name = draw(st.sampled_from(given_names)) + "_" + "x" * draw(st.integers(0, 70))
+        else:
+            stem = draw(st.sampled_from(given_names))
+            future = draw(st.sampled_from(names))
+            parts = [_digest(future, length) for length in draw(st.lists(st.sampled_from([8, 16, 64]), max_size=3))]
+            name = "_".join([stem, *parts])
+        names.append(name)
+        given_names.append(table_name_for(name, taken=taken))
+    return names
+
+
+@settings(max_examples=500, deadline=None)
+@given(colliding_names())
+def test_names_built_to_collide_still_get_distinct_identifiers_that_fit(names):
+    taken: set[str] = set()
+    _assert_usable_identifiers([table_name_for(name, taken=taken) for name in names])
+
+
+def test_a_chain_of_names_taking_each_digest_suffix_in_turn_still_fits():
+    a_digest = hashlib.sha256(b"A").hexdigest()
+    # "a" takes its name, then a tenant takes both names the rules would give "A" next.
+    chain = ["a", f"a_{a_digest[:8]}", f"a_{a_digest[:16]}", f"a_{a_digest[:8]}_{a_digest[:16]}", "A"]
+    taken: set[str] = set()
+    names = [table_name_for(name, taken=taken) for name in chain]
+    _assert_usable_identifiers(names)
+    assert names[-1] == f"a_{a_digest[:16]}_2"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(), min_size=1, max_size=50), st.integers(1, 10**9))
+def test_schema_names_fit_for_any_slug(slug, team_id):
+    team = Team(pk=team_id, slug=slug)
+    taken: set[str] = set()
+    names = []
+    for _ in range(4):  # other teams whose slugs give the same schema name
+        names.append(schema_name_for(team, taken=taken))
+        taken.add(names[-1])
+    _assert_usable_identifiers(names)
 
 
 # --- Types ------------------------------------------------------------------------------------------------
@@ -422,6 +511,71 @@ def test_a_view_dropped_by_hand_is_rebuilt_by_the_next_full_sync(acme):
         cursor.execute("DROP VIEW team_acme.purchased_an_item")
     assert warehouse_sync(everything=True).views_changed == 1
     assert fetch("SELECT count(*) FROM team_acme.purchased_an_item") == [(1,)]
+
+
+# --- One team's names or views never stop another team ---------------------------------------------------
+
+
+@postgresql_only
+def test_names_built_to_collide_are_synced_into_views_with_those_names(acme, globex):
+    a_digest = hashlib.sha256(b"A").hexdigest()
+    chain = ["a", f"a_{a_digest[:8]}", f"a_{a_digest[:16]}", f"a_{a_digest[:8]}_{a_digest[:16]}", "A"]
+    for name in chain:
+        store_event(acme, name, {name: 1, name.upper(): "x"})
+    store_event(globex, "Signed Up")
+
+    call_command("sync_warehouse")
+
+    tables = list(CatalogEvent.objects.filter(team=acme).order_by("pk").values_list("table_name", flat=True))
+    assert len(tables) == len(chain) and all(len(name) <= MAX_IDENTIFIER_BYTES for name in tables)
+    views = {name for (name,) in fetch("SELECT viewname FROM pg_views WHERE schemaname = 'team_acme'")}
+    assert set(tables) <= views
+    assert fetch("SELECT count(*) FROM team_globex.signed_up") == [(1,)]
+
+
+@postgresql_only
+def test_a_team_whose_views_fail_holds_back_no_other_team(acme, globex, capsys):
+    store_event(acme, "Signed Up")
+    sync()
+    with connection.cursor() as cursor:  # a table where the sync must put a view: acme's rebuild fails
+        cursor.execute("CREATE TABLE team_acme.purchased_an_item (x int)")
+    store_event(acme, "Purchased an Item")
+    store_event(globex, "Purchased an Item")
+
+    with pytest.raises(CommandError, match="could not be synced"):
+        call_command("sync_warehouse")
+
+    assert "1 failed" in capsys.readouterr().out
+    assert fetch("SELECT count(*) FROM team_globex.purchased_an_item") == [(1,)]
+    failing = TeamWarehouse.objects.get(team=acme)
+    assert failing.sync_error_step == "views"
+    assert "purchased_an_item" in failing.sync_error
+    assert failing.sync_failing_since is not None
+    assert TeamWarehouse.objects.get(team=globex).sync_failing_since is None
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE team_acme.purchased_an_item")
+    call_command("sync_warehouse")
+    assert fetch("SELECT count(*) FROM team_acme.purchased_an_item") == [(1,)]
+    assert TeamWarehouse.objects.get(team=acme).sync_failing_since is None
+
+
+@postgresql_only
+def test_metrics_count_the_teams_whose_sync_fails(client, acme, globex):
+    store_event(acme, "Signed Up")
+    sync()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE team_acme.purchased_an_item (x int)")
+    store_event(acme, "Purchased an Item")
+    sync()
+    sync()
+
+    page = client.get("/metrics").content.decode()
+    samples = {
+        sample.name: sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+    }
+    assert samples["canvas_warehouse_sync_failing_teams"] == 1
+    assert samples["canvas_warehouse_sync_failures_total"] == 2
 
 
 # --- Dry run ----------------------------------------------------------------------------------------------

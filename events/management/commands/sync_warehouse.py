@@ -37,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, watch: bool, interval: float, **options):
         if not watch:
             if not self.sync(everything=True, quiet=False):
-                raise CommandError("Some teams' views could not be updated; see the log above.")
+                raise CommandError("Some teams could not be synced; see the log above and Django admin.")
             return
         last_full_pass = 0.0
         while True:
@@ -58,11 +58,13 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             skipped = POSTGRESQL_ONLY.format(vendor=connection.display_name)
             self.stdout.write(f"Catalog: {catalog.events} new events. {skipped}")
-            return True
+            return not catalog.teams_failed
         views = warehouse_sync(everything=everything)
-        if not quiet or catalog.events or views.views_changed:
+        if not quiet or catalog.events or views.views_changed or catalog.teams_failed or views.failed:
             self.stdout.write(
-                f"Catalog: {catalog.events} new events. Views: {views.views_changed} changed "
-                f"in {views.teams} teams checked" + (f", {views.failed} failed." if views.failed else ".")
+                f"Catalog: {catalog.events} new events"
+                + (f", {len(catalog.teams_failed)} teams failed" if catalog.teams_failed else "")
+                + f". Views: {views.views_changed} changed in {views.teams} teams checked"
+                + (f", {views.failed} failed." if views.failed else ".")
             )
-        return not views.failed
+        return not views.failed and not catalog.teams_failed
