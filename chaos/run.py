@@ -298,7 +298,7 @@ def run_chaos(config: ChaosConfig, *, say=print) -> ChaosReport:
         env = app_environment(
             database_url=database_url, redis_url=redis_server.url(), workers=config.workers, threads=config.threads
         )
-        team_id, token = migrate_and_create_token(env)
+        team_id, _, token = migrate_and_create_token(env)
         server = Gunicorn(env, log=workdir / "gunicorn.log")
         cleanup.callback(server.stop)
         server.start()
