@@ -4,7 +4,8 @@ acknowledged event that is not there as missing, however it went missing."""
 import pytest
 from django.db import connection
 
-from bench.reconcile import reconcile
+from bench.reconcile import acknowledged_by_phase, reconcile
+from bench.results import Run
 from events.models import Event
 from events.tests.event_factories import store_event
 
@@ -78,3 +79,22 @@ def test_rows_beyond_the_acknowledgements_are_not_missing(test_database, acknowl
 
     assert summary["missing"] == 0
     assert summary["B1"]["rows"] == 3
+
+
+def _acknowledging(phase: str, acknowledged: int) -> Run:
+    return Run(
+        phase=phase, name=phase.lower(), connections=1, seconds=1.0, requests=acknowledged, acknowledged=acknowledged
+    )
+
+
+def test_acknowledgements_are_counted_per_phase_with_warmups_and_probes():
+    results = made_up_results(
+        warmups=[_acknowledging("B0-http", 500), _acknowledging("B1", 7), _acknowledging("B2-all", 200)],
+        b0_http=[_acknowledging("B0-http", 1000)],  # hello-world stores nothing
+        b1=[_acknowledging("B1", 30)],
+        b1_at_80=[_acknowledging("B1@80%", 20)],
+        b2=[_acknowledging("B2", 300)],
+        b2_all=[_acknowledging("B2-all", 400)],
+    )
+
+    assert acknowledged_by_phase(results, probes=1) == {"B1": 58, "B2": 900}
