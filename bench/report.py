@@ -45,7 +45,7 @@ def _header(results: Results) -> list[str]:
         "The last published run of `make bench` (bench/), on a machine shared with other work: throughput, and so",
         "the ratios, can move by a factor of two between runs; server CPU per request barely moves. `make bench`",
         "writes var/bench/; `make bench-publish` copies its report here when a change moves the figures. Why the",
-        "code is built as it is, with the measurements behind it: [performance.md](performance.md).",
+        "code is built as it is, with the measurements behind it: docs/performance.md.",
         "",
         f"- **Date**: {results.started_at} (UTC); code at {machine['commit']}",
         f"- **Machine**: {machine['cores']} cores ({machine['cpu']}{yardstick(machine)}), {machine['memory_gib']} "
