@@ -114,8 +114,8 @@ class CommitWatch:
 
 
 def python_loop_seconds(turns: int = LOOP_TURNS) -> float:
-    """The best of three timings of a plain Python loop: a yardstick for telling machines apart. The machines these
-    runs get differ by up to 2.5 times per core while naming themselves alike ("Intel(R) Xeon(R) Processor")."""
+    """The best of three timings of a plain Python loop: a yardstick for telling apart machines that name
+    themselves alike (docs/performance.md#how-changes-are-compared)."""
     timings = []
     for _ in range(3):
         started = time.perf_counter()
