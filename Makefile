@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench chaos vendor clean
+.PHONY: run test lint bench bench-publish chaos vendor clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,11 +57,15 @@ lint: $(VENV)/.dev
 
 # Benchmark, not part of `make test` (~10 minutes): its own database (canvas_bench) and Redis db (14), the
 # production server pinned to one core and wrk to the other (and /v1/batch once more with the server on both,
-# in rounds with the COPY baseline).
-# Writes docs/benchmarks.md and docs/benchmarks.png.
+# in rounds with the COPY baseline). Writes var/bench/benchmarks.md and .png; `make bench-publish` copies them to
+# docs/, for a change that moves the figures (not after every run).
 bench: $(VENV)/.bench
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-publish:
+	test -f var/bench/benchmarks.md || (echo "No report in var/bench/: run make bench first." >&2 && exit 1)
+	cp var/bench/benchmarks.md var/bench/benchmarks.png docs/
 
 # Fault injection: ~60 s of load on gunicorn (2 workers) while a worker is SIGKILLed every few seconds and a
 # throwaway PostgreSQL cluster (never the shared one) crashes twice; exits 1 if an acknowledged event is lost,

@@ -1,1 +1,1 @@
-"""The ingestion benchmark behind `make bench`: see bench/run.py and docs/benchmarks.md."""
+"""The ingestion benchmark behind `make bench`: bench/run.py runs it, docs/benchmarks.md shows it."""

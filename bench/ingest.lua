@@ -1,4 +1,4 @@
--- wrk script for the Canvas benchmark (driven by bench/run.py, which passes every argument).
+-- wrk script for the Canvas benchmark (driven by bench/wrk.py, which passes every argument).
 --
 --   wrk -s bench/ingest.lua URL -- MODE RUN PREFIX SUFFIX BATCH_SIZE THINK_MS IDS_DIR
 --
@@ -6,7 +6,7 @@
 --            {"batch": [...]}; "hello": the same body as "event", for the hello-world app.
 -- RUN        a name unique to this wrk run; messageIds are "<RUN>-<thread>-<counter>", so no two requests
 --            of the whole benchmark carry the same one.
--- PREFIX, SUFFIX  the event's JSON around its messageId (bench/run.py builds them, so the rows COPY writes in
+-- PREFIX, SUFFIX  the event's JSON around its messageId (bench/payloads.py builds them, so the rows COPY writes in
 --            B0-copy are the same events).
 -- THINK_MS   0 for a closed loop (each connection sends as soon as it has its answer); above 0, each
 --            connection waits a random time of that mean (exponential) before its next request: a fixed
@@ -15,7 +15,7 @@
 --            reconciliation; the C library flushes the files when wrk exits.
 --
 -- The X-Auth-Token header comes from the environment (BENCH_TOKEN), so the token is not on a command line.
--- done() prints one line "BENCH_RESULT {json}" that bench/run.py reads.
+-- done() prints one line "BENCH_RESULT {json}" that bench/wrk.py reads.
 
 local threads = {}
 
@@ -87,8 +87,8 @@ function response(status, headers, body)
       -- A 200 means every event of the batch was stored or was a duplicate; each messageId is new, so every
       -- receipt should say "stored". Count them rather than assume it. A receipt is
       -- {"stored": n, ..., "results": [{"index": 0, "status": "stored", "id": 42}, ...]}: one pattern per
-      -- receipt (the server writes "status" before "id") and one write per batch, where three patterns and a
-      -- write per receipt made wrk spend about a third more CPU per batch (measured), on the cores it shares.
+      -- receipt (the server writes "status" before "id") and one write per batch, as wrk shares the cores it
+      -- measures (docs/performance.md#how-the-benchmark-measures).
       local ids, stored = {}, 0
       for id in body:gmatch('"status":%s*"stored",%s*"id":%s*(%d+)') do
          stored = stored + 1

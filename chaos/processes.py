@@ -1,11 +1,13 @@
-"""The processes a chaos run or a multi-server test starts, each stopped by whoever started it.
+"""The processes a chaos run, the benchmark or a multi-server test starts, each stopped by whoever started it.
 
 - `ThrowawayPostgres`: a PostgreSQL 15 cluster in a temporary directory on its own port, which may be crashed
   (`pg_ctl stop -m immediate`) or frozen (SIGSTOP) at will. Never the shared cluster on 5432: other test runs
   and CI use it.
 - `RedisServer`: a private redis-server on a free port, nothing persisted.
 - `Gunicorn`: the production server as production starts it (`gunicorn -c gunicorn.conf.py`), in its own
-  process group, so stopping it stops its workers and nothing else.
+  process group, so stopping it stops its workers and nothing else; optionally held to some cores (taskset).
+- `app_environment` and `migrate_and_create_token`: the production settings on a given database and Redis, and
+  a team with the Events API on and a token.
 """
 
 import contextlib
@@ -19,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from secrets import token_urlsafe
+from typing import NamedTuple
 from urllib.parse import quote
 
 import psycopg
@@ -30,18 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 POSTGRES_PORTS = range(55432, 55500)
 START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 30  # gunicorn.conf.py's graceful_timeout is 20 s
 
-# One Django start-up for both steps: on a busy machine each start costs seconds.
+# One Django start-up for both steps: on a busy machine each start costs seconds. WHO names the user and team.
 MIGRATE_AND_CREATE_TEAM = """
 from django.core.management import call_command
 call_command("migrate", interactive=False, verbosity=0)
 from accounts.models import Team, User
 from events.services import api_token_create, events_api_set_enabled
-user = User.objects.create(email="chaos@canvas.test")
-team = Team.objects.create(name="Chaos", slug="chaos")
+user = User.objects.create(email=f"{WHO}@canvas.test")
+team = Team.objects.create(name=WHO.title(), slug=WHO)
 events_api_set_enabled(team=team, enabled=True, by=user)
-token, plaintext = api_token_create(team=team, created_by=user, name="chaos load")
-print("CHAOS_TOKEN", team.id, plaintext)
+token, plaintext = api_token_create(team=team, created_by=user, name=f"{WHO} load")
+print("NEW_TOKEN", team.id, token.id, plaintext)
 """
 
 
@@ -50,16 +54,25 @@ def run(command: list, *, check: bool = True, **kwargs) -> subprocess.CompletedP
     return subprocess.run([str(part) for part in command], check=check, **kwargs)  # noqa: S603
 
 
+def port_is_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port and it can be bound."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(candidates: range | None = None) -> int:
     """A TCP port nothing listens on: one of `candidates` when given, else one the kernel picks."""
-    ports = random.sample(candidates, len(candidates)) if candidates else [0]
-    for port in ports:
+    if not candidates:
         with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+            probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
+    for port in random.sample(candidates, len(candidates)):
+        if port_is_free(port):
+            return port
     raise RuntimeError(f"no free port in {candidates}")
 
 
@@ -70,6 +83,22 @@ def wait_until(ready, *, timeout: float, what: str, interval: float = 0.1) -> No
             return
         time.sleep(interval)
     raise RuntimeError(f"{what} was not ready within {timeout:.0f} s")
+
+
+def cpu_seconds_of(include, *, children: bool = False) -> float:
+    """User + system time of the processes for which include(name, fields of /proc/<pid>/stat after the name)
+    holds; with `children`, also the times of their ended children."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, _, rest = text.partition("(")[2].rpartition(")")
+        fields = rest.split()
+        if include(name, fields):
+            ticks += sum(int(value) for value in fields[11 : 15 if children else 13])  # utime, stime(, cutime, cstime)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def database_url(*, user: str, host: str, port: int | str, name: str, password: str = "") -> str:
@@ -209,8 +238,9 @@ def app_environment(
     rate_limit_per_second: int = 100_000_000,
     conn_max_age: int = 60,
 ) -> dict[str, str]:
-    """The production settings (README: Configuration) over plain HTTP on loopback, for one database and Redis."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("GUNICORN_")}
+    """The production settings (README: Configuration) over plain HTTP on loopback, for one database and Redis.
+    The caller's GUNICORN_* and BENCH_* variables are dropped: the server gets exactly what is asked here."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("GUNICORN_", "BENCH_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="canvas.settings",
         DEBUG="0",
@@ -231,25 +261,41 @@ def app_environment(
     return env
 
 
-def migrate_and_create_token(env: dict[str, str]) -> tuple[int, str]:
-    """Migrate the database `env` names and create a team with the Events API on and a token: (team id, token)."""
-    command = [sys.executable, "manage.py", "shell", "-c", MIGRATE_AND_CREATE_TEAM]
+class NewToken(NamedTuple):
+    team_id: int
+    token_id: int
+    plaintext: str
+
+
+def migrate_and_create_token(env: dict[str, str], *, who: str = "chaos") -> NewToken:
+    """Migrate the database `env` names and create a team with the Events API on and a token for it; `who` names
+    the user, the team and the token."""
+    script = f"WHO = {who!r}\n{MIGRATE_AND_CREATE_TEAM}"
+    command = [sys.executable, "manage.py", "shell", "-c", script]
     result = run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode:
-        raise RuntimeError(f"migrating the chaos database failed:\n{result.stderr[-4000:]}")
-    output = result.stdout
-    line = next(line for line in output.splitlines() if line.startswith("CHAOS_TOKEN "))
-    _, team_id, plaintext = line.split()
-    return int(team_id), plaintext
+        raise RuntimeError(f"migrating the database failed:\n{result.stderr[-4000:]}")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("NEW_TOKEN "))
+    _, team_id, token_id, plaintext = line.split()
+    return NewToken(int(team_id), int(token_id), plaintext)
 
 
 class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py canvas.wsgi:application` on a free loopback port."""
+    """`gunicorn -c gunicorn.conf.py APP` on a loopback port (a free one unless given), held to the cores `cpus`
+    (a taskset list) when given. A context manager: started on entry, stopped on exit."""
 
-    def __init__(self, env: dict[str, str], *, log: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log: Path,
+        app: str = "canvas.wsgi:application",
+        port: int | None = None,
+        cpus: str | None = None,
+    ) -> None:
+        self.port = port or free_port()
         self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
-        self.log = log
+        self.log, self.app, self.cpus = log, app, cpus
         self.process: subprocess.Popen | None = None
 
     @property
@@ -264,7 +310,9 @@ class Gunicorn:
     def start(self) -> "Gunicorn":
         # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is one per user, shared by every server.
         command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--no-control-socket"]
-        command.append("canvas.wsgi:application")
+        command.append(self.app)
+        if self.cpus is not None:
+            command = [shutil.which("taskset") or "taskset", "-c", self.cpus, *command]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -273,16 +321,26 @@ class Gunicorn:
             wait_until(self._healthy, timeout=START_TIMEOUT_SECONDS, what=f"gunicorn on port {self.port}")
         except RuntimeError:
             self.stop()
-            raise RuntimeError(f"gunicorn did not start; its log:\n{self.log_tail()}") from None
+            raise RuntimeError(f"{self.app} did not start; its log:\n{self.log_tail()}") from None
         return self
+
+    def __enter__(self) -> "Gunicorn":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
     def _healthy(self) -> bool:
         if self.process is None or self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited at start; its log:\n{self.log_tail()}")
+            raise RuntimeError(f"{self.app} exited at start; its log:\n{self.log_tail()}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the master and its workers (they share its process group)."""
+        return cpu_seconds_of(lambda name, fields: int(fields[2]) == self.pid)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -307,12 +365,12 @@ class Gunicorn:
         return pid
 
     def stop(self) -> None:
-        """Graceful stop (in-flight requests finish), then SIGKILL of the whole group after 20 s."""
+        """Graceful stop (in-flight requests finish and commit), then SIGKILL of the whole group."""
         if self.process is None or self.process.poll() is not None:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

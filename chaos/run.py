@@ -34,6 +34,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import requests
@@ -276,35 +277,74 @@ def read_server_log(report: ChaosReport, server: Gunicorn) -> None:
         report.server_log_excerpt = text[start : start + 4000]
 
 
+class Processes(NamedTuple):
+    postgres: ThrowawayPostgres
+    server: Gunicorn
+    database_url: str
+    team_id: int
+    token: str
+
+
+def start_processes(config: ChaosConfig, cleanup: ExitStack, say) -> Processes:
+    """A throwaway PostgreSQL cluster, redis-server and gunicorn in a temporary directory, each stopped (and the
+    directory removed, unless `keep`) by `cleanup`."""
+    workdir = Path(tempfile.mkdtemp(prefix="canvas-chaos-"))
+    workdir.chmod(0o755)  # the postgres OS user must reach its cluster directory inside
+    if config.keep:
+        cleanup.callback(say, f"Kept {workdir}")
+    else:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+    say("Starting a throwaway PostgreSQL 15 cluster, redis-server and gunicorn ...")
+    postgres = ThrowawayPostgres(workdir / "postgres")
+    cleanup.callback(postgres.destroy)
+    postgres.create()
+    redis_server = RedisServer(workdir)
+    cleanup.callback(redis_server.stop)
+    redis_server.start()
+    database_url = postgres.create_database(DATABASE_NAME)
+    env = app_environment(
+        database_url=database_url, redis_url=redis_server.url(), workers=config.workers, threads=config.threads
+    )
+    team_id, _, token = migrate_and_create_token(env)
+    server = Gunicorn(env, log=workdir / "gunicorn.log")
+    cleanup.callback(server.stop)
+    server.start()
+    say(f"  PostgreSQL :{postgres.port}, redis :{redis_server.port}, gunicorn {server.url} (master {server.pid})")
+    return Processes(postgres, server, database_url, team_id, token)
+
+
+def inject_database_faults(config: ChaosConfig, postgres: ThrowawayPostgres, started: float, say) -> list[Outage]:
+    """The crashes, then the freezes, evenly spread over the run; returns once the last is over."""
+    outages = []
+    faults = [CRASH] * config.outages + [STALL] * config.stalls
+    for number, kind in enumerate(faults):
+        length = config.down_seconds if kind == CRASH else config.stall_seconds
+        begin_at = started + config.duration * (number + 1) / (len(faults) + 1) - length / 2
+        time.sleep(max(begin_at - time.monotonic(), 0))
+        if kind == CRASH:
+            outage = crash_postgres(postgres, down_seconds=length)
+        else:
+            outage = stall_postgres(postgres, stalled_seconds=length)
+        outages.append(outage)
+        say(f"  PostgreSQL {kind} from {outage.began_at - started:.1f} s to {outage.back_at - started:.1f} s")
+    return outages
+
+
+def _plan(config: ChaosConfig) -> str:
+    plan = [f"SIGKILL a worker every ~{config.kill_interval:g} s"] if config.kill_interval else []
+    if config.outages:
+        plan.append(f"crash PostgreSQL {config.outages} time(s) for {config.down_seconds:g} s")
+    if config.stalls:
+        plan.append(f"freeze PostgreSQL {config.stalls} time(s) for {config.stall_seconds:g} s")
+    return ", ".join(plan) or "no faults"
+
+
 def run_chaos(config: ChaosConfig, *, say=print) -> ChaosReport:
     """One chaos run; every process and file it creates is gone when it returns or raises (unless `keep`)."""
     report = ChaosReport(config)
     with ExitStack() as cleanup:
-        workdir = Path(tempfile.mkdtemp(prefix="canvas-chaos-"))
-        workdir.chmod(0o755)  # the postgres OS user must reach its cluster directory inside
-        if config.keep:
-            cleanup.callback(say, f"Kept {workdir}")
-        else:
-            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-
-        say("Starting a throwaway PostgreSQL 15 cluster, redis-server and gunicorn ...")
-        postgres = ThrowawayPostgres(workdir / "postgres")
-        cleanup.callback(postgres.destroy)
-        postgres.create()
-        redis_server = RedisServer(workdir)
-        cleanup.callback(redis_server.stop)
-        redis_server.start()
-        database_url = postgres.create_database(DATABASE_NAME)
-        env = app_environment(
-            database_url=database_url, redis_url=redis_server.url(), workers=config.workers, threads=config.threads
-        )
-        team_id, token = migrate_and_create_token(env)
-        server = Gunicorn(env, log=workdir / "gunicorn.log")
-        cleanup.callback(server.stop)
-        server.start()
+        postgres, server, database_url, team_id, token = start_processes(config, cleanup, say)
         master_pid = server.pid
-        say(f"  PostgreSQL :{postgres.port}, redis :{redis_server.port}, gunicorn {server.url} (master {master_pid})")
-
         ledger = Ledger()
         stop_new = threading.Event()
         give_up_at = GiveUpClock()
@@ -332,30 +372,13 @@ def run_chaos(config: ChaosConfig, *, say=print) -> ChaosReport:
                 thread.join(timeout=60)
 
         cleanup.callback(stop_everything)
-
-        plan = [f"SIGKILL a worker every ~{config.kill_interval:g} s"] if config.kill_interval else []
-        if config.outages:
-            plan.append(f"crash PostgreSQL {config.outages} time(s) for {config.down_seconds:g} s")
-        if config.stalls:
-            plan.append(f"freeze PostgreSQL {config.stalls} time(s) for {config.stall_seconds:g} s")
-        say(f"Load for {config.duration:.0f} s: {', '.join(plan) or 'no faults'} ...")
+        say(f"Load for {config.duration:.0f} s: {_plan(config)} ...")
         started = time.monotonic()
         for thread in threads:
             thread.start()
         if config.kill_interval:
             killer.start()
-        outages = []
-        faults = [CRASH] * config.outages + [STALL] * config.stalls
-        for number, kind in enumerate(faults):
-            length = config.down_seconds if kind == CRASH else config.stall_seconds
-            begin_at = started + config.duration * (number + 1) / (len(faults) + 1) - length / 2
-            time.sleep(max(begin_at - time.monotonic(), 0))
-            if kind == CRASH:
-                outage = crash_postgres(postgres, down_seconds=length)
-            else:
-                outage = stall_postgres(postgres, stalled_seconds=length)
-            outages.append(outage)
-            say(f"  PostgreSQL {kind} from {outage.began_at - started:.1f} s to {outage.back_at - started:.1f} s")
+        outages = inject_database_faults(config, postgres, started, say)
         time.sleep(max(started + config.duration - time.monotonic(), 0))
         if config.kill_interval:
             killer.stop()

@@ -1,6 +1,6 @@
 """Benchmark results as bench.run builds them, with made-up runs."""
 
-from bench.run import Results
+from bench.results import Results
 
 
 def made_up_results(**runs) -> Results:

@@ -1,7 +1,11 @@
 """The benchmark's verdicts: which run stands for B1, how B2/B0-copy is taken from the rounds, and when a target
-passes. Figures are made up; what is tested is how bench.run reads them."""
+passes. Figures are made up; what is tested is how the benchmark reads them."""
 
-from bench.run import BATCH_SIZE, Results, Run, _yardstick, measure_single_events_at_80, python_loop_seconds
+from bench.config import BATCH_SIZE
+from bench.machine import python_loop_seconds
+from bench.phases import measure_single_events_at_80
+from bench.report import yardstick
+from bench.results import Results, Run
 
 from .factories import made_up_results
 
@@ -197,8 +201,8 @@ def test_b1_over_b0_http_is_also_shown_per_connection_count_for_the_runs_back_to
 
 
 def test_the_machine_line_names_how_fast_a_plain_python_loop_ran_when_it_was_measured():
-    assert _yardstick({"python_loop_seconds": 0.214}) == "; a plain Python loop of 5,000,000 turns took 0.21 s"
-    assert _yardstick({}) == ""  # figures saved before the yardstick existed
+    assert yardstick({"python_loop_seconds": 0.214}) == "; a plain Python loop of 5,000,000 turns took 0.21 s"
+    assert yardstick({}) == ""  # figures saved before the yardstick existed
 
 
 def test_the_python_loop_yardstick_takes_longer_for_more_turns():
