@@ -4,10 +4,19 @@ The login gets USAGE on its team's schema and SELECT on the views there, and not
 belong to the app's role and read events_event with its privileges, filtered to the team, so the login needs
 (and has) no privilege on events_event, on any other table of `public`, or on another team's schema. It is
 created NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS, with at most CONNECTION_LIMIT
-sessions, read-only transactions by default and its schema as search_path.
+sessions, read-only transactions by default, its schema as search_path, and the statement timeout, work_mem
+and temp_file_limit of the WAREHOUSE_* settings.
 
-The app's own database role needs CREATEROLE (to create these logins and change their passwords) and CREATE
-on the database (to create the team schemas, which it then owns); not superuser.
+Read-only transactions are only a default: the login can switch them off. So it must have no right to create
+or write anything, and PUBLIC has some by default: TEMPORARY on the database, and EXECUTE on functions that
+write or take a shared resource with no privilege asked (WRITING_FUNCTIONS). `database_privileges_ensure`
+takes those from PUBLIC (migration 0007 and every rotation run it), and a rotation refuses to hand out a login
+that could still write (WarehouseLoginUnsafe), naming the statements a superuser must run.
+
+The app's own database role needs CREATEROLE (to create these logins and change their passwords), CREATE
+on the database (to create the team schemas, which it then owns) and TEMPORARY (the batch path's staging
+table); not superuser. Two things only a superuser can give it, once: `GRANT SET ON PARAMETER
+temp_file_limit` (to set the login's temp-file limit), and the revoking of WRITING_FUNCTIONS from PUBLIC.
 
 Roles belong to the whole PostgreSQL cluster, not to one database, so their names carry a prefix:
 `<WAREHOUSE_ROLE_PREFIX>_team_<team id>`, the prefix being the database name unless set.
@@ -16,8 +25,10 @@ The password is random and shown once; Canvas does not keep it. PostgreSQL is se
 verifier, computed here as psql's \\password does, so the plaintext is in no server log even with
 log_statement = 'ddl'.
 
-Known limit: PostgreSQL's system catalogs are readable by every role, so the login can list the names (never
-the data) of other schemas, views and columns in the database.
+Known limits: PostgreSQL's system catalogs are readable by every role, so the login can list the names (never
+the data) of other schemas, views and columns in the database. The statement timeout and work_mem are the
+login's defaults, which it may change in its own session (PostgreSQL lets every role set them);
+temp_file_limit it cannot change.
 """
 
 import base64
@@ -27,19 +38,39 @@ import re
 import secrets
 from urllib.parse import quote
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
 from accounts.models import Team, User
 
 from .models import AuditAction, AuditEntry, TeamWarehouse
-from .warehouse import grant_read, require_postgresql, role_exists, warehouse_for_team, warehouse_sync_team
+from .warehouse import (
+    WarehouseUnavailable,
+    grant_read,
+    require_postgresql,
+    role_exists,
+    warehouse_for_team,
+    warehouse_sync_team,
+)
 
 CONNECTION_LIMIT = 10
 SCRAM_ITERATIONS = 4096
 MAX_PREFIX_LENGTH = 40
+# pg_catalog functions PUBLIC may call that write or hold something shared, with no privilege asked: large
+# objects, WAL messages, transaction ids (wraparound), notifications, and advisory locks (a few thousand fill
+# the cluster's lock table, and then no new connection to any database succeeds). The app calls none of them.
+WRITING_FUNCTIONS = (
+    r"^(lo_creat|lo_create|lo_from_bytea|pg_logical_emit_message|txid_current|pg_current_xact_id|pg_notify"
+    r"|pg_(try_)?advisory_(xact_)?lock(_shared)?)$"
+)
+SEE_OPERATIONS = 'See docs/operations.md, "Warehouse logins".'
+
+
+class WarehouseLoginUnsafe(WarehouseUnavailable):
+    """The database would let the login write, or refused a limit for it; the rotation was rolled back."""
 
 
 def warehouse_role_prefix() -> str:
@@ -108,9 +139,104 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str 
         ]
         for statement in statements:
             cursor.execute(sql.SQL(statement).format(**names).as_string(connection.connection))
+        _set_limits(cursor, role=role)
         grant_read(cursor, schema=warehouse.schema_name, role=role)
+        database_privileges_ensure(cursor)
+        unsafe = login_write_paths(cursor, role=role)
+        if unsafe:
+            raise WarehouseLoginUnsafe(
+                f"Not creating the warehouse login: it could {'; '.join(unsafe)}. Run as a superuser or the "
+                f"database's owner: {' '.join(_privileges_statements(cursor))} {SEE_OPERATIONS}"
+            )
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(
         role_name=role, credentials_rotated_at=timezone.now(), credentials_rotated_by=by
     )
     AuditEntry.objects.create(team=team, actor=by, action=AuditAction.WAREHOUSE_CREDENTIALS, ip_address=ip)
     return connection_url(role=role, password=password)
+
+
+def _set_limits(cursor, *, role: str) -> None:
+    limits = {
+        "statement_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
+        # A transaction left open holds back vacuum of events_event for every team.
+        "idle_in_transaction_session_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
+        "work_mem": settings.WAREHOUSE_WORK_MEM,
+        "temp_file_limit": settings.WAREHOUSE_TEMP_FILE_LIMIT,
+    }
+    cursor.execute("SELECT quote_ident(current_user)")
+    (app_role,) = cursor.fetchone()
+    for parameter, value in limits.items():
+        statement = sql.SQL("ALTER ROLE {} SET {} = {}").format(
+            sql.Identifier(role), sql.Identifier(parameter), sql.Literal(value)
+        )
+        try:
+            cursor.execute(statement.as_string(connection.connection))
+        except DatabaseError as error:
+            if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise
+            # Only temp_file_limit is a superuser's parameter; PostgreSQL 15 lets a superuser delegate it.
+            raise WarehouseLoginUnsafe(
+                f"PostgreSQL refused to set {parameter} for the warehouse login ({error.__cause__}). A superuser "
+                f"must run, once: GRANT SET ON PARAMETER {parameter} TO {app_role}; {SEE_OPERATIONS}"
+            ) from error
+
+
+def _privileges_statements(cursor) -> list[str]:
+    """What takes from PUBLIC the rights the warehouse logins must not have, keeping the app's TEMPORARY."""
+    cursor.execute(
+        "SELECT quote_ident(current_database()), quote_ident(current_user), "
+        "string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text) FROM pg_proc p "
+        "WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname ~ %s",
+        [WRITING_FUNCTIONS],
+    )
+    database, app_role, functions = cursor.fetchone()
+    return [
+        f"GRANT TEMPORARY ON DATABASE {database} TO {app_role};",
+        f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC;",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+        f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC;",
+    ]
+
+
+def database_privileges_ensure(cursor) -> None:
+    """Take from PUBLIC what a warehouse login must not have. Safe to repeat. A right this role may not take
+    away (not the owner, or not a superuser for pg_catalog's functions) is left with a warning from
+    PostgreSQL, not an error: login_write_paths is what checks the outcome."""
+    for statement in _privileges_statements(cursor):
+        cursor.execute(statement)
+
+
+def login_write_paths(cursor, *, role: str) -> list[str]:
+    """The ways `role` could still create or write something in this database, in words; empty when none."""
+    cursor.execute(
+        "SELECT has_database_privilege(%(role)s, current_database(), 'TEMPORARY'), "
+        "has_database_privilege(%(role)s, current_database(), 'CREATE'), "
+        "(SELECT string_agg(quote_ident(nspname), ', ' ORDER BY nspname) FROM pg_namespace "
+        " WHERE has_schema_privilege(%(role)s, oid, 'CREATE')), "
+        "(SELECT string_agg(DISTINCT proname, ', ') FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace "
+        " AND proname ~ %(functions)s AND has_function_privilege(%(role)s, oid, 'EXECUTE'))",
+        {"role": role, "functions": WRITING_FUNCTIONS},
+    )
+    temporary, create, schemas, functions = cursor.fetchone()
+    return [
+        problem
+        for problem, present in (
+            ("create temporary tables and functions", temporary),
+            ("create schemas", create),
+            (f"create objects in {schemas}", schemas),
+            (f"call {functions}", functions),
+        )
+        if present
+    ]
+
+
+def other_databases_open_to(*, role: str) -> list[str]:
+    """The cluster's other databases the login has CONNECT on (unless pg_hba.conf refuses it): PostgreSQL
+    gives CONNECT to PUBLIC on every new database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT datname FROM pg_database WHERE datallowconn AND datname <> current_database() "
+            "AND has_database_privilege(%s, oid, 'CONNECT') ORDER BY datname",
+            [role],
+        )
+        return [name for (name,) in cursor.fetchall()]

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Team
 from events.warehouse import WarehouseUnavailable
-from events.warehouse_credentials import warehouse_credentials_rotate
+from events.warehouse_credentials import other_databases_open_to, warehouse_credentials_rotate, warehouse_role_name
 
 
 class Command(BaseCommand):
@@ -26,3 +26,9 @@ class Command(BaseCommand):
         self.stderr.write(
             f"Read-only login for {found.name}. The password is shown only now; running this again replaces it."
         )
+        others = other_databases_open_to(role=warehouse_role_name(team=found))
+        if others:
+            self.stderr.write(
+                f"This login may also connect to {', '.join(others)} unless pg_hba.conf refuses it: "
+                'see docs/operations.md, "Warehouse logins".'
+            )
