@@ -34,6 +34,7 @@ temp_file_limit it cannot change.
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from urllib.parse import quote
@@ -55,6 +56,8 @@ from .warehouse import (
     warehouse_for_team,
     warehouse_sync_team,
 )
+
+logger = logging.getLogger(__name__)
 
 CONNECTION_LIMIT = 10
 SCRAM_ITERATIONS = 4096
@@ -122,7 +125,6 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str 
         "role": sql.Identifier(role),
         "verifier": sql.Literal(scram_sha256_verifier(password)),
         "limit": sql.Literal(CONNECTION_LIMIT),
-        "schema": sql.Identifier(warehouse.schema_name),
     }
     connection.ensure_connection()
     with connection.cursor() as cursor:
@@ -133,13 +135,9 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str 
                 "CREATE ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION "
                 "NOBYPASSRLS CONNECTION LIMIT {limit} PASSWORD {verifier}"
             ]
-        statements += [
-            "ALTER ROLE {role} SET search_path = {schema}",
-            "ALTER ROLE {role} SET default_transaction_read_only = on",
-        ]
         for statement in statements:
             cursor.execute(sql.SQL(statement).format(**names).as_string(connection.connection))
-        _set_limits(cursor, role=role)
+        login_settings_apply(cursor, role=role, schema=warehouse.schema_name)
         grant_read(cursor, schema=warehouse.schema_name, role=role)
         database_privileges_ensure(cursor)
         unsafe = login_write_paths(cursor, role=role)
@@ -155,20 +153,27 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str 
     return connection_url(role=role, password=password)
 
 
-def _set_limits(cursor, *, role: str) -> None:
-    limits = {
+def login_settings(*, schema: str) -> dict[str, str]:
+    """The login's session defaults, as PostgreSQL lists them in pg_roles.rolconfig."""
+    return {
+        "search_path": schema,
+        "default_transaction_read_only": "on",
         "statement_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
         # A transaction left open holds back vacuum of events_event for every team.
         "idle_in_transaction_session_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
         "work_mem": settings.WAREHOUSE_WORK_MEM,
         "temp_file_limit": settings.WAREHOUSE_TEMP_FILE_LIMIT,
     }
+
+
+def login_settings_apply(cursor, *, role: str, schema: str) -> None:
+    """Set the login's defaults, and make the app's role a member of the login so that it may see and end the
+    login's sessions (warehouse_logins_enforce); the login gains nothing from it."""
     cursor.execute("SELECT quote_ident(current_user)")
     (app_role,) = cursor.fetchone()
-    for parameter, value in limits.items():
-        statement = sql.SQL("ALTER ROLE {} SET {} = {}").format(
-            sql.Identifier(role), sql.Identifier(parameter), sql.Literal(value)
-        )
+    for parameter, value in login_settings(schema=schema).items():
+        value = sql.Identifier(value) if parameter == "search_path" else sql.Literal(value)
+        statement = sql.SQL("ALTER ROLE {} SET {} = {}").format(sql.Identifier(role), sql.Identifier(parameter), value)
         try:
             cursor.execute(statement.as_string(connection.connection))
         except DatabaseError as error:
@@ -179,6 +184,7 @@ def _set_limits(cursor, *, role: str) -> None:
                 f"PostgreSQL refused to set {parameter} for the warehouse login ({error.__cause__}). A superuser "
                 f"must run, once: GRANT SET ON PARAMETER {parameter} TO {app_role}; {SEE_OPERATIONS}"
             ) from error
+    cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)).as_string(connection.connection))
 
 
 def _privileges_statements(cursor) -> list[str]:
@@ -240,3 +246,40 @@ def other_databases_open_to(*, role: str) -> list[str]:
             [role],
         )
         return [name for (name,) in cursor.fetchall()]
+
+
+def warehouse_logins_enforce() -> int:
+    """The login's timeouts are only defaults, which it may switch off in its own session or even for its next
+    ones (ALTER ROLE on itself): put its settings back when they were changed, cancel a statement it has run
+    for longer than WAREHOUSE_STATEMENT_TIMEOUT and end a session of it idle in a transaction that long.
+    `sync_warehouse` runs this on every pass. Returns how many statements and sessions were ended."""
+    require_postgresql()
+    logins = dict(TeamWarehouse.objects.exclude(role_name="").values_list("role_name", "schema_name"))
+    if not logins:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolname, coalesce(rolconfig, '{}') FROM pg_roles WHERE rolname = ANY(%s)", [list(logins)]
+        )
+        for role, config in cursor.fetchall():
+            wanted = login_settings(schema=logins[role])
+            if sorted(config) == sorted(f"{name}={value}" for name, value in wanted.items()):
+                continue
+            logger.warning("The settings of warehouse login %s differ from the WAREHOUSE_* ones; setting them.", role)
+            try:
+                with transaction.atomic():
+                    login_settings_apply(cursor, role=role, schema=logins[role])
+            except WarehouseLoginUnsafe as error:
+                logger.error("Could not set the settings of warehouse login %s: %s", role, error)
+        cursor.execute(
+            "SELECT usename, state, CASE WHEN state = 'active' THEN pg_cancel_backend(pid) "
+            "ELSE pg_terminate_backend(pid) END FROM pg_stat_activity "
+            "WHERE usename = ANY(%s) AND ("
+            " (state = 'active' AND clock_timestamp() - query_start > %s::interval)"
+            " OR (state LIKE 'idle in transaction%%' AND clock_timestamp() - state_change > %s::interval))",
+            [list(logins), settings.WAREHOUSE_STATEMENT_TIMEOUT, settings.WAREHOUSE_STATEMENT_TIMEOUT],
+        )
+        ended = cursor.fetchall()
+    for role, state, _ in ended:
+        logger.warning("Ended a %s session of warehouse login %s past WAREHOUSE_STATEMENT_TIMEOUT.", state, role)
+    return len(ended)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import io
 import re
+import threading
 import time
 from contextlib import contextmanager
 
@@ -28,6 +29,7 @@ from events.warehouse_credentials import (
     other_databases_open_to,
     scram_sha256_verifier,
     warehouse_credentials_rotate,
+    warehouse_logins_enforce,
     warehouse_role_name,
     warehouse_role_prefix,
 )
@@ -272,6 +274,15 @@ def test_a_refused_temp_file_limit_says_what_a_superuser_must_grant(cleanup, acm
         warehouse_credentials_rotate(team=acme)
 
 
+def test_the_sync_goes_on_when_a_logins_settings_cannot_be_set(settings, cleanup, acme, non_superuser_app_role, caplog):
+    warehouse_credentials_rotate(team=acme)
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "2min"  # the operator changed it: the sync sets it on every login
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{non_superuser_app_role}"')
+    assert warehouse_logins_enforce() == 0
+    assert "GRANT SET ON PARAMETER temp_file_limit" in caplog.text
+
+
 def test_the_login_cannot_connect_to_a_database_closed_to_public(cleanup, acme):
     url = warehouse_credentials_rotate(team=acme)
     role = URL.match(url)["role"]
@@ -403,3 +414,67 @@ def test_rotating_warehouse_credentials_is_audited(cleanup, alice, acme):
 
     entry = AuditEntry.objects.get(team=acme, action=AuditAction.WAREHOUSE_CREDENTIALS)
     assert (entry.actor, entry.ip_address) == (alice, "10.1.2.3")
+
+
+def _wait_for_session(role: str, state: str) -> None:
+    """Until a session of `role` has been in `state` for longer than the 1 s timeout the tests set."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        since = fetch(
+            "SELECT 1 FROM pg_stat_activity WHERE usename = %s AND state = %s AND clock_timestamp() - "
+            "CASE WHEN state = 'active' THEN query_start ELSE state_change END > interval '1.5 s'",
+            [role, state],
+        )
+        if since:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"No session of {role} was {state} for 1.5 s.")
+
+
+def test_a_statement_run_with_the_timeout_switched_off_is_cancelled(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    url = warehouse_credentials_rotate(team=acme)
+    outcome: list[BaseException] = []
+
+    def sleep_for_a_minute():
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 0")
+            try:
+                conn.execute("SELECT pg_sleep(60)")
+            except psycopg.Error as error:
+                outcome.append(error)
+
+    sleeper = threading.Thread(target=sleep_for_a_minute, daemon=True)
+    sleeper.start()
+    _wait_for_session(URL.match(url)["role"], "active")
+    assert warehouse_logins_enforce() == 1
+    sleeper.join(timeout=30)
+    assert [type(error) for error in outcome] == [psycopg.errors.QueryCanceled]
+
+
+def test_a_transaction_left_open_with_the_timeout_switched_off_is_ended(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    url = warehouse_credentials_rotate(team=acme)
+    with psycopg.connect(url) as conn:
+        conn.execute("SET idle_in_transaction_session_timeout = 0")
+        conn.execute("SELECT count(*) FROM tracks")
+        _wait_for_session(URL.match(url)["role"], "idle in transaction")
+        assert warehouse_logins_enforce() == 1
+        with pytest.raises(psycopg.OperationalError, match="terminating connection"):
+            conn.execute("SELECT count(*) FROM tracks")
+
+
+def test_settings_the_login_took_off_itself_are_put_back_by_the_sync(settings, cleanup, acme):
+    url = warehouse_credentials_rotate(team=acme)
+    role = URL.match(url)["role"]
+    (before,) = fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role])[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute("ALTER ROLE CURRENT_USER RESET ALL")
+    # All but temp_file_limit, a superuser's parameter.
+    assert fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role]) == [(["temp_file_limit=1GB"],)]
+    call_command("sync_warehouse", stdout=io.StringIO())
+    (after,) = fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role])[0]
+    assert sorted(after) == sorted(before)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5min",)
