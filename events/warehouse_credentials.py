@@ -248,11 +248,34 @@ def other_databases_open_to(*, role: str) -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
+# The app sends no notifications, yet any role may NOTIFY (no privilege governs it, not even in a read-only
+# transaction) and LISTEN: a listener that does not read holds back the cluster's notification queue (8 GB on
+# disk). Past this share of the queue, the logins' sessions that could be that listener are ended.
+NOTIFY_QUEUE_LIMIT = 0.01
+_OVERDUE_SESSIONS = """
+    SELECT usename, reason, CASE WHEN reason = 'statement timeout' THEN pg_cancel_backend(pid)
+                                 ELSE pg_terminate_backend(pid) END
+    FROM (
+        SELECT usename, pid, CASE
+            WHEN pg_notification_queue_usage() > %(queue_limit)s AND (state <> 'idle' OR wait_event = 'ClientWrite')
+                THEN 'notification queue'
+            WHEN state IN ('active', 'fastpath function call')
+                AND clock_timestamp() - query_start > %(timeout)s::interval THEN 'statement timeout'
+            WHEN state LIKE 'idle in transaction%%'
+                AND clock_timestamp() - state_change > %(timeout)s::interval THEN 'idle in transaction'
+        END AS reason
+        FROM pg_stat_activity WHERE usename = ANY(%(logins)s)
+    ) AS sessions
+    WHERE reason IS NOT NULL
+"""
+
+
 def warehouse_logins_enforce() -> int:
     """The login's timeouts are only defaults, which it may switch off in its own session or even for its next
     ones (ALTER ROLE on itself): put its settings back when they were changed, cancel a statement it has run
-    for longer than WAREHOUSE_STATEMENT_TIMEOUT and end a session of it idle in a transaction that long.
-    `sync_warehouse` runs this on every pass. Returns how many statements and sessions were ended."""
+    for longer than WAREHOUSE_STATEMENT_TIMEOUT, end a session of it idle in a transaction that long, and
+    end those that could be holding back a filling notification queue. `sync_warehouse` runs this on every
+    pass. Returns how many statements and sessions were ended."""
     require_postgresql()
     logins = dict(TeamWarehouse.objects.exclude(role_name="").values_list("role_name", "schema_name"))
     if not logins:
@@ -271,15 +294,9 @@ def warehouse_logins_enforce() -> int:
                     login_settings_apply(cursor, role=role, schema=logins[role])
             except WarehouseLoginUnsafe as error:
                 logger.error("Could not set the settings of warehouse login %s: %s", role, error)
-        cursor.execute(
-            "SELECT usename, state, CASE WHEN state = 'active' THEN pg_cancel_backend(pid) "
-            "ELSE pg_terminate_backend(pid) END FROM pg_stat_activity "
-            "WHERE usename = ANY(%s) AND ("
-            " (state = 'active' AND clock_timestamp() - query_start > %s::interval)"
-            " OR (state LIKE 'idle in transaction%%' AND clock_timestamp() - state_change > %s::interval))",
-            [list(logins), settings.WAREHOUSE_STATEMENT_TIMEOUT, settings.WAREHOUSE_STATEMENT_TIMEOUT],
-        )
+        limits = {"timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT, "queue_limit": NOTIFY_QUEUE_LIMIT}
+        cursor.execute(_OVERDUE_SESSIONS, {"logins": list(logins), **limits})
         ended = cursor.fetchall()
-    for role, state, _ in ended:
-        logger.warning("Ended a %s session of warehouse login %s past WAREHOUSE_STATEMENT_TIMEOUT.", state, role)
+    for role, reason, _ in ended:
+        logger.warning("Ended a session of warehouse login %s: %s.", role, reason)
     return len(ended)

@@ -478,3 +478,23 @@ def test_settings_the_login_took_off_itself_are_put_back_by_the_sync(settings, c
     assert sorted(after) == sorted(before)
     with psycopg.connect(url) as conn:
         assert conn.execute("SHOW statement_timeout").fetchone() == ("5min",)
+
+
+def test_a_listener_holding_back_a_filling_notification_queue_is_ended(cleanup, acme, monkeypatch):
+    # No privilege governs NOTIFY; a listener that stays in its transaction keeps every notification on disk.
+    monkeypatch.setattr("events.warehouse_credentials.NOTIFY_QUEUE_LIMIT", 0.0001)  # 0.8 MB of the 8 GB
+    url = warehouse_credentials_rotate(team=acme)
+    with psycopg.connect(url) as listener, psycopg.connect(url, autocommit=True) as sender:
+        listener.execute("LISTEN spam")
+        listener.commit()
+        listener.execute("SELECT 1")
+        spam = ";".join(f"NOTIFY spam, '{n:04d}{'x' * 7990}'" for n in range(400))  # 3 MB
+        sender.execute(f"BEGIN; {spam}; COMMIT")
+        assert fetch("SELECT pg_notification_queue_usage() > 0.0001") == [(True,)]
+        assert warehouse_logins_enforce() == 1
+        with pytest.raises(psycopg.OperationalError, match="terminating connection"):
+            listener.execute("SELECT 1")
+    deadline = time.monotonic() + 30  # the ended listener's backend frees the queue as it exits
+    while fetch("SELECT pg_notification_queue_usage() > 0.0001") == [(True,)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fetch("SELECT pg_notification_queue_usage()") == [(0,)]
