@@ -143,8 +143,8 @@ def warehouse_credentials_rotate(*, team: Team, by: User | None = None, ip: str 
         unsafe = login_write_paths(cursor, role=role)
         if unsafe:
             raise WarehouseLoginUnsafe(
-                f"Not creating the warehouse login: it could {'; '.join(unsafe)}. Run as a superuser or the "
-                f"database's owner: {' '.join(_privileges_statements(cursor))} {SEE_OPERATIONS}"
+                f"Not creating the warehouse login: it could {'; '.join(unsafe)}. A superuser must run, once, in "
+                f"this database: {' '.join(_privileges_statements(cursor))} {SEE_OPERATIONS}"
             )
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(
         role_name=role, credentials_rotated_at=timezone.now(), credentials_rotated_by=by
@@ -188,26 +188,48 @@ def login_settings_apply(cursor, *, role: str, schema: str) -> None:
 
 
 def _privileges_statements(cursor) -> list[str]:
-    """What takes from PUBLIC the rights the warehouse logins must not have, keeping the app's TEMPORARY."""
+    """What would take from PUBLIC the rights it still has and a warehouse login must not have, granting the app's
+    role TEMPORARY of its own first. Only what is still to do: revoking a right from PUBLIC again is an error
+    for a role that holds no right at all on the object."""
     cursor.execute(
         "SELECT quote_ident(current_database()), quote_ident(current_user), "
-        "string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text) FROM pg_proc p "
-        "WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname ~ %s",
+        " NOT EXISTS (SELECT FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a "
+        "  WHERE d.datname = current_database() AND a.privilege_type = 'TEMPORARY' "
+        "  AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = current_user)), "
+        " has_database_privilege('public', current_database(), 'TEMPORARY'), "
+        " EXISTS (SELECT FROM pg_namespace WHERE nspname = 'public' "
+        "  AND has_schema_privilege('public', oid, 'CREATE')), "
+        " (SELECT string_agg(oid::regprocedure::text, ', ' ORDER BY oid::regprocedure::text) FROM pg_proc "
+        "  WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ %s "
+        "  AND has_function_privilege('public', oid, 'EXECUTE'))",
         [WRITING_FUNCTIONS],
     )
-    database, app_role, functions = cursor.fetchone()
-    return [
-        f"GRANT TEMPORARY ON DATABASE {database} TO {app_role};",
-        f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC;",
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
-        f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC;",
-    ]
+    database, app_role, app_lacks_temporary, public_temporary, public_create, functions = cursor.fetchone()
+    statements = []
+    if public_temporary and app_lacks_temporary:
+        statements.append(f"GRANT TEMPORARY ON DATABASE {database} TO {app_role};")
+    if public_temporary:
+        statements.append(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC;")
+    if public_create:
+        statements.append("REVOKE CREATE ON SCHEMA public FROM PUBLIC;")
+    if functions:
+        statements.append(f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC;")
+    return statements
+
+
+def superuser_statements(cursor) -> list[str]:
+    """What a superuser runs once in the database when the app's role is not one: the right to set
+    temp_file_limit, and what database_privileges_ensure still has to do."""
+    cursor.execute("SELECT quote_ident(current_user), has_parameter_privilege('temp_file_limit', 'SET')")
+    app_role, may_set = cursor.fetchone()
+    grant = [] if may_set else [f"GRANT SET ON PARAMETER temp_file_limit TO {app_role};"]
+    return grant + _privileges_statements(cursor)
 
 
 def database_privileges_ensure(cursor) -> None:
     """Take from PUBLIC what a warehouse login must not have. Safe to repeat. A right this role may not take
-    away (not the owner, or not a superuser for pg_catalog's functions) is left with a warning from
-    PostgreSQL, not an error: login_write_paths is what checks the outcome."""
+    away (it is not the owner, or not a superuser for pg_catalog's functions) is left, with a warning from
+    PostgreSQL: login_write_paths is what checks the outcome."""
     for statement in _privileges_statements(cursor):
         cursor.execute(statement)
 

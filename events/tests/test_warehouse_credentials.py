@@ -498,3 +498,16 @@ def test_a_listener_holding_back_a_filling_notification_queue_is_ended(cleanup, 
     while fetch("SELECT pg_notification_queue_usage() > 0.0001") == [(True,)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fetch("SELECT pg_notification_queue_usage()") == [(0,)]
+
+
+def test_the_command_prints_what_a_superuser_must_run(cleanup):
+    out = io.StringIO()
+    call_command("warehouse_credentials", superuser_sql=True, stdout=out, stderr=io.StringIO())
+    assert out.getvalue() == ""  # the migration did it all, as a superuser
+    out = io.StringIO()
+    with _given_to_public("TEMPORARY ON DATABASE {database}", "EXECUTE ON FUNCTION lo_create(oid)"):
+        call_command("warehouse_credentials", superuser_sql=True, stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"REVOKE TEMPORARY ON DATABASE {connection.settings_dict['NAME']} FROM PUBLIC;",  # the app keeps its own
+        "REVOKE EXECUTE ON FUNCTION lo_create(oid) FROM PUBLIC;",
+    ]
