@@ -13,10 +13,17 @@ write or take a shared resource with no privilege asked (WRITING_FUNCTIONS). `da
 takes those from PUBLIC (migration 0007 and every rotation run it), and a rotation refuses to hand out a login
 that could still write (WarehouseLoginUnsafe), naming the statements a superuser must run.
 
+The statement timeout and work_mem are only the login's defaults too: PostgreSQL lets every role change them
+in its session, and reset its own defaults (temp_file_limit excepted). So each pass of sync_warehouse runs
+warehouse_logins_enforce, which puts the defaults back and ends what outlasts the timeout; the app's role is a
+member of every login, so that it may see and signal their sessions. Memory PostgreSQL cannot hold a login to
+(docs/operations.md says what to do about it).
+
 The app's own database role needs CREATEROLE (to create these logins and change their passwords), CREATE
 on the database (to create the team schemas, which it then owns) and TEMPORARY (the batch path's staging
 table); not superuser. Two things only a superuser can give it, once: `GRANT SET ON PARAMETER
-temp_file_limit` (to set the login's temp-file limit), and the revoking of WRITING_FUNCTIONS from PUBLIC.
+temp_file_limit` (to set the login's temp-file limit), and the revoking of WRITING_FUNCTIONS from PUBLIC
+(`manage.py warehouse_credentials --superuser-sql` prints what is still to do).
 
 Roles belong to the whole PostgreSQL cluster, not to one database, so their names carry a prefix:
 `<WAREHOUSE_ROLE_PREFIX>_team_<team id>`, the prefix being the database name unless set.
@@ -25,10 +32,8 @@ The password is random and shown once; Canvas does not keep it. PostgreSQL is se
 verifier, computed here as psql's \\password does, so the plaintext is in no server log even with
 log_statement = 'ddl'.
 
-Known limits: PostgreSQL's system catalogs are readable by every role, so the login can list the names (never
-the data) of other schemas, views and columns in the database. The statement timeout and work_mem are the
-login's defaults, which it may change in its own session (PostgreSQL lets every role set them);
-temp_file_limit it cannot change.
+Known limit: PostgreSQL's system catalogs are readable by every role, so the login can list the names (never
+the data) of other schemas, views and columns in the database.
 """
 
 import base64
