@@ -4,6 +4,7 @@ Every variable is listed in the README. Production is the default: DEBUG is off 
 unless DEBUG is switched on explicitly (`make run` does that for local use).
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -216,6 +217,28 @@ WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default:
 WAREHOUSE_PUBLIC_HOST = env.str("WAREHOUSE_PUBLIC_HOST", default="")  # default: the database's host
 WAREHOUSE_PUBLIC_PORT = env.str("WAREHOUSE_PUBLIC_PORT", default="")  # default: the database's port
 WAREHOUSE_SYNC_INTERVAL = env.float("WAREHOUSE_SYNC_INTERVAL", default=5.0)
+
+_TIME_UNITS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}  # in milliseconds
+_MEMORY_UNITS = {"kB": 1, "MB": 1024, "GB": 1024**2, "TB": 1024**3}  # in kilobytes
+
+
+def postgres_quantity(name: str, *, default: str, units: dict[str, int], minimum: int = 1) -> str:
+    """A PostgreSQL time or memory setting such as `5min` or `64MB`, checked here so that a typo stops the
+    start-up instead of the next login rotation. The bound is PostgreSQL's: a 32-bit count of the base unit."""
+    value = env.str(name, default=default).strip()
+    match = re.fullmatch(r"([0-9]+)\s*([A-Za-z]+)", value)
+    if not match or match[2] not in units or not minimum <= int(match[1]) * units[match[2]] <= 2**31 - 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number with one of the units {', '.join(units)} (e.g. {default}), "
+            f"between {minimum} and 2147483647 {next(iter(units))}; got {value!r}."
+        )
+    return f"{match[1]}{match[2]}"
+
+
+# Limits of each team's login, set on the role when it is created or rotated (events/warehouse_credentials.py).
+WAREHOUSE_STATEMENT_TIMEOUT = postgres_quantity("WAREHOUSE_STATEMENT_TIMEOUT", default="5min", units=_TIME_UNITS)
+WAREHOUSE_WORK_MEM = postgres_quantity("WAREHOUSE_WORK_MEM", default="64MB", units=_MEMORY_UNITS, minimum=64)
+WAREHOUSE_TEMP_FILE_LIMIT = postgres_quantity("WAREHOUSE_TEMP_FILE_LIMIT", default="1GB", units=_MEMORY_UNITS)
 
 # --- Logging: JSON lines with the request id (canvas/observability.py); LOG_FORMAT=text for humans -----------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")

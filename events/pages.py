@@ -8,6 +8,7 @@ event id of another team is a 404, exactly like an id that does not exist.
 """
 
 import csv
+import logging
 from datetime import datetime
 
 import orjson
@@ -29,13 +30,16 @@ from . import page_selectors
 from .errors import error_body
 from .page_selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
 from .warehouse import WarehouseUnavailable
-from .warehouse_credentials import warehouse_credentials_rotate
+from .warehouse_credentials import WarehouseLoginUnsafe, warehouse_credentials_rotate
+
+logger = logging.getLogger(__name__)
 
 INVALID_FILTERS = ("invalid_filters", "Some filters are not valid.")
 EVENT_NOT_FOUND = ("not_found", "There is no such event.")
 RANGE_REVERSED = "Must be later than From."
 # A spreadsheet runs a cell that starts with one of these as a formula: such text cells get a leading '.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+WAREHOUSE_NOT_SET_UP = "Warehouse logins are not set up on this server yet; its operators have been told why."
 
 
 class EventFilterForm(forms.Form):
@@ -216,6 +220,11 @@ def warehouse_credentials_create(request: HttpRequest) -> HttpResponse:
         url = warehouse_credentials_rotate(
             team=membership.team, by=request.user, ip=request.META.get("REMOTE_ADDR") or None
         )
+    except WarehouseLoginUnsafe:
+        # The reason names the server's database, roles and SQL: for the operators' log, not for a team.
+        logger.exception("Could not create or rotate the warehouse login of team %s.", membership.team.pk)
+        messages.error(request, WAREHOUSE_NOT_SET_UP)
+        return redirect(reverse("settings") + "#warehouse")
     except WarehouseUnavailable as error:
         messages.error(request, str(error))
         return redirect(reverse("settings") + "#warehouse")

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
     "DEBUG": "0",
@@ -35,3 +37,20 @@ def test_a_missing_secret_key_is_a_clear_error():
     result = _manage("check", **{**PRODUCTION, "SECRET_KEY": ""})
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("WAREHOUSE_STATEMENT_TIMEOUT", "5 minutes", id="timeout-unit-spelled-out"),
+        pytest.param("WAREHOUSE_STATEMENT_TIMEOUT", "0s", id="timeout-off"),
+        pytest.param("WAREHOUSE_WORK_MEM", "64", id="work-mem-without-unit"),
+        pytest.param("WAREHOUSE_WORK_MEM", "32kB", id="work-mem-below-postgresqls-minimum"),
+        pytest.param("WAREHOUSE_TEMP_FILE_LIMIT", "-1", id="temp-file-limit-off"),
+        pytest.param("WAREHOUSE_TEMP_FILE_LIMIT", "3TB", id="temp-file-limit-beyond-postgresqls-maximum"),
+    ],
+)
+def test_a_wrong_warehouse_limit_is_a_clear_error(variable, value):
+    result = _manage("check", **{**PRODUCTION, variable: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable} must be a whole number" in result.stderr

@@ -15,7 +15,9 @@ from accounts.models import Membership
 from conftest import make_user
 from events.catalog import catalog_sync
 from events.page_selectors import EXPORT_COLUMNS, OTHER_EVENTS
+from events.pages import WAREHOUSE_NOT_SET_UP
 from events.tests.event_factories import store_event, sync
+from events.warehouse_credentials import WarehouseLoginUnsafe
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
 
@@ -277,6 +279,17 @@ def test_an_owner_gets_the_login_url_once(alice_client, acme):
     assert response.context["new_warehouse_url"].startswith("postgres://")
     assert "no-store" in response["Cache-Control"]
     assert "new_warehouse_url" not in (alice_client.get("/settings/").context or {})
+
+
+def test_an_owner_is_not_shown_why_the_server_cannot_make_logins(alice_client, acme, monkeypatch, caplog):
+    def refuse(**kwargs):
+        raise WarehouseLoginUnsafe("A superuser must run: GRANT SET ON PARAMETER temp_file_limit TO canvas_app;")
+
+    monkeypatch.setattr("events.pages.warehouse_credentials_rotate", refuse)
+    response = alice_client.post("/events/warehouse/credentials/", follow=True)
+    assert [str(message) for message in response.context["messages"]] == [WAREHOUSE_NOT_SET_UP]
+    assert "canvas_app" not in response.content.decode()
+    assert "GRANT SET ON PARAMETER temp_file_limit TO canvas_app" in caplog.text
 
 
 def test_a_member_cannot_create_the_login(bob_client, acme):

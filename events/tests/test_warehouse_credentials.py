@@ -10,6 +10,9 @@ import hashlib
 import hmac
 import io
 import re
+import threading
+import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -22,8 +25,11 @@ from events.models import CatalogSyncState, TeamWarehouse
 from events.tests.event_factories import fetch, store_event, sync
 from events.warehouse_credentials import (
     CONNECTION_LIMIT,
+    WarehouseLoginUnsafe,
+    other_databases_open_to,
     scram_sha256_verifier,
     warehouse_credentials_rotate,
+    warehouse_logins_enforce,
     warehouse_role_name,
     warehouse_role_prefix,
 )
@@ -138,6 +144,174 @@ def test_the_login_cannot_write_even_after_leaving_read_only_mode(reader, statem
     assert isinstance(_refused(reader, statement), psycopg.errors.InsufficientPrivilege)
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("CREATE TEMP TABLE mine (x int)", id="temp-table"),
+        pytest.param("CREATE TEMP VIEW mine AS SELECT 1", id="temp-view"),
+        pytest.param("CREATE TEMP SEQUENCE mine", id="temp-sequence"),
+        pytest.param("SELECT * INTO TEMP mine FROM tracks", id="select-into-temp"),
+        pytest.param("CREATE FUNCTION pg_temp.mine() RETURNS int AS 'SELECT 1' LANGUAGE sql", id="temp-function"),
+        pytest.param("CREATE TABLE pg_temp.mine (x int)", id="table-in-pg-temp"),
+        pytest.param("CREATE TABLE public.mine (x int)", id="table-in-public"),
+        pytest.param("CREATE TABLE mine (x int)", id="table-in-own-schema"),
+        pytest.param("SELECT lo_create(0)", id="large-object"),
+        pytest.param("SELECT lo_from_bytea(0, repeat('x', 1000)::bytea)", id="large-object-from-bytea"),
+        pytest.param("SELECT pg_logical_emit_message(false, 'x', repeat('x', 1000))", id="wal-message"),
+        pytest.param("SELECT txid_current()", id="burn-a-transaction-id"),
+        pytest.param("SELECT pg_current_xact_id()", id="burn-a-transaction-id-too"),
+        pytest.param("SELECT pg_notify('x', 'y')", id="notify-function"),
+        pytest.param("SELECT pg_advisory_lock(1)", id="advisory-lock"),
+        pytest.param("SELECT pg_try_advisory_lock_shared(1, 2)", id="advisory-lock-shared"),
+        pytest.param("SELECT pg_advisory_xact_lock(1)", id="advisory-xact-lock"),
+    ],
+)
+def test_the_login_can_create_nothing_even_in_a_read_write_session(reader, statement):
+    reader.execute("SET default_transaction_read_only = off")
+    reader.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+    assert isinstance(_refused(reader, statement), psycopg.errors.InsufficientPrivilege)
+
+
+def test_the_database_keeps_temporary_tables_for_the_app_alone(db):
+    # The batch path stages rows in a temporary table (events/ingest.py), so the app's role keeps the right.
+    privileges = fetch(
+        "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type FROM pg_database d, aclexplode(d.datacl) a "
+        "LEFT JOIN pg_roles r ON r.oid = a.grantee "
+        "WHERE d.datname = current_database() AND a.privilege_type = 'TEMPORARY'"
+    )
+    (app_role,) = fetch("SELECT current_user")[0]
+    assert ("PUBLIC", "TEMPORARY") not in privileges
+    assert (app_role, "TEMPORARY") in privileges
+
+
+@contextmanager
+def _given_to_public(*privileges: str):
+    """Give PUBLIC these privileges (`TEMPORARY ON DATABASE {database}`, ...) for the block, then take them back."""
+    database = sql.Identifier(connection.settings_dict["NAME"]).as_string()
+    with connection.cursor() as cursor:
+        for privilege in privileges:
+            cursor.execute(f"GRANT {privilege.format(database=database)} TO PUBLIC")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for privilege in privileges:
+                cursor.execute(f"REVOKE {privilege.format(database=database)} FROM PUBLIC")
+
+
+def test_rotating_takes_back_what_public_was_given_again(cleanup, acme):
+    given = ("TEMPORARY ON DATABASE {database}", "CREATE ON SCHEMA public", "EXECUTE ON FUNCTION lo_create(oid)")
+    with _given_to_public(*given), psycopg.connect(warehouse_credentials_rotate(team=acme), autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        for statement in ("CREATE TEMP TABLE mine (x int)", "CREATE TABLE public.mine (x int)", "SELECT lo_create(0)"):
+            assert isinstance(_refused(conn, statement), psycopg.errors.InsufficientPrivilege)
+
+
+def test_a_login_that_could_write_is_not_handed_out(cleanup, acme, monkeypatch):
+    # As when the app's role may not revoke from PUBLIC (it is neither the database's owner nor a superuser).
+    monkeypatch.setattr("events.warehouse_credentials.database_privileges_ensure", lambda cursor: None)
+    refusal = pytest.raises(WarehouseLoginUnsafe, match="could create temporary tables")
+    with _given_to_public("TEMPORARY ON DATABASE {database}"), refusal as refused:
+        warehouse_credentials_rotate(team=acme)
+    assert "REVOKE TEMPORARY ON DATABASE" in str(refused.value)
+    assert fetch("SELECT 1 FROM pg_roles WHERE rolname = %s", [warehouse_role_name(team=acme)]) == []
+
+
+def test_the_statement_timeout_cancels_a_long_query(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    with psycopg.connect(warehouse_credentials_rotate(team=acme), autocommit=True) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("1s",)
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT pg_sleep(30)")
+
+
+def test_a_transaction_left_open_is_ended(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    with psycopg.connect(warehouse_credentials_rotate(team=acme)) as conn:
+        conn.execute("SELECT count(*) FROM tracks")
+        time.sleep(3)
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            conn.execute("SELECT count(*) FROM tracks")
+
+
+def test_work_mem_and_the_temp_file_limit_bound_a_big_sort(settings, cleanup, acme):
+    settings.WAREHOUSE_WORK_MEM = "64kB"
+    settings.WAREHOUSE_TEMP_FILE_LIMIT = "1MB"
+    with psycopg.connect(warehouse_credentials_rotate(team=acme), autocommit=True) as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("64kB",)
+        assert conn.execute("SHOW temp_file_limit").fetchone() == ("1MB",)
+        big_sort = "SELECT count(*) FROM (SELECT md5(g::text) AS m FROM generate_series(1, 200000) g ORDER BY m) s"
+        with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="temp_file_limit"):
+            conn.execute(big_sort)
+        # A superuser's parameter: the login can raise it neither for this session nor for its next ones.
+        conn.execute("SET default_transaction_read_only = off")
+        assert isinstance(_refused(conn, "SET temp_file_limit = -1"), psycopg.errors.InsufficientPrivilege)
+        refused = _refused(conn, "ALTER ROLE CURRENT_USER SET temp_file_limit = -1")
+        assert isinstance(refused, psycopg.errors.InsufficientPrivilege)
+
+
+@pytest.fixture
+def non_superuser_app_role(transactional_db):
+    """A role like a production app's: CREATEROLE and the app's tables, not superuser."""
+    role = f"{warehouse_role_prefix()}_app"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{role}" CREATEROLE')
+        cursor.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        cursor.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    yield role
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+        cursor.execute(f'DROP OWNED BY "{role}"')
+        cursor.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_refused_temp_file_limit_says_what_a_superuser_must_grant(cleanup, acme, non_superuser_app_role):
+    warehouse_credentials_rotate(team=acme)  # as the superuser: the schema, its views and the login exist
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{non_superuser_app_role}"')
+    expected = f"GRANT SET ON PARAMETER temp_file_limit TO {non_superuser_app_role};"
+    with pytest.raises(WarehouseLoginUnsafe, match=re.escape(expected)):
+        warehouse_credentials_rotate(team=acme)
+
+
+def test_the_sync_goes_on_when_a_logins_settings_cannot_be_set(settings, cleanup, acme, non_superuser_app_role, caplog):
+    warehouse_credentials_rotate(team=acme)
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "2min"  # the operator changed it: the sync sets it on every login
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{non_superuser_app_role}"')
+    assert warehouse_logins_enforce() == 0
+    assert "GRANT SET ON PARAMETER temp_file_limit" in caplog.text
+
+
+def test_the_login_cannot_connect_to_a_database_closed_to_public(cleanup, acme):
+    url = warehouse_credentials_rotate(team=acme)
+    role = URL.match(url)["role"]
+    scratch = f"{connection.settings_dict['NAME']}_scratch"
+    with psycopg.connect(**_superuser_params(), autocommit=True) as superuser:
+        superuser.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
+        superuser.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+        try:
+            assert scratch in other_databases_open_to(role=role)
+            superuser.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(scratch)))
+            assert scratch not in other_databases_open_to(role=role)
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                psycopg.connect(url.rsplit("/", 1)[0] + "/" + scratch).close()
+        finally:
+            superuser.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(scratch)))
+
+
+def _superuser_params() -> dict:
+    """The test database's own connection settings (a superuser's), as psycopg.connect keywords."""
+    database = connection.settings_dict
+    return {
+        "dbname": database["NAME"],
+        "user": database["USER"],
+        "password": database["PASSWORD"],
+        "host": database["HOST"],
+        "port": database["PORT"],
+    }
+
+
 def test_the_login_has_no_role_attributes(initech_url, django_db_blocker):
     role = URL.match(initech_url)["role"]
     with django_db_blocker.unblock():
@@ -157,7 +331,14 @@ def test_the_login_has_no_role_attributes(initech_url, django_db_blocker):
             False,
             True,
             CONNECTION_LIMIT,
-            ["search_path=team_initech", "default_transaction_read_only=on"],
+            [
+                "search_path=team_initech",
+                "default_transaction_read_only=on",
+                "statement_timeout=5min",
+                "idle_in_transaction_session_timeout=5min",
+                "work_mem=64MB",
+                "temp_file_limit=1GB",
+            ],
         )
     ]
 
@@ -233,3 +414,100 @@ def test_rotating_warehouse_credentials_is_audited(cleanup, alice, acme):
 
     entry = AuditEntry.objects.get(team=acme, action=AuditAction.WAREHOUSE_CREDENTIALS)
     assert (entry.actor, entry.ip_address) == (alice, "10.1.2.3")
+
+
+def _wait_for_session(role: str, state: str) -> None:
+    """Until a session of `role` has been in `state` for longer than the 1 s timeout the tests set."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        since = fetch(
+            "SELECT 1 FROM pg_stat_activity WHERE usename = %s AND state = %s AND clock_timestamp() - "
+            "CASE WHEN state = 'active' THEN query_start ELSE state_change END > interval '1.5 s'",
+            [role, state],
+        )
+        if since:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"No session of {role} was {state} for 1.5 s.")
+
+
+def test_a_statement_run_with_the_timeout_switched_off_is_cancelled(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    url = warehouse_credentials_rotate(team=acme)
+    outcome: list[BaseException] = []
+
+    def sleep_for_a_minute():
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 0")
+            try:
+                conn.execute("SELECT pg_sleep(60)")
+            except psycopg.Error as error:
+                outcome.append(error)
+
+    sleeper = threading.Thread(target=sleep_for_a_minute, daemon=True)
+    sleeper.start()
+    _wait_for_session(URL.match(url)["role"], "active")
+    assert warehouse_logins_enforce() == 1
+    sleeper.join(timeout=30)
+    assert [type(error) for error in outcome] == [psycopg.errors.QueryCanceled]
+
+
+def test_a_transaction_left_open_with_the_timeout_switched_off_is_ended(settings, cleanup, acme):
+    settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
+    url = warehouse_credentials_rotate(team=acme)
+    with psycopg.connect(url) as conn:
+        conn.execute("SET idle_in_transaction_session_timeout = 0")
+        conn.execute("SELECT count(*) FROM tracks")
+        _wait_for_session(URL.match(url)["role"], "idle in transaction")
+        assert warehouse_logins_enforce() == 1
+        with pytest.raises(psycopg.OperationalError, match="terminating connection"):
+            conn.execute("SELECT count(*) FROM tracks")
+
+
+def test_settings_the_login_took_off_itself_are_put_back_by_the_sync(settings, cleanup, acme):
+    url = warehouse_credentials_rotate(team=acme)
+    role = URL.match(url)["role"]
+    (before,) = fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role])[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute("ALTER ROLE CURRENT_USER RESET ALL")
+    # All but temp_file_limit, a superuser's parameter.
+    assert fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role]) == [(["temp_file_limit=1GB"],)]
+    call_command("sync_warehouse", stdout=io.StringIO())
+    (after,) = fetch("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [role])[0]
+    assert sorted(after) == sorted(before)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5min",)
+
+
+def test_a_listener_holding_back_a_filling_notification_queue_is_ended(cleanup, acme, monkeypatch):
+    # No privilege governs NOTIFY; a listener that stays in its transaction keeps every notification on disk.
+    monkeypatch.setattr("events.warehouse_credentials.NOTIFY_QUEUE_LIMIT", 0.0001)  # 0.8 MB of the 8 GB
+    url = warehouse_credentials_rotate(team=acme)
+    with psycopg.connect(url) as listener, psycopg.connect(url, autocommit=True) as sender:
+        listener.execute("LISTEN spam")
+        listener.commit()
+        listener.execute("SELECT 1")
+        spam = ";".join(f"NOTIFY spam, '{n:04d}{'x' * 7990}'" for n in range(400))  # 3 MB
+        sender.execute(f"BEGIN; {spam}; COMMIT")
+        assert fetch("SELECT pg_notification_queue_usage() > 0.0001") == [(True,)]
+        assert warehouse_logins_enforce() == 1
+        with pytest.raises(psycopg.OperationalError, match="terminating connection"):
+            listener.execute("SELECT 1")
+    deadline = time.monotonic() + 30  # the ended listener's backend frees the queue as it exits
+    while fetch("SELECT pg_notification_queue_usage() > 0.0001") == [(True,)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fetch("SELECT pg_notification_queue_usage()") == [(0,)]
+
+
+def test_the_command_prints_what_a_superuser_must_run(cleanup):
+    out = io.StringIO()
+    call_command("warehouse_credentials", superuser_sql=True, stdout=out, stderr=io.StringIO())
+    assert out.getvalue() == ""  # the migration did it all, as a superuser
+    out = io.StringIO()
+    with _given_to_public("TEMPORARY ON DATABASE {database}", "EXECUTE ON FUNCTION lo_create(oid)"):
+        call_command("warehouse_credentials", superuser_sql=True, stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"REVOKE TEMPORARY ON DATABASE {connection.settings_dict['NAME']} FROM PUBLIC;",  # the app keeps its own
+        "REVOKE EXECUTE ON FUNCTION lo_create(oid) FROM PUBLIC;",
+    ]

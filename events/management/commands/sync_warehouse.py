@@ -3,6 +3,7 @@
 In production run it with `--watch` as a long-running process of its own (next to gunicorn): every few
 seconds it adds new events to the catalog and rebuilds the views of the teams whose catalog changed, so a new
 event name or property is in the warehouse well within a minute. Several copies may run; they take turns.
+Each pass also holds the teams' read-only logins to their limits (warehouse_logins_enforce).
 """
 
 import logging
@@ -14,6 +15,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from events.catalog import catalog_sync
 from events.warehouse import POSTGRESQL_ONLY, warehouse_sync
+from events.warehouse_credentials import warehouse_logins_enforce
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Catalog: {catalog.events} new events. {skipped}")
             return not catalog.teams_failed
         views = warehouse_sync(everything=everything)
+        warehouse_logins_enforce()
         if not quiet or catalog.events or views.views_changed or catalog.teams_failed or views.failed:
             self.stdout.write(
                 f"Catalog: {catalog.events} new events"
