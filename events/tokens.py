@@ -6,10 +6,13 @@ stored: the secret has 190 bits of entropy, so a fast unsalted hash is safe and 
 where a password hasher would cost milliseconds per request.
 """
 
+import base64
 import hashlib
 import re
 import secrets
 import zlib
+
+import orjson
 
 PREFIX = "cnv_"
 RANDOM_LENGTH = 32
@@ -52,3 +55,101 @@ def digest(token: str) -> str:
 def hint(token: str) -> str:
     """What a person sees to tell tokens apart: `cnv_…wXyZ`. Reveals 4 of 38 random characters."""
     return f"{PREFIX}…{token[-4:]}"
+
+
+# --- Keeping tokens out of what is stored and logged -------------------------------------------------------------
+#
+# A client may send its token where it does not belong: Segment's libraries put it in every batch as `writeKey`,
+# some clients in the URL (`?token=`, `?writeKey=`), in a property or an event name. Whatever Canvas keeps or logs
+# of a request (refused payloads, events, log lines) shows the token's hint in its place, so that nobody who reads
+# them (a Member, staff, whoever reads the logs) obtains a working token.
+
+_TOKEN_BYTES = re.compile(TOKEN_PATTERN.pattern.encode())
+WRITE_KEY = "writeKey"
+# A writeKey's value in JSON text (also one cut short by the end of the text), a Python repr or a query string.
+_WRITE_KEY_VALUE = re.compile(
+    r"""(?P<name>["']?writeKey["']?\s*:\s*)(?P<quote>["'])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\])*)"""
+    r"|(?P<parameter>writeKey=)(?P<bare>[^&#\s\"']*)"
+)
+# HTTP Basic credentials (Segment's libraries send the token as the username) should a header ever be written.
+_BASIC_CREDENTIALS = re.compile(r"(?i)(?P<scheme>\bbasic\s+)(?P<credentials>[A-Za-z0-9+/]{4,}={0,2})")
+_HIDDEN = f"{PREFIX}…"
+_HIDDEN_WRITE_KEY = f'"{WRITE_KEY}":"{_HIDDEN}'.encode()
+# A writeKey value this short is hidden whole: its last four characters would be most of it.
+_SHORTEST_HINTED = 16
+
+
+def _hidden(secret: str) -> str:
+    """What stands in for a secret: its hint, or the bare prefix for a short one. A hint stays as it is."""
+    if secret.startswith(_HIDDEN):
+        return secret
+    return hint(secret) if len(secret) >= _SHORTEST_HINTED else _HIDDEN
+
+
+def _hide_token(match: re.Match) -> str:
+    return hint(match[0]) if is_well_formed(match[0]) else match[0]
+
+
+def _hide_basic_credentials(match: re.Match) -> str:
+    """Only what decodes as `user:password` (printable ASCII): "basic" followed by a word is left alone."""
+    try:
+        decoded = base64.b64decode(match["credentials"], validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return match[0]
+    return match["scheme"] + _HIDDEN if ":" in decoded and decoded.isprintable() else match[0]
+
+
+def _hide_write_key(match: re.Match) -> str:
+    if match["parameter"] is not None:
+        return match["parameter"] + _hidden(match["bare"]) if match["bare"] else match[0]
+    return match["name"] + match["quote"] + _hidden(match["quoted"])
+
+
+def scrub(text: str) -> str:
+    """`text` with every token in it (wherever it appears) and every writeKey value replaced by its hint,
+    `cnv_…wXyZ`, and HTTP Basic credentials by `cnv_…`. For anything stored or logged: refused payloads (whole or
+    cut short), error messages, log lines."""
+    if "asic" in text or "ASIC" in text:
+        text = _BASIC_CREDENTIALS.sub(_hide_basic_credentials, text)
+    if WRITE_KEY in text:
+        text = _WRITE_KEY_VALUE.sub(_hide_write_key, text)
+    if PREFIX in text:
+        text = TOKEN_PATTERN.sub(_hide_token, text)
+    return text
+
+
+def may_hold_secret(raw: bytes) -> bool:
+    """Whether a JSON body may hold a token or a writeKey: it spells one, or hides characters behind escapes."""
+    return b"cnv_" in raw or b"writeKey" in raw or b"\\u" in raw
+
+
+def scrub_document(document):
+    """A parsed JSON body with every token in its strings and keys, and every writeKey value, replaced by its hint
+    (changed in place where it can be). Walked only when its JSON text shows something to hide."""
+    if type(document) is dict and type(document.get(WRITE_KEY)) is str:
+        # Every batch from Segment's libraries carries one here, and usually nothing else to hide.
+        document[WRITE_KEY] = _hidden(document[WRITE_KEY])
+    try:
+        text = orjson.dumps(document)
+    except TypeError:  # an integer beyond 64 bits (parse_json keeps those exact): look everywhere
+        return _scrubbed(document)
+    if text.count(b'"writeKey":"') > text.count(_HIDDEN_WRITE_KEY):
+        return _scrubbed(document)
+    if any(is_well_formed(match[0].decode()) for match in _TOKEN_BYTES.finditer(text)):
+        return _scrubbed(document)
+    return document
+
+
+def _scrubbed(value):
+    kind = type(value)
+    if kind is str:
+        return scrub(value)
+    if kind is list:
+        value[:] = [_scrubbed(item) for item in value]
+        return value
+    if kind is dict:
+        return {
+            _scrubbed(key): _hidden(item) if key == WRITE_KEY and type(item) is str else _scrubbed(item)
+            for key, item in value.items()
+        }
+    return value

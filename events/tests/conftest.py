@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from events import services
+from events import services, tokens
 
 # The example body of the Events API page (`POST /v1/event`), byte for byte.
 DOC_EVENT_BODY = b"""{
@@ -35,6 +35,16 @@ def acme_token(acme, alice):
 @pytest.fixture
 def globex_token(globex, charlie):
     return services.api_token_create(team=globex, created_by=charlie, name="Globex stream")
+
+
+@pytest.fixture
+def find_tokens():
+    """A function: every string in a text that passes the token checksum (what nothing stored or logged may hold)."""
+
+    def find(text: str) -> list[str]:
+        return [found for found in tokens.TOKEN_PATTERN.findall(text) if tokens.is_well_formed(found)]
+
+    return find
 
 
 @pytest.fixture
