@@ -11,6 +11,7 @@ import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from chaos.processes import Gunicorn, app_environment, database_url, wait_until
@@ -245,3 +246,29 @@ def test_no_table_and_no_log_line_holds_a_token_after_hostile_requests(
     assert (
         own[4:36] not in everything and other[4:36] not in everything
     )  # nor a random part (a token cut in its checksum)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_events_stored_before_the_release_lose_their_tokens_when_it_migrates(acme, find_tokens):
+    before = [("events", "0006_audit_warehouse_credentials")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    token = tokens.generate()
+    old_payload = ('{"pad": "' + "x" * 4050 + '", "writeKey": "' + token + '"}')[:4096]  # cut inside the token
+    RejectedEvent = executor.loader.project_state(before).apps.get_model("events", "RejectedEvent")
+    RejectedEvent.objects.create(
+        team_id=acme.pk,
+        endpoint="/v1/batch",
+        status=400,
+        payload=f'{{"writeKey": "{token}", "batch": 1}}',
+        errors=[{"path": f"/{token}", "message": f'Unknown field "{token}".'}],
+    )
+    RejectedEvent.objects.create(team_id=acme.pk, endpoint="/v1/event", status=400, payload=old_payload, errors=[])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())  # 0007_hide_tokens_in_refused_events, and any later
+
+    stored = str(list(RejectedEvent.objects.values_list("payload", "errors")))
+    assert find_tokens(stored) == []
+    assert token[4:30] not in stored
+    assert tokens.hint(token) in stored
