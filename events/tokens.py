@@ -64,7 +64,8 @@ def hint(token: str) -> str:
 # of a request (refused payloads, events, log lines) shows the token's hint in its place, so that nobody who reads
 # them (a Member, staff, whoever reads the logs) obtains a working token.
 
-_TOKEN_BYTES = re.compile(TOKEN_PATTERN.pattern.encode())
+# A token in a URL whose client percent-encoded its underscore.
+_ENCODED_TOKEN = re.compile(rf"cnv%5[Ff](?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}})")
 WRITE_KEY = "writeKey"
 # A writeKey's value in JSON text (also one cut short by the end of the text), a Python repr or a query string.
 _WRITE_KEY_VALUE = re.compile(
@@ -74,7 +75,6 @@ _WRITE_KEY_VALUE = re.compile(
 # HTTP Basic credentials (Segment's libraries send the token as the username) should a header ever be written.
 _BASIC_CREDENTIALS = re.compile(r"(?i)(?P<scheme>\bbasic\s+)(?P<credentials>[A-Za-z0-9+/]{4,}={0,2})")
 _HIDDEN = f"{PREFIX}…"
-_HIDDEN_WRITE_KEY = f'"{WRITE_KEY}":"{_HIDDEN}'.encode()
 # A writeKey value this short is hidden whole: its last four characters would be most of it.
 _SHORTEST_HINTED = 16
 
@@ -88,6 +88,11 @@ def _hidden(secret: str) -> str:
 
 def _hide_token(match: re.Match) -> str:
     return hint(match[0]) if is_well_formed(match[0]) else match[0]
+
+
+def _hide_encoded_token(match: re.Match) -> str:
+    token = PREFIX + match["rest"]
+    return hint(token) if is_well_formed(token) else match[0]
 
 
 def _hide_basic_credentials(match: re.Match) -> str:
@@ -115,29 +120,47 @@ def scrub(text: str) -> str:
         text = _WRITE_KEY_VALUE.sub(_hide_write_key, text)
     if PREFIX in text:
         text = TOKEN_PATTERN.sub(_hide_token, text)
+    if "cnv%5" in text:
+        text = _ENCODED_TOKEN.sub(_hide_encoded_token, text)
     return text
 
 
-def may_hold_secret(raw: bytes) -> bool:
-    """Whether a JSON body may hold a token or a writeKey: it spells one, or hides characters behind escapes."""
-    return b"cnv_" in raw or b"writeKey" in raw or b"\\u" in raw
+def scrub_document(document, raw: bytes):
+    """The document parsed from `raw` with every token in its strings and keys, and every writeKey value, replaced
+    by its hint (in place where it can be). The writeKey at the top, which Segment's libraries put in every batch,
+    is replaced at once; the document is walked only when `raw` shows something more to hide."""
+    write_key = document.get(WRITE_KEY) if type(document) is dict else None
+    if type(write_key) is str:
+        document[WRITE_KEY] = _hidden(write_key)
+    if b"\\" in raw and b"\\u" in raw:
+        # An escape may spell "cnv_" or "writeKey": judge the decoded text instead (orjson escapes no letter).
+        try:
+            text = orjson.dumps(document)
+        except TypeError:  # an integer beyond 64 bits (parse_json keeps those exact): look everywhere
+            return _scrubbed(document)
+        prefixes = int(type(write_key) is str)  # its hint's
+    else:
+        text = raw
+        prefixes = write_key.count(PREFIX) if type(write_key) is str else 0
+    return (
+        _scrubbed(document) if _shows_more(text, prefixes=prefixes, write_keys=int(write_key is not None)) else document
+    )
 
 
-def scrub_document(document):
-    """A parsed JSON body with every token in its strings and keys, and every writeKey value, replaced by its hint
-    (changed in place where it can be). Walked only when its JSON text shows something to hide."""
-    if type(document) is dict and type(document.get(WRITE_KEY)) is str:
-        # Every batch from Segment's libraries carries one here, and usually nothing else to hide.
-        document[WRITE_KEY] = _hidden(document[WRITE_KEY])
-    try:
-        text = orjson.dumps(document)
-    except TypeError:  # an integer beyond 64 bits (parse_json keeps those exact): look everywhere
-        return _scrubbed(document)
-    if text.count(b'"writeKey":"') > text.count(_HIDDEN_WRITE_KEY):
-        return _scrubbed(document)
-    if any(is_well_formed(match[0].decode()) for match in _TOKEN_BYTES.finditer(text)):
-        return _scrubbed(document)
-    return document
+def _shows_more(text: bytes, *, prefixes: int, write_keys: int) -> bool:
+    """Whether JSON text (without \\u escapes) spells the token prefix or writeKey more often than the top-level
+    writeKey accounts for. Neither can be spelled outside a string, so a string elsewhere holds one."""
+    return _appears_more_than(text, b"cnv_", prefixes) or _appears_more_than(text, b"writeKey", write_keys)
+
+
+def _appears_more_than(text: bytes, needle: bytes, times: int) -> bool:
+    start = 0
+    for _ in range(times + 1):
+        start = text.find(needle, start)
+        if start == -1:
+            return False
+        start += len(needle)
+    return True
 
 
 def _scrubbed(value):

@@ -5,6 +5,7 @@ A mistyped token must be refused by its checksum alone, before authentication as
 
 import base64
 import hashlib
+import json
 import re
 import zlib
 
@@ -127,6 +128,7 @@ HINT = tokens.hint(TOKEN)
     [
         pytest.param(f"/v1/event?token={TOKEN}&a=1", f"/v1/event?token={HINT}&a=1", id="query-string"),
         pytest.param(f"/v1/event?writeKey={TOKEN}", f"/v1/event?writeKey={HINT}", id="writekey-parameter"),
+        pytest.param("/v1/event?t=" + TOKEN.replace("_", "%5F"), f"/v1/event?t={HINT}", id="percent-encoded"),
         pytest.param("/v1/event?writeKey=abcdefghijklmnopq#x", "/v1/event?writeKey=cnv_…nopq#x", id="any-writekey"),
         pytest.param(f'{{"writeKey": "{TOKEN}", "a": 1}}', f'{{"writeKey": "{HINT}", "a": 1}}', id="json-field"),
         pytest.param('{"writeKey":"sk-live-1234567890XY"}', '{"writeKey":"cnv_…90XY"}', id="json-not-a-token"),
@@ -173,20 +175,26 @@ def test_scrub_document_hides_tokens_in_keys_and_values_at_any_depth():
         "properties": {TOKEN: [1, {"deep": f"a {other} b"}], "writeKey": "sk-live-1234567890XY", "n": 2**70},
     }
 
-    assert tokens.scrub_document(document) == {
+    assert tokens.scrub_document(document, json.dumps(document).encode()) == {
         "writeKey": HINT,
         "event": HINT,
         "properties": {HINT: [1, {"deep": f"a {tokens.hint(other)} b"}], "writeKey": "cnv_…90XY", "n": 2**70},
     }
 
 
-def test_scrub_document_leaves_a_document_without_tokens_as_it_is():
-    document = {"writeKey": TOKEN, "batch": [{"event": "cnv_ is a prefix", "properties": {"writeKey": 1}}]}
+def test_scrub_document_hides_the_write_key_of_a_segment_batch_without_walking_it():
+    document = {"writeKey": TOKEN, "batch": [{"event": "Signed Up", "properties": {"plan": "pro"}}]}
 
-    scrubbed = tokens.scrub_document(document)
+    scrubbed = tokens.scrub_document(document, json.dumps(document).encode())
 
     assert scrubbed is document
-    assert scrubbed == {"writeKey": HINT, "batch": [{"event": "cnv_ is a prefix", "properties": {"writeKey": 1}}]}
+    assert scrubbed == {"writeKey": HINT, "batch": [{"event": "Signed Up", "properties": {"plan": "pro"}}]}
+
+
+def test_scrub_document_leaves_what_only_looks_like_a_token_as_it_is():
+    document = {"event": "cnv_ is a prefix", "properties": {"writeKey": 1, "id": "cnv_" + "a" * 38}}
+
+    assert tokens.scrub_document(document, json.dumps(document).encode()) == document
 
 
 @pytest.mark.parametrize(
