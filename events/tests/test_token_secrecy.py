@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from chaos.processes import Gunicorn, app_environment, database_url, wait_until
 from events import rejections, tokens
 from events.models import ApiToken, Event, RejectedEvent
+from events.tests.test_hostile_http import exchange, request_head
 
 pytestmark = pytest.mark.django_db
 
@@ -187,6 +188,7 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
         ),
         ("POST", "/v1/event", {**json_type, "X-Auth-Token": other}, event(event="x" * 300, properties={"stolen": own})),
         ("POST", "/v1/event", {**json_type, "X-Auth-Token": own[:-1] + "0"}, event(properties={"key": own})),
+        ("POST", "/v1/event", {**auth, "Host": own}, event()),
         ("GET", f"/v1/docs?token={own}", {"Referer": own}, b""),
         (
             "POST",
@@ -194,6 +196,18 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
             {"Content-Type": "application/x-www-form-urlencoded"},
             f"username={own}&password={own}".encode(),
         ),
+    ]
+
+
+def _malformed_requests(own: str) -> list[bytes]:
+    """Requests gunicorn itself refuses, and logs with what it could not parse."""
+    token = own.encode()
+    return [
+        b"GET /v1/event?token=" + token + b" HTTP/1.1 junk\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /v1/event?token=" + token + b" HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n",
+        b"G\x00T /?token=" + token + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        request_head(b"X-Note: " + token + b"\x00", token=own, length=2) + b"{}",
+        request_head(b"X-Note: a\nX-Auth-Token: " + token, token=own, length=2) + b"{}",
     ]
 
 
@@ -228,6 +242,7 @@ def test_no_table_and_no_log_line_holds_a_token_after_hostile_requests(
         requests.request(method, logged_server.url + path, headers=headers, data=body, allow_redirects=False)
         for method, path, headers, body in _hostile_requests(own, other)
     ]
+    refused_by_gunicorn = [exchange(logged_server, request).status for request in _malformed_requests(own)]
     call_command("sync_warehouse")
 
     tables = _every_row_as_text()
@@ -238,6 +253,7 @@ def test_no_table_and_no_log_line_holds_a_token_after_hostile_requests(
     assert find_tokens("\n".join(receipts)) == []  # receipts, error messages and dry-run echoes
     # The sweep saw what it was meant to: answers to every request, stored events and refusals, the tables.
     assert all(answer.status_code < 500 for answer in answers), [answer.status_code for answer in answers]
+    assert refused_by_gunicorn == [400] * len(refused_by_gunicorn)
     assert len(receipts) >= 20
     assert Event.objects.filter(event=tokens.hint(own)).exists()
     assert RejectedEvent.objects.count() >= 10
