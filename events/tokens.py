@@ -128,39 +128,24 @@ def scrub(text: str) -> str:
 def scrub_document(document, raw: bytes):
     """The document parsed from `raw` with every token in its strings and keys, and every writeKey value, replaced
     by its hint (in place where it can be). The writeKey at the top, which Segment's libraries put in every batch,
-    is replaced at once; the document is walked only when `raw` shows something more to hide."""
+    is replaced at once; the document is walked only when `raw` spells the token prefix or writeKey more often than
+    that writeKey accounts for. Neither can be spelled outside a string, nor inside one but by a \\u escape."""
+    prefixes, write_keys = raw.count(b"cnv_"), raw.count(b"writeKey")
+    escaped = b"\\" in raw and b"\\u" in raw
+    if not (prefixes or write_keys or escaped):
+        return document  # most bodies
     write_key = document.get(WRITE_KEY) if type(document) is dict else None
     if type(write_key) is str:
         document[WRITE_KEY] = _hidden(write_key)
-    if b"\\" in raw and b"\\u" in raw:
-        # An escape may spell "cnv_" or "writeKey": judge the decoded text instead (orjson escapes no letter).
+    if escaped:  # count again in the decoded text (orjson escapes no letter), where the writeKey is its hint now
         try:
             text = orjson.dumps(document)
         except TypeError:  # an integer beyond 64 bits (parse_json keeps those exact): look everywhere
             return _scrubbed(document)
-        prefixes = int(type(write_key) is str)  # its hint's
+        prefixes, write_keys = text.count(b"cnv_") - (type(write_key) is str), text.count(b"writeKey")
     else:
-        text = raw
-        prefixes = write_key.count(PREFIX) if type(write_key) is str else 0
-    return (
-        _scrubbed(document) if _shows_more(text, prefixes=prefixes, write_keys=int(write_key is not None)) else document
-    )
-
-
-def _shows_more(text: bytes, *, prefixes: int, write_keys: int) -> bool:
-    """Whether JSON text (without \\u escapes) spells the token prefix or writeKey more often than the top-level
-    writeKey accounts for. Neither can be spelled outside a string, so a string elsewhere holds one."""
-    return _appears_more_than(text, b"cnv_", prefixes) or _appears_more_than(text, b"writeKey", write_keys)
-
-
-def _appears_more_than(text: bytes, needle: bytes, times: int) -> bool:
-    start = 0
-    for _ in range(times + 1):
-        start = text.find(needle, start)
-        if start == -1:
-            return False
-        start += len(needle)
-    return True
+        prefixes -= write_key.count(PREFIX) if type(write_key) is str else 0
+    return _scrubbed(document) if prefixes > 0 or write_keys > (write_key is not None) else document
 
 
 def _scrubbed(value):
