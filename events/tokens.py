@@ -64,6 +64,8 @@ def hint(token: str) -> str:
 # of a request (refused payloads, events, log lines) shows the token's hint in its place, so that nobody who reads
 # them (a Member, staff, whoever reads the logs) obtains a working token.
 
+# A JSON escape of a letter, digit or underscore: JSON never needs one, so it only hides a token or writeKey.
+_NEEDLESS_ESCAPE = re.compile(r"\\u00(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])")
 # A token in a URL whose client percent-encoded its underscore.
 _ENCODED_TOKEN = re.compile(rf"cnv%5[Ff](?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}})")
 WRITE_KEY = "writeKey"
@@ -113,7 +115,9 @@ def _hide_write_key(match: re.Match) -> str:
 def scrub(text: str) -> str:
     """`text` with every token in it (wherever it appears) and every writeKey value replaced by its hint,
     `cnv_…wXyZ`, and HTTP Basic credentials by `cnv_…`. For anything stored or logged: refused payloads (whole or
-    cut short), error messages, log lines."""
+    cut short), error messages, log lines. JSON escapes of letters, digits and `_` are written out first."""
+    if "\\u" in text:
+        text = _NEEDLESS_ESCAPE.sub(lambda match: chr(int(match[0][2:], 16)), text)
     if "asic" in text or "ASIC" in text:
         text = _BASIC_CREDENTIALS.sub(_hide_basic_credentials, text)
     if WRITE_KEY in text:

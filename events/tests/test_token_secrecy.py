@@ -117,16 +117,13 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
     def event(**fields) -> bytes:
         return orjson.dumps({"version": 1, "type": "event", "event": "hostile", **fields})
 
+    escaped = own.encode().replace(b"_", b"\\u005f").replace(b"c", b"\\u0063")  # JSON escapes spell it too
     padding = "x" * (rejections.PAYLOAD_LIMIT - 40)  # puts the token across the 4 KB cut of a refused payload
     return [
         ("POST", "/v1/event", auth, event(properties={"apiKey": own, "theirs": other})),
         ("POST", "/v1/event", auth, event(properties={"a": {"b": [{"c": [own]}], own: {"writeKey": "sk-live-1234"}}})),
-        (
-            "POST",
-            "/v1/event",
-            auth,
-            event(properties={"escaped": "<own>"}).replace(b"<own>", own.encode().replace(b"_", b"\\u005f")),
-        ),
+        ("POST", "/v1/event", auth, event(properties={"escaped": "<own>"}).replace(b"<own>", escaped)),
+        ("POST", "/v1/event", auth, event(event="x" * 300, properties={"escaped": "<own>"}).replace(b"<own>", escaped)),
         ("POST", "/v1/event", auth, event(event=own, properties={"text": f"token={own};other={other}"})),
         ("POST", "/v1/event", auth, event(event=own + "x" * 300)),
         ("POST", "/v1/event", auth, event(**{own: 1})),

@@ -129,6 +129,12 @@ HINT = tokens.hint(TOKEN)
         pytest.param(f"/v1/event?token={TOKEN}&a=1", f"/v1/event?token={HINT}&a=1", id="query-string"),
         pytest.param(f"/v1/event?writeKey={TOKEN}", f"/v1/event?writeKey={HINT}", id="writekey-parameter"),
         pytest.param("/v1/event?t=" + TOKEN.replace("_", "%5F"), f"/v1/event?t={HINT}", id="percent-encoded"),
+        pytest.param(
+            '{"t": "' + TOKEN.replace("_", "\\u005f").replace("c", "\\u0063") + '", "\\u0077riteKey": "abc"}',
+            f'{{"t": "{HINT}", "writeKey": "cnv_…"}}',
+            id="json-escapes",
+        ),
+        pytest.param('{"t": "\\u00e9\\n\\u0000"}', None, id="escapes-json-needs"),
         pytest.param("/v1/event?writeKey=abcdefghijklmnopq#x", "/v1/event?writeKey=cnv_…nopq#x", id="any-writekey"),
         pytest.param(f'{{"writeKey": "{TOKEN}", "a": 1}}', f'{{"writeKey": "{HINT}", "a": 1}}', id="json-field"),
         pytest.param('{"writeKey":"sk-live-1234567890XY"}', '{"writeKey":"cnv_…90XY"}', id="json-not-a-token"),
