@@ -77,7 +77,11 @@ class TokenScrubbingFilter(logging.Filter):
     handler, Django's (settings.LOGGING) and gunicorn's (ScrubbingGunicornLogger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a bad format: logging's report of it would print the arguments
+            message = record.msg = f"{record.msg} {record.args!r}"
+            record.args = None
         scrubbed = tokens.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
@@ -89,10 +93,13 @@ class TokenScrubbingFilter(logging.Filter):
             record.exc_text = tokens.scrub(record.exc_text)
         if record.stack_info:
             record.stack_info = tokens.scrub(record.stack_info)
-        for name, value in vars(record).items():
+        for name, value in list(vars(record).items()):
             if name in _RECORD_ATTRIBUTES or value is None or isinstance(value, int | float):
                 continue
-            text = value if isinstance(value, str) else str(value)
+            try:
+                text = value if isinstance(value, str) else str(value)
+            except Exception:  # noqa: S112 - an object that cannot say what it is says no token either
+                continue
             scrubbed = tokens.scrub(text)
             if scrubbed != text:
                 setattr(record, name, scrubbed)

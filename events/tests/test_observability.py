@@ -199,3 +199,12 @@ def test_a_log_record_loses_its_tokens_in_message_traceback_and_extra_fields():
         tokens.hint(token).encode("unicode_escape").decode() in line or tokens.hint(token) in line for line in lines
     )
     assert json.loads(lines[0])["status_code"] == 400
+
+
+def test_a_log_call_with_a_bad_format_still_loses_its_token():
+    token = tokens.generate()
+    record = logging.LogRecord("events.api", logging.WARNING, __file__, 1, "refused %s %s", (token,), None)
+
+    TokenScrubbingFilter().filter(record)
+
+    assert token not in logging.Formatter("%(message)s").format(record)
