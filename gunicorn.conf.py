@@ -28,6 +28,8 @@ errorlog = "-"
 # would fight over it, and nothing here uses it.
 control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Hides tokens in the access and error logs (a query string, the Basic auth user): docs/operations.md.
+logger_class = "canvas.observability.ScrubbingGunicornLogger"
 
 # Prometheus: each worker writes its samples to files here and /metrics adds them up across workers.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"canvas-metrics-{os.getpid()}"))

@@ -7,7 +7,10 @@ import os
 import re
 from contextvars import ContextVar
 
+from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
+
+from events import tokens
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -62,6 +65,58 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
         return True
+
+
+# What every LogRecord has; anything else on a record came from `extra` (Django's `request`, say).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class TokenScrubbingFilter(logging.Filter):
+    """Hides tokens in a log record before any handler writes it: its message and arguments, its traceback and
+    its extra fields (a request's repr holds its query string), as events.tokens.scrub does. Installed on every
+    handler, Django's (settings.LOGGING) and gunicorn's (ScrubbingGunicornLogger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a bad format: logging's report of it would print the arguments
+            message = record.msg = f"{record.msg} {record.args!r}"
+            record.args = None
+        scrubbed = tokens.scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info:
+            # Formatted here, once, and kept as the text every formatter writes when exc_info is gone.
+            record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = tokens.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = tokens.scrub(record.stack_info)
+        for name, value in list(vars(record).items()):
+            if name in _RECORD_ATTRIBUTES or value is None or isinstance(value, int | float):
+                continue
+            try:
+                text = value if isinstance(value, str) else str(value)
+            except Exception:  # noqa: S112 - an object that cannot say what it is says no token either
+                continue
+            scrubbed = tokens.scrub(text)
+            if scrubbed != text:
+                setattr(record, name, scrubbed)
+        return True
+
+
+class ScrubbingGunicornLogger(glogging.Logger):
+    """gunicorn's logger with TokenScrubbingFilter on its handlers: the access log writes the request line with
+    its query string and the Basic auth user (Segment's libraries send the token as that user), the error log
+    the URI of a request that failed."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not any(isinstance(f, TokenScrubbingFilter) for f in handler.filters):
+                    handler.addFilter(TokenScrubbingFilter())
 
 
 class CanvasJsonFormatter(JsonFormatter):

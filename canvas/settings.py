@@ -247,13 +247,26 @@ if LOG_FORMAT not in ("json", "text"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "canvas.observability.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "canvas.observability.RequestIdFilter"},
+        "scrub_tokens": {"()": "canvas.observability.TokenScrubbingFilter"},
+    },
     "formatters": {
         "json": {"()": "canvas.observability.CanvasJsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "scrub_tokens"],  # no token reaches a log line (docs/operations.md)
+        },
+    },
+    # Django's own handlers (django.utils.log.DEFAULT_LOGGING: console, mail_admins, django.server) would write
+    # without the filter; declared here, its loggers lose them and their lines go to the root's handler.
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

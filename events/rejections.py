@@ -8,6 +8,7 @@ import logging
 
 from django.db import DatabaseError, transaction
 
+from . import tokens
 from .models import RejectedEvent
 from .validation import FieldError
 
@@ -21,8 +22,9 @@ def rejection_record(
     *, team_id: int, token_hint: str, endpoint: str, status: int, payload: bytes | str, problems: list
 ) -> RejectedEvent:
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    # Scrubbed before it is cut: a token cut in two would keep its whole random part, and so be known.
     # PostgreSQL text cannot hold NUL, and a refused payload may well contain one.
-    text = text[:PAYLOAD_LIMIT].replace("\x00", "\ufffd")
+    text = tokens.scrub(text)[:PAYLOAD_LIMIT].replace("\x00", "\ufffd")
     return RejectedEvent(
         team_id=team_id,
         token_hint=token_hint,
@@ -34,9 +36,10 @@ def rejection_record(
 
 
 def _problem(problem) -> dict:
+    """A problem as stored: its path and message may quote keys and values of what was sent."""
     if isinstance(problem, FieldError):
-        return {"path": problem.path, "message": problem.message.replace("\x00", "\ufffd")}
-    return problem
+        problem = {"path": problem.path, "message": problem.message}
+    return {name: tokens.scrub(value).replace("\x00", "\ufffd") for name, value in problem.items()}
 
 
 def rejections_record(records: list[RejectedEvent]) -> None:

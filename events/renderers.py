@@ -2,6 +2,8 @@ import orjson
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 
+from . import tokens
+
 
 class OrjsonRenderer(BaseRenderer):
     media_type = "application/json"
@@ -9,7 +11,10 @@ class OrjsonRenderer(BaseRenderer):
     charset = None  # JSON is UTF-8 by definition (RFC 8259).
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        return b"" if data is None else orjson.dumps(data)
+        if data is None:
+            return b""
+        # Receipts and error messages may quote what was sent, and clients log them.
+        return tokens.scrub(orjson.dumps(data).decode()).encode()
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):

@@ -6,10 +6,13 @@ stored: the secret has 190 bits of entropy, so a fast unsalted hash is safe and 
 where a password hasher would cost milliseconds per request.
 """
 
+import base64
 import hashlib
 import re
 import secrets
 import zlib
+
+import orjson
 
 PREFIX = "cnv_"
 RANDOM_LENGTH = 32
@@ -52,3 +55,113 @@ def digest(token: str) -> str:
 def hint(token: str) -> str:
     """What a person sees to tell tokens apart: `cnv_…wXyZ`. Reveals 4 of 38 random characters."""
     return f"{PREFIX}…{token[-4:]}"
+
+
+# --- Keeping tokens out of what is stored and logged -------------------------------------------------------------
+#
+# A client may send its token where it does not belong: Segment's libraries put it in every batch as `writeKey`,
+# some clients in the URL (`?token=`, `?writeKey=`), in a property or an event name. Whatever Canvas keeps or logs
+# of a request (refused payloads, events, log lines) shows the token's hint in its place, so that nobody who reads
+# them (a Member, staff, whoever reads the logs) obtains a working token.
+
+# A JSON escape of a letter, digit or underscore: JSON never needs one, so it only hides a token or writeKey.
+_NEEDLESS_ESCAPE = re.compile(r"\\u00(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])")
+# A token in a URL whose client percent-encoded its underscore.
+_ENCODED_TOKEN = re.compile(rf"cnv%5[Ff](?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}})")
+WRITE_KEY = "writeKey"
+# A writeKey's value in JSON text (also one cut short by the end of the text), a Python repr or a query string.
+_WRITE_KEY_VALUE = re.compile(
+    r"""(?P<name>["']?writeKey["']?\s*:\s*)(?P<quote>["'])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\])*)"""
+    r"|(?P<parameter>writeKey=)(?P<bare>[^&#\s\"']*)"
+)
+# HTTP Basic credentials (Segment's libraries send the token as the username) should a header ever be written.
+_BASIC_CREDENTIALS = re.compile(r"(?i)(?P<scheme>\bbasic\s+)(?P<credentials>[A-Za-z0-9+/]{4,}={0,2})")
+_HIDDEN = f"{PREFIX}…"
+# A writeKey value this short is hidden whole: its last four characters would be most of it.
+_SHORTEST_HINTED = 16
+
+
+def _hidden(secret: str) -> str:
+    """What stands in for a secret: its hint, or the bare prefix for a short one. A hint stays as it is."""
+    if secret.startswith(_HIDDEN):
+        return secret
+    return hint(secret) if len(secret) >= _SHORTEST_HINTED else _HIDDEN
+
+
+def _hide_token(match: re.Match) -> str:
+    return hint(match[0]) if is_well_formed(match[0]) else match[0]
+
+
+def _hide_encoded_token(match: re.Match) -> str:
+    token = PREFIX + match["rest"]
+    return hint(token) if is_well_formed(token) else match[0]
+
+
+def _hide_basic_credentials(match: re.Match) -> str:
+    """Only what decodes as `user:password` (printable ASCII): "basic" followed by a word is left alone."""
+    try:
+        decoded = base64.b64decode(match["credentials"], validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return match[0]
+    return match["scheme"] + _HIDDEN if ":" in decoded and decoded.isprintable() else match[0]
+
+
+def _hide_write_key(match: re.Match) -> str:
+    if match["parameter"] is not None:
+        return match["parameter"] + _hidden(match["bare"]) if match["bare"] else match[0]
+    return match["name"] + match["quote"] + _hidden(match["quoted"])
+
+
+def scrub(text: str) -> str:
+    """`text` with every token in it (wherever it appears) and every writeKey value replaced by its hint,
+    `cnv_…wXyZ`, and HTTP Basic credentials by `cnv_…`. For anything stored or logged: refused payloads (whole or
+    cut short), error messages, log lines. JSON escapes of letters, digits and `_` are written out first."""
+    if "\\u" in text:
+        text = _NEEDLESS_ESCAPE.sub(lambda match: chr(int(match[0][2:], 16)), text)
+    if "asic" in text or "ASIC" in text:
+        text = _BASIC_CREDENTIALS.sub(_hide_basic_credentials, text)
+    if WRITE_KEY in text:
+        text = _WRITE_KEY_VALUE.sub(_hide_write_key, text)
+    if PREFIX in text:
+        text = TOKEN_PATTERN.sub(_hide_token, text)
+    if "cnv%5" in text:
+        text = _ENCODED_TOKEN.sub(_hide_encoded_token, text)
+    return text
+
+
+def scrub_document(document, raw: bytes):
+    """The document parsed from `raw` with every token in its strings and keys, and every writeKey value, replaced
+    by its hint (in place where it can be). The writeKey at the top, which Segment's libraries put in every batch,
+    is replaced at once; the document is walked only when `raw` spells the token prefix or writeKey more often than
+    that writeKey accounts for. Neither can be spelled outside a string, nor inside one but by a \\u escape."""
+    prefixes, write_keys = raw.count(b"cnv_"), raw.count(b"writeKey")
+    escaped = b"\\" in raw and b"\\u" in raw
+    if not (prefixes or write_keys or escaped):
+        return document  # most bodies
+    write_key = document.get(WRITE_KEY) if type(document) is dict else None
+    if type(write_key) is str:
+        document[WRITE_KEY] = _hidden(write_key)
+    if escaped:  # count again in the decoded text (orjson escapes no letter), where the writeKey is its hint now
+        try:
+            text = orjson.dumps(document)
+        except TypeError:  # an integer beyond 64 bits (parse_json keeps those exact): look everywhere
+            return _scrubbed(document)
+        prefixes, write_keys = text.count(b"cnv_") - (type(write_key) is str), text.count(b"writeKey")
+    else:
+        prefixes -= write_key.count(PREFIX) if type(write_key) is str else 0
+    return _scrubbed(document) if prefixes > 0 or write_keys > (write_key is not None) else document
+
+
+def _scrubbed(value):
+    kind = type(value)
+    if kind is str:
+        return scrub(value)
+    if kind is list:
+        value[:] = [_scrubbed(item) for item in value]
+        return value
+    if kind is dict:
+        return {
+            _scrubbed(key): _hidden(item) if key == WRITE_KEY and type(item) is str else _scrubbed(item)
+            for key, item in value.items()
+        }
+    return value

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from . import tokens
+
 # Limits. Event.event is varchar(200), Event.message_id varchar(100), the id columns varchar(255).
 MAX_DOCUMENT_DEPTH = 64
 MAX_EVENT_NAME = 200
@@ -148,7 +150,14 @@ def parse_json(raw: bytes) -> Any:
     """Parse a request body strictly. Raises InvalidJSON for invalid UTF-8 (and a BOM), syntax errors,
     NaN/Infinity, numbers beyond the double range, lone surrogates and NUL in any key or value, duplicate
     keys (at the path of the duplicate) and nesting deeper than MAX_DOCUMENT_DEPTH. Integers beyond 64 bits
-    are kept exact. Safe on hostile input: no recursion deeper than MAX_DOCUMENT_DEPTH + 1."""
+    are kept exact. Safe on hostile input: no recursion deeper than MAX_DOCUMENT_DEPTH + 1.
+
+    Tokens and writeKey values in the document are replaced by their hints (events.tokens.scrub_document), so
+    that no event stored, no dry run and no receipt holds one."""
+    return tokens.scrub_document(_parse_strictly(raw), raw)
+
+
+def _parse_strictly(raw: bytes) -> Any:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -1,12 +1,13 @@
 """Fixtures for the Events API tests: tokens for the personas' teams and a client that posts events."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from events import services
+from events import services, tokens
 
 # The example body of the Events API page (`POST /v1/event`), byte for byte.
 DOC_EVENT_BODY = b"""{
@@ -35,6 +36,22 @@ def acme_token(acme, alice):
 @pytest.fixture
 def globex_token(globex, charlie):
     return services.api_token_create(team=globex, created_by=charlie, name="Globex stream")
+
+
+# A JSON escape of an ASCII character, as a reader would write it out (backslashes doubled in a row's text too).
+_ASCII_ESCAPE = re.compile(r"\\+u00([0-7][0-9A-Fa-f])")
+
+
+@pytest.fixture
+def find_tokens():
+    """A function: every string in a text that passes the token checksum, also when spelled with JSON escapes
+    (what nothing stored or logged may hold)."""
+
+    def find(text: str) -> list[str]:
+        written_out = _ASCII_ESCAPE.sub(lambda match: chr(int(match[1], 16)), text)
+        return [found for found in tokens.TOKEN_PATTERN.findall(written_out) if tokens.is_well_formed(found)]
+
+    return find
 
 
 @pytest.fixture

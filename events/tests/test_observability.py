@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,8 +11,8 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from canvas.observability import CanvasJsonFormatter, RequestIdFilter, request_id
-from events import metrics
+from canvas.observability import CanvasJsonFormatter, RequestIdFilter, TokenScrubbingFilter, request_id
+from events import metrics, tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -153,3 +154,57 @@ def test_a_forked_worker_starts_with_nothing_counted_and_a_lock_of_its_own():
     _, status = os.waitpid(pid, 0)
 
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _handlers_of_every_logger() -> list[tuple[str, logging.Handler]]:
+    """Every handler that writes, on any logger (libraries' NullHandlers and pytest's capturing ones left out)."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict))]
+    return [
+        (logger.name, handler)
+        for logger in loggers
+        for handler in logger.handlers
+        if not isinstance(handler, logging.NullHandler) and not type(handler).__module__.startswith("_pytest")
+    ]
+
+
+def test_every_log_handler_hides_tokens():
+    handlers = _handlers_of_every_logger()
+
+    assert handlers, "no handler at all: the check would prove nothing"
+    unfiltered = [
+        (name, handler)
+        for name, handler in handlers
+        if not any(isinstance(f, TokenScrubbingFilter) for f in handler.filters)
+        and not name.startswith("gunicorn.")  # configured by gunicorn's logger_class: test_token_secrecy
+    ]
+    assert unfiltered == []
+
+
+def test_a_log_record_loses_its_tokens_in_message_traceback_and_extra_fields():
+    token = tokens.generate()
+    try:
+        raise ValueError(f"bad value {token}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Bad Request: %s", (token,), exc_info)
+    record.request = f"<WSGIRequest: GET '/v1/event?token={token}'>"
+    record.status_code = 400
+    RequestIdFilter().filter(record)
+
+    assert TokenScrubbingFilter().filter(record)
+    lines = [CanvasJsonFormatter().format(record), logging.Formatter("%(message)s %(request)s").format(record)]
+
+    assert all(token not in line for line in lines)
+    assert all(
+        tokens.hint(token).encode("unicode_escape").decode() in line or tokens.hint(token) in line for line in lines
+    )
+    assert json.loads(lines[0])["status_code"] == 400
+
+
+def test_a_log_call_with_a_bad_format_still_loses_its_token():
+    token = tokens.generate()
+    record = logging.LogRecord("events.api", logging.WARNING, __file__, 1, "refused %s %s", (token,), None)
+
+    TokenScrubbingFilter().filter(record)
+
+    assert token not in logging.Formatter("%(message)s").format(record)

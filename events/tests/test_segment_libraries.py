@@ -6,13 +6,16 @@ auth with the token as username, /v1/batch, gzip (Python), and messageId dedupe 
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from segment.analytics import Client
-from segment.analytics.request import post
+from segment.analytics.request import APIError, post
 
-from events.models import Event
+from conftest import make_user
+from events import tokens
+from events.models import Event, RejectedEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -100,3 +103,41 @@ def test_node_library_delivers_every_call_once(live_server, acme_token):
     assert events.filter(type="track", event="Node Signed Up").count() == 25
     assert events.count() == 29
     assert events.values("message_id").distinct().count() == 29
+
+
+def test_events_the_python_library_sends_that_are_refused_show_no_token(
+    live_server, acme_token, bob, client, find_tokens
+):
+    token, plaintext = acme_token
+    failures, on_error = _failures()
+    library = Client(write_key=plaintext, host=live_server.url, on_error=on_error, max_retries=0)
+    # An app that sends its settings, token included, along with an event whose name is too long.
+    library.track(user_id="user-1", event="x" * 300, properties={"settings": {"canvasToken": plaintext}})
+    library.flush()
+    library.join()
+    # A client whose clock runs two days fast: the whole batch is refused, and with it the body's writeKey.
+    sent_at = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    with pytest.raises(APIError):
+        post(
+            plaintext,
+            host=live_server.url,
+            gzip=True,
+            batch=[{"type": "track", "userId": "u", "event": "e"}],
+            sentAt=sent_at,
+        )
+
+    refused = list(RejectedEvent.objects.filter(team=token.team).values("payload", "errors", "token_hint"))
+    staff = make_user("admin@canvas.test", is_staff=True, is_superuser=True)
+    client.force_login(bob)
+    member_page = client.get("/settings/").content.decode()
+    client.force_login(staff)
+    admin_pages = [client.get("/admin/events/rejectedevent/").content.decode()]
+    for pk in RejectedEvent.objects.values_list("pk", flat=True):
+        admin_pages.append(client.get(f"/admin/events/rejectedevent/{pk}/change/").content.decode())
+    seen = "\n".join([str(refused), member_page, *admin_pages])
+    assert find_tokens(seen) == []
+    assert plaintext[4:36] not in seen
+    assert len(failures) == 1
+    assert len(refused) == 2
+    assert all(tokens.hint(plaintext) in row["payload"] for row in refused), "the token's place was not kept"
+    assert 'data-testid="refused-events"' in member_page

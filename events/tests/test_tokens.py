@@ -3,7 +3,9 @@
 A mistyped token must be refused by its checksum alone, before authentication asks the database anything.
 """
 
+import base64
 import hashlib
+import json
 import re
 import zlib
 
@@ -12,6 +14,7 @@ import pytest
 from events import errors, tokens
 from events.authentication import authenticate_token
 from events.errors import ApiError
+from events.validation import parse_json
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # The pattern documented for secret scanners, written out here rather than imported.
@@ -112,3 +115,109 @@ def test_mangled_copies_are_refused_without_a_query(stored_plaintext, mangle, dj
 
 def test_the_unchanged_token_is_accepted(stored_plaintext, acme):
     assert authenticate_token(stored_plaintext).team_id == acme.pk
+
+
+# --- scrub and scrub_document: what is stored or logged shows a token's hint, never the token ------------------
+
+TOKEN = tokens.generate()
+HINT = tokens.hint(TOKEN)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(f"/v1/event?token={TOKEN}&a=1", f"/v1/event?token={HINT}&a=1", id="query-string"),
+        pytest.param(f"/v1/event?writeKey={TOKEN}", f"/v1/event?writeKey={HINT}", id="writekey-parameter"),
+        pytest.param("/v1/event?t=" + TOKEN.replace("_", "%5F"), f"/v1/event?t={HINT}", id="percent-encoded"),
+        pytest.param(
+            '{"t": "' + TOKEN.replace("_", "\\u005f").replace("c", "\\u0063") + '", "\\u0077riteKey": "abc"}',
+            f'{{"t": "{HINT}", "writeKey": "cnv_…"}}',
+            id="json-escapes",
+        ),
+        pytest.param('{"t": "\\u00e9\\n\\u0000"}', None, id="escapes-json-needs"),
+        pytest.param("/v1/event?writeKey=abcdefghijklmnopq#x", "/v1/event?writeKey=cnv_…nopq#x", id="any-writekey"),
+        pytest.param(f'{{"writeKey": "{TOKEN}", "a": 1}}', f'{{"writeKey": "{HINT}", "a": 1}}', id="json-field"),
+        pytest.param('{"writeKey":"sk-live-1234567890XY"}', '{"writeKey":"cnv_…90XY"}', id="json-not-a-token"),
+        pytest.param('{"writeKey": "short"}', '{"writeKey": "cnv_…"}', id="short-shows-nothing"),
+        pytest.param('{"writeKey": "a\\"bcdefghijklmnopq\\""}', '{"writeKey": "cnv_…pq\\""}', id="escaped-quote"),
+        pytest.param(
+            f'{{"batch": [], "writeKey": "{TOKEN[:20]}',
+            '{"batch": [], "writeKey": "cnv_…' + TOKEN[16:20],
+            id="cut-json",
+        ),
+        pytest.param(f"{{'writeKey': '{TOKEN}'}}", f"{{'writeKey': '{HINT}'}}", id="python-repr"),
+        pytest.param(f"x{TOKEN}y and {TOKEN}", f"x{HINT}y and {HINT}", id="anywhere-in-text"),
+        pytest.param(f"name {TOKEN}{TOKEN}", f"name {HINT}{HINT}", id="twice-in-a-row"),
+        pytest.param(
+            "Authorization: Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode(),
+            "Authorization: Basic cnv_…",
+            id="basic-credentials",
+        ),
+        pytest.param("the basic requirements", "the basic requirements", id="the-word-basic"),
+        pytest.param(TOKEN[:-1] + ("0" if TOKEN[-1] != "0" else "1"), None, id="bad-checksum-is-not-a-token"),
+        pytest.param(f"cnv_{'a' * 32}", None, id="too-short"),
+        pytest.param("nothing to hide", None, id="plain"),
+        pytest.param(HINT, None, id="a-hint"),
+    ],
+)
+def test_scrub_hides_tokens_and_write_keys_wherever_they_are(text, expected):
+    scrubbed = tokens.scrub(text)
+
+    assert scrubbed == (text if expected is None else expected)
+    assert tokens.scrub(scrubbed) == scrubbed
+
+
+def test_scrub_hides_a_token_in_a_payload_that_is_not_json_any_more():
+    payload = '{"writeKey": "' + TOKEN + '", "batch": [{"event": "' + "x" * 5000
+
+    assert TOKEN not in tokens.scrub(payload)[:4096]
+
+
+def test_scrub_document_hides_tokens_in_keys_and_values_at_any_depth():
+    other = tokens.generate()
+    document = {
+        "writeKey": TOKEN,
+        "event": TOKEN,
+        "properties": {TOKEN: [1, {"deep": f"a {other} b"}], "writeKey": "sk-live-1234567890XY", "n": 2**70},
+    }
+
+    assert tokens.scrub_document(document, json.dumps(document).encode()) == {
+        "writeKey": HINT,
+        "event": HINT,
+        "properties": {HINT: [1, {"deep": f"a {tokens.hint(other)} b"}], "writeKey": "cnv_…90XY", "n": 2**70},
+    }
+
+
+def test_scrub_document_hides_the_write_key_of_a_segment_batch_without_walking_it():
+    document = {"writeKey": TOKEN, "batch": [{"event": "Signed Up", "properties": {"plan": "pro"}}]}
+
+    scrubbed = tokens.scrub_document(document, json.dumps(document).encode())
+
+    assert scrubbed is document
+    assert scrubbed == {"writeKey": HINT, "batch": [{"event": "Signed Up", "properties": {"plan": "pro"}}]}
+
+
+def test_scrub_document_leaves_what_only_looks_like_a_token_as_it_is():
+    document = {"event": "cnv_ is a prefix", "properties": {"writeKey": 1, "id": "cnv_" + "a" * 38}}
+
+    assert tokens.scrub_document(document, json.dumps(document).encode()) == document
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"event": "<token>"}', id="plain"),
+        pytest.param(b'{"event": "<escaped>"}', id="behind-an-escape"),
+        pytest.param(b'{"properties": {"<token>": 1}}', id="key"),
+        pytest.param(b'{"n": 123456789012345678901234567890, "e": "<token>"}', id="with-a-big-integer"),
+        pytest.param(b'{"e": "<token>", "colon": "\\u003a"}', id="slow-path"),
+    ],
+)
+def test_parse_json_hands_on_no_token(body):
+    escaped = TOKEN.replace("_", "\\u005f").encode()
+    raw = body.replace(b"<token>", TOKEN.encode()).replace(b"<escaped>", escaped)
+
+    document = parse_json(raw)
+
+    assert TOKEN not in str(document)
+    assert HINT in str(document)
