@@ -120,6 +120,7 @@ AXES_RESET_ON_SUCCESS = True
 # The login form posts the email as "username" (Django's AuthenticationForm), not as USERNAME_FIELD "email".
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HANDLER = "accounts.axes_handler.TokenScrubbingAxesHandler"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
 # Creating a token after this long since the last login asks for the password again.
 REAUTHENTICATE_AFTER = timedelta(minutes=15)

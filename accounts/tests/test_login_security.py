@@ -1,9 +1,11 @@
 """Login throttling and lockout (django-axes), session fixation, and the security headers of every page."""
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog
 from django.test import Client
 
 from conftest import PASSWORD
+from events import tokens
 
 WRONG = "not the password"
 
@@ -68,3 +70,21 @@ def test_pages_have_no_inline_script(client, alice, path):
     for chunk in html.split("<script")[1:]:
         tag = chunk.split(">", 1)[0]
         assert "src=" in tag, f"inline script on {path}: <script{tag}>"
+
+
+def test_a_token_typed_into_the_login_form_or_address_is_not_kept(client, alice):
+    token = tokens.generate()
+    client.post(
+        f"/accounts/login/?next=/settings/&t={token}",
+        {"username": token, "password": token},
+        HTTP_USER_AGENT=f"curl {token}",
+    )
+    client.post("/accounts/login/", {"username": f"alice@acme.test {token}", "password": "wrong"})
+
+    kept = [
+        str(list(model.objects.values()))  # every column of every record axes keeps
+        for model in (AccessAttempt, AccessFailureLog)
+    ]
+    assert AccessAttempt.objects.exists()
+    assert all(token not in text and token[4:36] not in text for text in kept)
+    assert tokens.hint(token) in kept[0]
