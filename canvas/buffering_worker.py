@@ -62,7 +62,7 @@ class BufferedConnection(TConn):
         super().__init__(cfg, sock, client, server)  # which makes the socket non-blocking
         self.data_ready = True  # gthread's thread-side wait for a first byte is never needed
         self.received = ReceivedBytes()
-        self.buffer = bytearray()
+        self.buffer: bytes | bytearray = b""
         self.deadline: float | None = None  # while the loop receives a request (or lingers after closing)
         self.scanned = 0  # bytes of `buffer` known to hold no end of head
         self.request_end: int | None = None  # once the head is in: where the buffered part of the request ends
@@ -75,12 +75,12 @@ class BufferedConnection(TConn):
         self.initialized = True
 
     def start_request(self, data: bytes, deadline: float) -> None:
-        self.buffer = bytearray(data)
+        self.buffer = data
         self.deadline, self.scanned, self.request_end = deadline, 0, None
 
     def hand_over(self) -> None:
-        self.received.data = memoryview(bytes(self.buffer))
-        self.buffer = bytearray()
+        self.received.data = memoryview(self.buffer)
+        self.buffer = b""
         self.deadline = None
 
     def unread(self) -> bytes:
@@ -142,7 +142,12 @@ class BufferingWorker(ThreadWorker):
         if not data:  # the client went away
             self._close(conn)
             return
-        conn.buffer += data
+        if not conn.buffer:
+            conn.buffer = data  # most requests come in one piece: no copy
+        else:
+            if isinstance(conn.buffer, bytes):
+                conn.buffer = bytearray(conn.buffer)
+            conn.buffer += data
         if self._whole(conn):
             self._dispatch(conn)
 
@@ -153,15 +158,15 @@ class BufferingWorker(ThreadWorker):
             if end < 0:
                 conn.scanned = len(conn.buffer)
                 return len(conn.buffer) > self.max_head_bytes
-            conn.request_end = end + 4 + self._body_to_buffer(conn, bytes(conn.buffer[:end]))
+            conn.request_end = end + 4 + self._body_to_buffer(conn, head_end=end)
             conn.deadline = time.monotonic() + self.body_timeout
         return len(conn.buffer) >= conn.request_end
 
-    def _body_to_buffer(self, conn: BufferedConnection, head: bytes) -> int:
+    def _body_to_buffer(self, conn: BufferedConnection, *, head_end: int) -> int:
         """How many body bytes to receive before the request goes to a thread. Only a single, plain Content-Length
         is waited for; any other framing goes to gunicorn's parser at once, which refuses what is ambiguous."""
         fields: dict[bytes, list[bytes]] = {}
-        for name, value in _FRAMING_FIELD.findall(head):
+        for name, value in _FRAMING_FIELD.findall(conn.buffer, 0, head_end):
             fields.setdefault(name.lower(), []).append(value.strip())
         lengths = fields.get(b"content-length", [])
         if b"transfer-encoding" in fields or len(lengths) != 1 or not lengths[0].isdigit():
@@ -169,7 +174,7 @@ class BufferingWorker(ThreadWorker):
         length = int(lengths[0])
         if length > self.max_buffered_body:
             return 0
-        if fields.get(b"expect") == [b"100-continue"] and len(conn.buffer) < len(head) + 4 + length:
+        if fields.get(b"expect") == [b"100-continue"] and len(conn.buffer) < head_end + 4 + length:
             # The client waits for this before it sends the body. gunicorn sends one more when the app reads the
             # body; clients skip any number of them (RFC 9110 section 15.2).
             with contextlib.suppress(OSError):

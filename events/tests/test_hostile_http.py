@@ -648,6 +648,20 @@ def test_http_1_0_is_answered_and_the_connection_closed(server, token):
     assert stored("over-http-1.0")
 
 
+def test_a_client_that_waits_for_100_continue_before_its_body_is_answered(server, token):
+    body = event_body("after-100-continue")
+
+    with Connection(server.port) as conn:
+        conn.send(request_head(b"Expect: 100-continue", token=token, length=len(body)))
+        interim = conn.sock.recv(1024)  # the server waits for the body, the client for this
+        conn.send(body)
+        reply = conn.reply()
+
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert reply.status == 200
+    assert stored("after-100-continue")
+
+
 @pytest.mark.parametrize(
     "version, fields",
     [pytest.param("HTTP/1.1", [], id="http-1.1"), pytest.param("HTTP/1.0", [b"Connection: keep-alive"], id="http-1.0")],
