@@ -13,11 +13,13 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Buffering: the worker's event loop receives each request whole before a thread takes it, so that slow clients
 # hold no thread. A request head must arrive within GUNICORN_HEAD_TIMEOUT seconds (else the connection is closed),
 # and its whole body within GUNICORN_BODY_TIMEOUT seconds of the head, however slowly it comes (else 408). Bodies
-# above GUNICORN_MAX_BUFFERED_BODY bytes are not read: the app's limits are lower (500 KB for /v1/batch).
+# above GUNICORN_MAX_BUFFERED_BODY bytes are not read: the app's limits are lower (500 KB for /v1/batch). A worker
+# holds about GUNICORN_MAX_BUFFERED_BYTES of requests still arriving at most; past it, large ones wait.
 worker_class = buffering_worker(
     head_timeout=float(os.environ.get("GUNICORN_HEAD_TIMEOUT", 10)),
     body_timeout=float(os.environ.get("GUNICORN_BODY_TIMEOUT", 10)),
     max_buffered_body=int(os.environ.get("GUNICORN_MAX_BUFFERED_BODY", 1024 * 1024)),
+    max_buffered_bytes=int(os.environ.get("GUNICORN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024)),
 )
 workers = int(os.environ.get("GUNICORN_WORKERS", os.cpu_count() or 2))
 # A thread waits for its group commit, and a worker reads no new request while all of its threads wait: with 16,

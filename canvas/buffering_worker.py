@@ -13,7 +13,8 @@ blocking, and gives it to a thread only once its head and its body are in memory
 
 A thread reads only what the loop received. A body the loop does not wait for (larger than `max_buffered_body`,
 or chunked) is not read at all: the app refuses those by their headers (413, 411) before reading them.
-`worker_connections` bounds the connections a worker holds, each with at most one head and one buffered body.
+Requests not yet handed over hold at most about `max_buffered_bytes` of a worker's memory: past it, a connection
+that has more than one read's worth buffered is not read again until the total falls (or its deadline passes).
 gunicorn.conf.py sets the limits (`buffering_worker(...)`); TLS is left to the load balancer in front.
 """
 
@@ -94,10 +95,13 @@ class BufferingWorker(ThreadWorker):
     head_timeout = 10.0
     body_timeout = 10.0
     max_buffered_body = 1024 * 1024
+    max_buffered_bytes = 64 * 1024 * 1024
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.receiving: set[BufferedConnection] = set()
+        self.receiving: set[BufferedConnection] = set()  # paused ones included
+        self.paused: set[BufferedConnection] = set()
+        self.buffered = 0  # bytes held for requests not yet handed over
         self.lingering: set[BufferedConnection] = set()
         self.next_sweep = 0.0
         # Beyond this a head is too large whatever it holds: gunicorn's parser refuses it (414 or 431) from these
@@ -148,8 +152,13 @@ class BufferingWorker(ThreadWorker):
             if isinstance(conn.buffer, bytes):
                 conn.buffer = bytearray(conn.buffer)
             conn.buffer += data
+        self.buffered += len(data)
         if self._whole(conn):
             self._dispatch(conn)
+        elif self.buffered > self.max_buffered_bytes and len(conn.buffer) > RECEIVE_BYTES:
+            # Over budget: the large requests wait (their deadline runs on), ordinary ones still come in one read.
+            self.poller.unregister(conn.sock)
+            self.paused.add(conn)
 
     def _whole(self, conn: BufferedConnection) -> bool:
         """Whether the request can go to a thread: its head is in, and its body too when the loop waits for it."""
@@ -182,10 +191,21 @@ class BufferingWorker(ThreadWorker):
         return length
 
     def _dispatch(self, conn: BufferedConnection) -> None:
-        self.receiving.discard(conn)
-        self.poller.unregister(conn.sock)
+        self._stop_receiving(conn)
         conn.hand_over()
         self.enqueue_req(conn)
+
+    def _stop_receiving(self, conn: BufferedConnection) -> None:
+        self.receiving.discard(conn)
+        if conn in self.paused:
+            self.paused.discard(conn)
+        else:
+            self.poller.unregister(conn.sock)
+        self.buffered -= len(conn.buffer)
+        if self.paused and self.buffered <= self.max_buffered_bytes:
+            for paused in self.paused:
+                self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
+            self.paused.clear()
 
     def murder_pending(self) -> None:
         """Runs on every turn of the loop (gthread's connections deferred by a thread are never made here)."""
@@ -214,6 +234,7 @@ class BufferingWorker(ThreadWorker):
             if pipelined:  # the next request came with this one's
                 conn.start_request(pipelined, time.monotonic() + self.head_timeout)
                 self.receiving.add(conn)
+                self.buffered += len(pipelined)
                 self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
                 if self._whole(conn):
                     self._dispatch(conn)
@@ -251,15 +272,24 @@ class BufferingWorker(ThreadWorker):
             self._close(conn)
 
     def _close(self, conn: BufferedConnection) -> None:
-        self.receiving.discard(conn)
-        self.lingering.discard(conn)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.poller.unregister(conn.sock)
+        if conn in self.receiving:
+            self._stop_receiving(conn)
+        else:
+            self.lingering.discard(conn)
+            with contextlib.suppress(KeyError, ValueError, OSError):  # unregistered: closed right after a thread
+                self.poller.unregister(conn.sock)
         self.nr_conns -= 1
         util.close(conn.sock)
 
 
-def buffering_worker(*, head_timeout: float, body_timeout: float, max_buffered_body: int) -> type[BufferingWorker]:
+def buffering_worker(
+    *, head_timeout: float, body_timeout: float, max_buffered_body: int, max_buffered_bytes: int
+) -> type[BufferingWorker]:
     """BufferingWorker with these limits, for gunicorn.conf.py's `worker_class`."""
-    limits = {"head_timeout": head_timeout, "body_timeout": body_timeout, "max_buffered_body": max_buffered_body}
+    limits = {
+        "head_timeout": head_timeout,
+        "body_timeout": body_timeout,
+        "max_buffered_body": max_buffered_body,
+        "max_buffered_bytes": max_buffered_bytes,
+    }
     return type("BufferingWorker", (BufferingWorker,), limits)

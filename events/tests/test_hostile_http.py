@@ -45,6 +45,8 @@ PROMPT_SECONDS = 2.0
 # The server's deadlines for a request head and for its body (gunicorn.conf.py: GUNICORN_HEAD_TIMEOUT and
 # GUNICORN_BODY_TIMEOUT), shorter than in production so that the tests that wait for them are quick.
 DEADLINE_SECONDS = 5.0
+# What a worker may hold of requests still arriving (gunicorn.conf.py: GUNICORN_MAX_BUFFERED_BYTES).
+BUFFER_BUDGET = 4 * MB
 # A slow client is cut off at its deadline, within this (the server looks for late ones about every second).
 STALL_SLACK_SECONDS = 5.0
 MEMORY_GROWTH_LIMIT = 50 * MB
@@ -78,6 +80,7 @@ def _serving(tmp_path_factory, *, workers: int) -> Iterator[Server]:
     env = app_environment(database_url=url, redis_url=settings.REDIS_URL, workers=workers, threads=THREADS)
     env["GUNICORN_ACCESSLOG"] = "-"  # every status in the log, for the no-5xx check at the end
     env["GUNICORN_HEAD_TIMEOUT"] = env["GUNICORN_BODY_TIMEOUT"] = str(DEADLINE_SECONDS)
+    env["GUNICORN_MAX_BUFFERED_BYTES"] = str(BUFFER_BUDGET)
     gunicorn = Gunicorn(env, log=tmp_path_factory.mktemp("hostile-http") / "gunicorn.log")
     gunicorn.port = free_port(PORTS)
     gunicorn.env["GUNICORN_BIND"] = f"127.0.0.1:{gunicorn.port}"
@@ -412,6 +415,50 @@ def test_hundreds_of_slow_clients_starve_no_one_and_are_each_cut_at_the_deadline
     # them before the test's teardown empties the tables, or its TRUNCATE and these INSERTs deadlock.
     logged = min(len(bodies), KEEP_PER_TEAM)
     wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+LARGE_BODIES = 60
+
+
+def test_large_bodies_that_never_finish_keep_worker_memory_within_the_budget(one_worker_server, token):
+    server = one_worker_server
+    for n in range(4):  # the worker has answered (imports, caches) before its memory is measured
+        assert send_event(server, token, f"warm-up-{n}").status == 200
+    before = {pid: rss(pid) for pid in server.workers}
+    length = 480 * 1024  # a batch within its limit, all but its last byte sent
+    conns = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(LARGE_BODIES)]
+    senders = [
+        threading.Thread(
+            target=_send_quietly,
+            args=(conn, request_head(token=token, length=length, target="/v1/batch") + b" " * (length - 1)),
+        )
+        for conn in conns
+    ]
+    for sender in senders:
+        sender.start()
+    peak = dict(before)
+    try:
+        until = time.monotonic() + DEADLINE_SECONDS - 1
+        while time.monotonic() < until:
+            peak = {pid: max(peak[pid], rss(pid)) for pid in server.workers}
+            time.sleep(0.1)
+        assert send_event(server, token, "beside-large-bodies").status == 200
+        replies = [conn.reply().status for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+    growth = {pid: peak[pid] - before[pid] for pid in server.workers}
+    # 28 MB without a budget; with it, the budget and, for each body, under two reads before it stopped being read
+    assert max(growth.values()) < BUFFER_BUDGET + LARGE_BODIES * 128 * 1024, growth
+    assert replies == [408] * len(conns)
+    logged = min(len(conns), KEEP_PER_TEAM)
+    wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+def _send_quietly(conn: Connection, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        conn.sock.sendall(data)
 
 
 # --- Big bodies --------------------------------------------------------------------------------------------------
