@@ -28,7 +28,7 @@ from functools import partial
 
 from gunicorn import http, util
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 RECEIVE_BYTES = 64 * 1024
 # How often the loop looks for connections past their deadline: a deadline is kept to within this.
@@ -240,8 +240,8 @@ class BufferingWorker(ThreadWorker):
                     self._dispatch(conn)
                 return
             conn.set_timeout()
-            if not self.alive:
-                conn.timeout = min(conn.timeout, time.monotonic() + 2.0)
+            if not self.alive:  # a stopping worker answers a request already on its way, as gthread does
+                conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
             self.keepalived_conns.append(conn)
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
         except Exception:
