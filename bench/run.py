@@ -417,7 +417,7 @@ class Results:
 ANALYSIS = [
     "- /v1/event: an ordinary request is answered by the fast lane (events/fast_lane.py), which runs the DRF "
     "view's own functions without Django's handler, middleware and DRF's request cycle; measured in-process "
-    "those cost about three times the event's own work. What is left per request is gunicorn's gthread worker "
+    "those cost about three times the event's own work. What is left per request is gunicorn's worker "
     "(B0-http is exactly that), the token check, parsing and validation, and the hand-off to the group "
     "committer, whose one INSERT per group and its thread wake-ups are shared by the group's requests. The "
     "Prometheus counts are kept in plain Python and written to their files once a second, and the lane reads its "
@@ -1238,7 +1238,7 @@ def print_summary(results: Results) -> None:
     rec = results.reconciliation
     print()
     print(
-        f"Server: {_cores(results.server_cpus)} (cpu{results.server_cpus}), gunicorn gthread "
+        f"Server: {_cores(results.server_cpus)} (cpu{results.server_cpus}), gunicorn (buffering gthread) "
         f"{results.workers} worker(s) x {results.threads} threads; "
         f"wrk and COPY client: {_cores(results.client_cpus)} (cpu{results.client_cpus}); "
         "PostgreSQL and Redis: same machine, unpinned."
@@ -1476,8 +1476,9 @@ def write_report(results: Results) -> None:
         f"- **Machine**: {machine['cores']} cores ({machine['cpu']}{_yardstick(machine)}), {machine['memory_gib']} "
         f"GiB, Linux {machine['kernel']}, Python {machine['python']}, PostgreSQL {machine['postgres']}, Redis "
         f"{machine['redis']}, {machine['wrk']}",
-        f"- **Cores per side**: server {_cores(results.server_cpus)} (cpu{results.server_cpus}: gunicorn gthread, "
-        f"{results.workers} worker(s) x {results.threads} threads, `gunicorn.conf.py`); load generator "
+        f"- **Cores per side**: server {_cores(results.server_cpus)} (cpu{results.server_cpus}: gunicorn, "
+        f"buffering gthread, {results.workers} worker(s) x {results.threads} threads, `gunicorn.conf.py`); "
+        "load generator "
         f"{_cores(results.client_cpus)} (cpu{results.client_cpus}: wrk, the COPY client and the driver script). "
         "PostgreSQL 15 and Redis run on the same machine, not pinned: they take their CPU from both cores. "
         + (
@@ -1602,7 +1603,8 @@ def write_report(results: Results) -> None:
         if results.b1
         else "- Load: Debian's wrk 4.1, closed loop.",
         "- B0-http sends the same POST body to bench/hello_wsgi.py, which reads it and answers a fixed JSON body: "
-        "what gunicorn's gthread worker and Python's WSGI path cost on their own. B0-http and B1 run by turns, "
+        "what gunicorn's worker (canvas.buffering_worker) and Python's WSGI path cost on their own. B0-http and B1 "
+        "run by turns, "
         "connection count by connection count (hello-world, then /v1/event), each on its own server, both up on "
         "the server's cores (the idle one costs nothing): run one phase after the other, they met different loads "
         "from elsewhere on this shared machine, and their ratio moved with it.",
