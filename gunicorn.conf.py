@@ -5,16 +5,28 @@ import os
 import shutil
 import tempfile
 
+from canvas.buffering_worker import buffering_worker
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # gthread: each worker answers many requests at once on threads, which the ingest group commit needs to
 # gather concurrent events into one transaction. One worker per core keeps the GIL from being shared.
-worker_class = "gthread"
+# Buffering: the worker's event loop receives each request whole before a thread takes it, so that slow clients
+# hold no thread. A request head must arrive within GUNICORN_HEAD_TIMEOUT seconds (else the connection is closed),
+# and its whole body within GUNICORN_BODY_TIMEOUT seconds of the head, however slowly it comes (else 408). Bodies
+# above GUNICORN_MAX_BUFFERED_BODY bytes are not read: the app's limits are lower (500 KB for /v1/batch). A worker
+# holds about GUNICORN_MAX_BUFFERED_BYTES of requests still arriving at most; past it, large ones wait.
+worker_class = buffering_worker(
+    head_timeout=float(os.environ.get("GUNICORN_HEAD_TIMEOUT", 10)),
+    body_timeout=float(os.environ.get("GUNICORN_BODY_TIMEOUT", 10)),
+    max_buffered_body=int(os.environ.get("GUNICORN_MAX_BUFFERED_BODY", 1024 * 1024)),
+    max_buffered_bytes=int(os.environ.get("GUNICORN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024)),
+)
 workers = int(os.environ.get("GUNICORN_WORKERS", os.cpu_count() or 2))
 # A thread waits for its group commit, and a worker reads no new request while all of its threads wait: with 16,
 # a worker under load sat idle about a tenth of the time. 32 gave /v1/event 20-27% more requests per second on a
 # core at the same p99 (make bench, docs/benchmarks.md), and hello-world the same; 48 and 64 gave no more.
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
-# Slow or stalled clients must not hold a thread for ever.
+# A worker whose loop stops turning this long is restarted.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5

@@ -51,8 +51,8 @@ def _header(results: Results) -> list[str]:
         f"- **Machine**: {machine['cores']} cores ({machine['cpu']}{yardstick(machine)}), {machine['memory_gib']} "
         f"GiB, Linux {machine['kernel']}, Python {machine['python']}, PostgreSQL {machine['postgres']}, Redis "
         f"{machine['redis']}, {machine['wrk']}",
-        f"- **Cores**: server {cores_text(results.server_cpus)} (cpu{results.server_cpus}: gunicorn gthread, "
-        f"{results.workers} worker(s) x {results.threads} threads); load generator "
+        f"- **Cores**: server {cores_text(results.server_cpus)} (cpu{results.server_cpus}: gunicorn's buffering "
+        f"gthread worker, {results.workers} worker(s) x {results.threads} threads); load generator "
         f"{cores_text(results.client_cpus)} (cpu{results.client_cpus}: wrk, the COPY client, the driver). "
         f"PostgreSQL and Redis share the machine, unpinned.{every_core}",
         f"- **Disk**: a COMMIT that flushes the WAL takes {results.commit_ms:.1f} ms (median of 200); the slowest "
@@ -224,7 +224,7 @@ def print_summary(results: Results) -> None:
     best, at_80 = results.b1_best, results.b1_at_80_run
     print()
     print(
-        f"Server: {cores_text(results.server_cpus)} (cpu{results.server_cpus}), gunicorn gthread "
+        f"Server: {cores_text(results.server_cpus)} (cpu{results.server_cpus}), gunicorn (buffering gthread worker) "
         f"{results.workers} worker(s) x {results.threads} threads; "
         f"wrk and COPY client: {cores_text(results.client_cpus)} (cpu{results.client_cpus}); "
         "PostgreSQL and Redis: same machine, unpinned."

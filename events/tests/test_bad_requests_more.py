@@ -9,14 +9,16 @@ they name well over a hundred bad requests.
 import base64
 import gzip
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
 import pytest
 from django.http import UnreadablePostError
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 
+from canvas.buffering_worker import ReceivedBytes
 from events import errors, parsers, validation
 from events.api import MAX_BATCH_EVENTS
 from events.errors import ApiError
@@ -660,44 +662,6 @@ def test_a_refused_batch_item_holding_an_integer_beyond_64_bits_is_a_400(client,
 # --- Bodies that arrive too slowly or not at all (events.parsers.read_body) ---------------------------------------
 
 
-class _Socket:
-    """The client socket as gunicorn exposes it (environ["gunicorn.socket"]): only its timeout matters here."""
-
-    def __init__(self) -> None:
-        self.timeout: float | None = None
-        self.timeouts: list[float | None] = []
-
-    def gettimeout(self) -> float | None:
-        return self.timeout
-
-    def settimeout(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self.timeouts.append(timeout)
-
-
-class _Trickle:
-    """A body stream that hands out one byte every 50 ms."""
-
-    def read(self, size: int) -> bytes:
-        time.sleep(0.05)
-        return b" "
-
-
-def test_a_body_trickling_in_is_cut_off_at_the_deadline_with_408(monkeypatch):
-    monkeypatch.setattr(parsers, "BODY_TIMEOUT_SECONDS", 0.3)
-    socket = _Socket()
-    started = time.monotonic()
-
-    with pytest.raises(ApiError) as refusal:
-        parsers.read_body(_Trickle(), meta={"CONTENT_LENGTH": "100", "gunicorn.socket": socket}, limit=200)
-
-    assert (refusal.value.status_code, refusal.value.code) == (408, parsers.BODY_TIMEOUT[0])
-    assert time.monotonic() - started < 1
-    waits = socket.timeouts[:-1]  # each read waits at most what is left; the last call restores the timeout
-    assert waits == sorted(waits, reverse=True) and 0 < waits[-1] <= 0.3
-    assert socket.timeout is None
-
-
 class _Failing:
     def __init__(self, cause: OSError) -> None:
         self.cause = cause
@@ -715,73 +679,35 @@ class _Failing:
         ),
     ],
 )
-@pytest.mark.parametrize("with_socket", [True, False], ids=["gunicorn", "no-socket"])
-def test_a_body_the_connection_does_not_deliver_is_a_4xx(cause, status, code, message, with_socket):
-    socket = _Socket()
-    meta = {"CONTENT_LENGTH": "100"} | ({"gunicorn.socket": socket} if with_socket else {})
-
+def test_a_body_the_connection_does_not_deliver_is_a_4xx(cause, status, code, message):
     with pytest.raises(ApiError) as refusal:
-        parsers.read_body(_Failing(cause), meta=meta, limit=200)
+        parsers.read_body(_Failing(cause), meta={"CONTENT_LENGTH": "100"}, limit=200)
 
     assert (refusal.value.status_code, refusal.value.code, refusal.value.message) == (status, code, message)
-    assert socket.timeout is None
 
 
-def test_a_whole_body_is_read_within_the_deadline_and_the_socket_timeout_restored():
-    socket = _Socket()
-    socket.timeout = 30.0
-
-    class Body:
-        chunks = [b'{"version": ', b"1}", b""]
-
-        def read(self, size: int) -> bytes:
-            return self.chunks.pop(0)
-
-    raw = parsers.read_body(Body(), meta={"CONTENT_LENGTH": "14", "gunicorn.socket": socket}, limit=200)
-
-    assert raw == b'{"version": 1}'
-    assert socket.timeout == 30.0
-    assert all(0 < timeout <= parsers.BODY_TIMEOUT_SECONDS for timeout in socket.timeouts[:-1])
+def _body_as_the_server_hands_it_over(received: bytes, length: int):
+    """environ["wsgi.input"] as gunicorn builds it on canvas.buffering_worker's source: the bytes its loop received
+    for the request before the deadline, and nothing after them."""
+    source = ReceivedBytes()
+    source.data = memoryview(received)
+    return Body(LengthReader(SocketUnreader(source), length))
 
 
-class _Client:
-    """gunicorn's source of body bytes beyond what it has already read: here, a client that never sends more."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def __call__(self, size_hint=None) -> bytes:
-        self.asked += 1
-        return b""
-
-
-def _gunicorn_body(held: bytes, length: int, client: _Client):
-    """A request body as gunicorn's gthread worker hands it over (environ["wsgi.input"]), holding `held`."""
-    from gunicorn.http.body import Body, LengthReader
-    from gunicorn.http.unreader import Unreader
-
-    unreader = Unreader()
-    unreader.chunk = client
-    unreader.buf.write(held)
-    return Body(LengthReader(unreader, length))
-
-
-def test_a_body_that_came_with_the_request_head_is_read_without_touching_the_socket():
-    client, socket = _Client(), _Socket()
+def test_a_whole_body_the_server_received_is_read():
     document = b'{"version": 1}'
-    body = _gunicorn_body(document, len(document), client)
-    meta = {"CONTENT_LENGTH": str(len(document)), "gunicorn.socket": socket, "wsgi.input": body}
 
-    assert parsers.read_body(body, meta=meta, limit=200) == document
-    assert socket.timeouts == [] and client.asked == 0
+    raw = parsers.read_body(
+        _body_as_the_server_hands_it_over(document, len(document)), meta={"CONTENT_LENGTH": "14"}, limit=200
+    )
+
+    assert raw == document
 
 
-def test_a_body_still_on_its_way_is_read_with_the_deadline():
-    client, socket = _Client(), _Socket()
-    body = _gunicorn_body(b'{"version": ', 14, client)  # two bytes short: gunicorn must read from the client
-    meta = {"CONTENT_LENGTH": "14", "gunicorn.socket": socket, "wsgi.input": body}
+def test_a_body_cut_off_at_the_servers_deadline_is_a_408():
+    body = _body_as_the_server_hands_it_over(b'{"version": ', 14)  # two bytes short when the deadline passed
 
-    assert parsers.read_body(body, meta=meta, limit=200) == b'{"version": '  # the client hung up: what came
-    assert client.asked == 1
-    assert socket.timeouts and all(0 < wait <= parsers.BODY_TIMEOUT_SECONDS for wait in socket.timeouts[:-1])
-    assert socket.timeout is None
+    with pytest.raises(ApiError) as refusal:
+        parsers.read_body(body, meta={"CONTENT_LENGTH": "14"}, limit=200)
+
+    assert (refusal.value.status_code, refusal.value.code) == (408, parsers.BODY_TIMEOUT[0])

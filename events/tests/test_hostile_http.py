@@ -14,7 +14,9 @@ import gzip
 import http.client
 import json
 import re
+import selectors
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -29,7 +31,8 @@ from django.db import connection
 from chaos.processes import Gunicorn, app_environment, database_url, free_port, wait_until
 from events import errors, validation
 from events.models import Event, RejectedEvent
-from events.parsers import BODY_TIMEOUT, BODY_TIMEOUT_SECONDS
+from events.parsers import BODY_TIMEOUT
+from events.rejections import KEEP_PER_TEAM
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +42,12 @@ THREADS = 4  # few threads per worker, so that a handful of stalled clients occu
 MB = 1024 * 1024
 # A good request, or a refusal that needs none of the body, is answered within this.
 PROMPT_SECONDS = 2.0
-# A stalled client is cut off at the body deadline; the slack covers a request queued behind a stalled one.
+# The server's deadlines for a request head and for its body (gunicorn.conf.py: GUNICORN_HEAD_TIMEOUT and
+# GUNICORN_BODY_TIMEOUT), shorter than in production so that the tests that wait for them are quick.
+DEADLINE_SECONDS = 5.0
+# What a worker may hold of requests still arriving (gunicorn.conf.py: GUNICORN_MAX_BUFFERED_BYTES).
+BUFFER_BUDGET = 4 * MB
+# A slow client is cut off at its deadline, within this (the server looks for late ones about every second).
 STALL_SLACK_SECONDS = 5.0
 MEMORY_GROWTH_LIMIT = 50 * MB
 # Stalled request heads, sent to a server of one worker: all of them land on its THREADS threads. (With two
@@ -71,6 +79,8 @@ def _serving(tmp_path_factory, *, workers: int) -> Iterator[Server]:
     url = database_url(user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"], name=db["NAME"])
     env = app_environment(database_url=url, redis_url=settings.REDIS_URL, workers=workers, threads=THREADS)
     env["GUNICORN_ACCESSLOG"] = "-"  # every status in the log, for the no-5xx check at the end
+    env["GUNICORN_HEAD_TIMEOUT"] = env["GUNICORN_BODY_TIMEOUT"] = str(DEADLINE_SECONDS)
+    env["GUNICORN_MAX_BUFFERED_BYTES"] = str(BUFFER_BUDGET)
     gunicorn = Gunicorn(env, log=tmp_path_factory.mktemp("hostile-http") / "gunicorn.log")
     gunicorn.port = free_port(PORTS)
     gunicorn.env["GUNICORN_BIND"] = f"127.0.0.1:{gunicorn.port}"
@@ -213,7 +223,7 @@ def send_event(server: Server, token: str, name: str, *, timeout: float = 10.0) 
 def stall_mid_body(server: Server, token: str, name: str) -> Connection:
     """Headers and half the body, then nothing: the connection stays open."""
     body = event_body(name, properties={"padding": "x" * 1000})
-    conn = Connection(server.port, timeout=BODY_TIMEOUT_SECONDS + 2 * STALL_SLACK_SECONDS)
+    conn = Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS)
     conn.send(request_head(token=token, length=len(body)) + body[: len(body) // 2])
     return conn
 
@@ -269,56 +279,186 @@ def test_a_stalled_body_is_cut_off_at_the_deadline_while_others_are_answered(ser
             assert reply.status == 408
             assert reply.error_code == BODY_TIMEOUT[0]
     elapsed = time.monotonic() - started
-    assert BODY_TIMEOUT_SECONDS - 1 < elapsed < BODY_TIMEOUT_SECONDS + STALL_SLACK_SECONDS
+    assert DEADLINE_SECONDS - 1 < elapsed < DEADLINE_SECONDS + STALL_SLACK_SECONDS
     assert not Event.objects.filter(event__startswith="stalled-").exists()
     assert Event.objects.filter(event__startswith="meanwhile-").count() == 5
 
 
-def test_stalled_bodies_on_every_thread_hold_the_server_only_until_the_deadline(server, token):
-    # One per thread: more would queue in the workers, and the good request behind them, for a round each.
-    stalled = [stall_mid_body(server, token, f"stalled-{n}") for n in range(WORKERS * THREADS)]
+def test_stalled_bodies_on_more_connections_than_threads_hold_up_no_one(server, token):
+    stalled = [stall_mid_body(server, token, f"stalled-{n}") for n in range(3 * WORKERS * THREADS)]
     try:
-        time.sleep(0.5)  # the stalled requests now hold the threads (unless the workers shared them unevenly)
+        time.sleep(0.5)  # with gthread, the stalled requests now held every thread
 
-        reply = send_event(server, token, "after-the-stall", timeout=3 * BODY_TIMEOUT_SECONDS)
+        reply = send_event(server, token, "after-the-stall", timeout=3 * DEADLINE_SECONDS)
 
         assert reply.status == 200
-        # Queued behind at most two rounds of stalled requests, however the workers shared them out.
-        assert reply.seconds < 2 * BODY_TIMEOUT_SECONDS + STALL_SLACK_SECONDS
+        assert reply.seconds < PROMPT_SECONDS
     finally:
         for conn in stalled:
-            conn.close()
-        # Each cut-off body is logged as a refusal: let the server finish writing those before the test's
-        # teardown empties the tables, or its TRUNCATE and these INSERTs deadlock.
-        wait_until(
-            lambda: RejectedEvent.objects.count() >= len(stalled), timeout=10, what="the refusals of stalled bodies"
-        )
+            conn.close()  # before their deadline: the server drops them without an answer, as no one would read it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason=(
-        "gunicorn's gthread worker reads the request head on a blocking socket with no deadline (its `timeout` "
-        "only watches the main loop), so clients that stop mid-head hold every thread for as long as they keep "
-        "their connections open. The app cannot see a request before its head is complete: the remedy is a "
-        "buffering proxy in front (nginx client_header_timeout, an ALB) or a deadline in gunicorn itself."
-    ),
-)
-def test_stalled_request_heads_on_every_thread_hold_the_server_only_briefly(one_worker_server, token):
+def test_stalled_request_heads_on_every_thread_hold_up_no_one_and_are_closed_at_the_deadline(one_worker_server, token):
     server = one_worker_server
-    stalled = [Connection(server.port) for _ in range(STALLED_CLIENTS)]
+    stalled = [
+        Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(STALLED_CLIENTS)
+    ]
+    started = time.monotonic()
     try:
         for conn in stalled:
             conn.send(b"POST /v1/event HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half-A-Header: b")
         time.sleep(0.5)
 
-        reply = send_event(server, token, "after-stalled-heads", timeout=BODY_TIMEOUT_SECONDS + STALL_SLACK_SECONDS)
+        reply = send_event(server, token, "after-stalled-heads", timeout=DEADLINE_SECONDS + STALL_SLACK_SECONDS)
 
         assert reply.status == 200
+        assert reply.seconds < PROMPT_SECONDS
+        assert all(conn.closed_by_server() for conn in stalled)
+        assert DEADLINE_SECONDS - 1 < time.monotonic() - started < DEADLINE_SECONDS + STALL_SLACK_SECONDS
     finally:
         for conn in stalled:
             conn.close()
+
+
+# Hundreds of slow clients at once: half trickle a request head, half a body, one byte each per TRICKLE_SECONDS
+# (never a pause long enough for a per-read timeout), while an ordinary client sends events one after another.
+SLOW_CLIENTS = 300
+TRICKLE_SECONDS = 0.3
+ORDINARY_TIMEOUT_SECONDS = 5.0  # an ordinary request not answered by then counts as this slow
+
+
+@dataclass
+class SlowClient:
+    sock: socket.socket
+    started: float
+    trickles_body: bool
+    reply: bytes = b""
+    cut_at: float | None = None  # when the server answered or closed
+
+
+def _open_slow_client(server: Server, token: str, n: int) -> SlowClient:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    started = time.monotonic()
+    if n % 2:
+        body = event_body(f"trickled-{n}", properties={"padding": "x" * 1000})
+        sock.sendall(request_head(token=token, length=len(body)) + body[:10])
+    else:
+        sock.sendall(b"POST /v1/event HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickled: ")
+    sock.setblocking(False)
+    return SlowClient(sock, started, trickles_body=bool(n % 2))
+
+
+def _trickle(clients: list[SlowClient], until: float) -> None:
+    """One byte to each client still open, every TRICKLE_SECONDS; note when the server answers or closes each."""
+    waiting = selectors.DefaultSelector()
+    for client in clients:
+        waiting.register(client.sock, selectors.EVENT_READ, client)
+    while time.monotonic() < until and any(client.cut_at is None for client in clients):
+        for client in clients:
+            if client.cut_at is None:
+                try:
+                    client.sock.send(b"x")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    client.cut_at = time.monotonic()
+        round_ends = time.monotonic() + TRICKLE_SECONDS
+        while (left := round_ends - time.monotonic()) > 0:
+            for key, _ in waiting.select(left):
+                client = key.data
+                try:
+                    data = client.sock.recv(65536)
+                except OSError:
+                    data = b""
+                if client.cut_at is None:
+                    client.cut_at = time.monotonic()
+                client.reply += data
+                if not data:
+                    waiting.unregister(client.sock)
+    waiting.close()
+
+
+def test_hundreds_of_slow_clients_starve_no_one_and_are_each_cut_at_the_deadline(server, token):
+    clients = [_open_slow_client(server, token, n) for n in range(SLOW_CLIENTS)]
+    last_opened = time.monotonic()
+    trickler = threading.Thread(
+        target=_trickle, args=(clients, last_opened + DEADLINE_SECONDS + 3 * STALL_SLACK_SECONDS), daemon=True
+    )
+    trickler.start()
+    seconds = []
+    try:
+        n = 0
+        while time.monotonic() < last_opened + DEADLINE_SECONDS + 1:  # past the deadline: the cut-offs happen too
+            try:
+                reply = send_event(server, token, f"ordinary-{n}", timeout=ORDINARY_TIMEOUT_SECONDS)
+                assert reply.status == 200
+                seconds.append(reply.seconds)
+            except TimeoutError:
+                seconds.append(ORDINARY_TIMEOUT_SECONDS)
+            n += 1
+        trickler.join()
+    finally:
+        for client in clients:
+            client.sock.close()
+
+    assert len(seconds) >= 20
+    assert statistics.quantiles(seconds, n=100)[98] < 1.0, sorted(seconds)[-5:]
+    late = [client for client in clients if client.cut_at is None]
+    assert not late, f"{len(late)} slow clients were never cut off"
+    waited = sorted(client.cut_at - client.started for client in clients)
+    assert waited[0] > DEADLINE_SECONDS - 1, waited
+    assert waited[-1] < DEADLINE_SECONDS + STALL_SLACK_SECONDS, waited
+    bodies = [client for client in clients if client.trickles_body]
+    assert all(client.reply.startswith(b"HTTP/1.1 408 ") for client in bodies), {c.reply[:20] for c in bodies}
+    assert not Event.objects.filter(event__startswith="trickled-").exists()
+    # Each 408 is logged as a refusal (the log keeps a team's newest KEEP_PER_TEAM): let the server finish writing
+    # them before the test's teardown empties the tables, or its TRUNCATE and these INSERTs deadlock.
+    logged = min(len(bodies), KEEP_PER_TEAM)
+    wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+LARGE_BODIES = 60
+
+
+def test_large_bodies_that_never_finish_keep_worker_memory_within_the_budget(one_worker_server, token):
+    server = one_worker_server
+    for n in range(4):  # the worker has answered (imports, caches) before its memory is measured
+        assert send_event(server, token, f"warm-up-{n}").status == 200
+    before = {pid: rss(pid) for pid in server.workers}
+    length = 480 * 1024  # a batch within its limit, all but its last byte sent
+    conns = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(LARGE_BODIES)]
+    senders = [
+        threading.Thread(
+            target=_send_quietly,
+            args=(conn, request_head(token=token, length=length, target="/v1/batch") + b" " * (length - 1)),
+        )
+        for conn in conns
+    ]
+    for sender in senders:
+        sender.start()
+    peak = dict(before)
+    try:
+        until = time.monotonic() + DEADLINE_SECONDS - 1
+        while time.monotonic() < until:
+            peak = {pid: max(peak[pid], rss(pid)) for pid in server.workers}
+            time.sleep(0.1)
+        assert send_event(server, token, "beside-large-bodies").status == 200
+        replies = [conn.reply().status for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+    growth = {pid: peak[pid] - before[pid] for pid in server.workers}
+    # 28 MB without a budget; with it, the budget and, for each body, under two reads before it stopped being read
+    assert max(growth.values()) < BUFFER_BUDGET + LARGE_BODIES * 128 * 1024, growth
+    assert replies == [408] * len(conns)
+    logged = min(len(conns), KEEP_PER_TEAM)
+    wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+def _send_quietly(conn: Connection, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        conn.sock.sendall(data)
 
 
 # --- Big bodies --------------------------------------------------------------------------------------------------
@@ -553,6 +693,20 @@ def test_http_1_0_is_answered_and_the_connection_closed(server, token):
     assert (reply.status, reply.version) == (200, 10)
     assert closed
     assert stored("over-http-1.0")
+
+
+def test_a_client_that_waits_for_100_continue_before_its_body_is_answered(server, token):
+    body = event_body("after-100-continue")
+
+    with Connection(server.port) as conn:
+        conn.send(request_head(b"Expect: 100-continue", token=token, length=len(body)))
+        interim = conn.sock.recv(1024)  # the server waits for the body, the client for this
+        conn.send(body)
+        reply = conn.reply()
+
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert reply.status == 200
+    assert stored("after-100-continue")
 
 
 @pytest.mark.parametrize(
