@@ -49,9 +49,12 @@ class ReceivedBytes:
 
     def __init__(self) -> None:
         self.data = memoryview(b"")
+        self.ended = False  # the client closed its side: the request ends where its bytes end
 
     def recv(self, size: int) -> bytes:
         if not self.data:
+            if self.ended:
+                return b""
             raise RequestIncomplete("the rest of the request did not arrive before its deadline")
         chunk = bytes(self.data[:size])
         self.data = self.data[size:]
@@ -77,6 +80,7 @@ class BufferedConnection(TConn):
 
     def start_request(self, data: bytes, deadline: float) -> None:
         self.buffer = data
+        self.received.ended = False
         self.deadline, self.scanned, self.request_end = deadline, 0, None
 
     def hand_over(self) -> None:
@@ -144,7 +148,11 @@ class BufferingWorker(ThreadWorker):
         except OSError:
             data = b""
         if not data:  # the client went away
-            self._close(conn)
+            if conn.request_end is None:
+                self._close(conn)
+            else:  # mid-body: the app refuses the short body (400) and logs it, so the client's loss is on record
+                conn.received.ended = True
+                self._dispatch(conn)
             return
         if not conn.buffer:
             conn.buffer = data  # most requests come in one piece: no copy

@@ -264,6 +264,19 @@ def stored(name: str) -> bool:
 # --- Slow clients ------------------------------------------------------------------------------------------------
 
 
+def test_a_client_that_hangs_up_mid_body_is_refused_on_the_record_and_nothing_is_stored(server, token):
+    body = event_body("hung-up", properties={"padding": "x" * 1000})
+    conn = Connection(server.port)
+    conn.send(request_head(token=token, length=len(body)) + body[: len(body) // 2])
+    conn.sock.shutdown(socket.SHUT_WR)  # the client gives up: no more bytes will come
+
+    wait_until(lambda: RejectedEvent.objects.filter(status=400).exists(), timeout=10, what="the refusal")
+    conn.close()
+
+    assert "hung-up" in RejectedEvent.objects.get().payload
+    assert not stored("hung-up")
+
+
 def test_a_stalled_body_is_cut_off_at_the_deadline_while_others_are_answered(server, token):
     stalled = [stall_mid_body(server, token, f"stalled-{n}") for n in range(2)]
     started = time.monotonic()
