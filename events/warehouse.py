@@ -64,6 +64,10 @@ MAX_IDENTIFIER_BYTES = 63
 # PostgreSQL allows at most 1,664 columns in a view, and thousands of views would make every sync slow.
 MAX_EVENT_VIEWS = 1000
 MAX_COLUMNS_PER_VIEW = 1000
+# Past these, a name or property is not catalogued at all, only counted in its "Other" row (events.catalog): a
+# tenant making up names must not grow the catalog, or the Events page that lists it, without end.
+MAX_CATALOG_EVENTS = 2 * MAX_EVENT_VIEWS  # per team, every type; room for views and for non-track names
+MAX_CATALOG_PROPERTIES = MAX_COLUMNS_PER_VIEW  # per event name
 # Longer numeric strings are text: PostgreSQL's numeric stops at 16,383 digits after the point.
 MAX_NUMERIC_LENGTH = 1000
 # A view rebuild waits this long for BI queries holding the view, then gives up until the next sync.
