@@ -109,8 +109,8 @@ class CatalogPage:
     names: int  # catalogued names of the team (not only those matching the search)
     events: int  # events counted, under catalogued names and Other alike
     other_names: CatalogOther | None  # the names past MAX_CATALOG_EVENTS, counted as Other
-    max_names: int = MAX_CATALOG_EVENTS
-    max_properties: int = MAX_CATALOG_PROPERTIES
+    max_names: int
+    max_properties: int
 
 
 def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: int = CATALOG_PAGE_SIZE) -> CatalogPage:
@@ -147,6 +147,8 @@ def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: i
         names=totals["names"],
         events=(totals["events"] or 0) + (other_names.count if other_names else 0),
         other_names=other_names,
+        max_names=MAX_CATALOG_EVENTS,
+        max_properties=MAX_CATALOG_PROPERTIES,
     )
 
 
@@ -157,7 +159,7 @@ class CatalogEventPage:
     event: CatalogEvent
     page: Page  # of CatalogProperty
     other_properties: CatalogOther | None
-    max_properties: int = MAX_CATALOG_PROPERTIES
+    max_properties: int
 
 
 def catalog_event_page(*, team: Team, event_id: int, number: int | str = 1) -> CatalogEventPage:
@@ -168,7 +170,7 @@ def catalog_event_page(*, team: Team, event_id: int, number: int | str = 1) -> C
     properties = CatalogProperty.objects.filter(catalog_event=event).order_by("pk")
     page = Paginator(properties, PROPERTY_PAGE_SIZE).get_page(number)
     other = CatalogOther.objects.filter(team=team, catalog_event=event).first()
-    return CatalogEventPage(event=event, page=page, other_properties=other)
+    return CatalogEventPage(event=event, page=page, other_properties=other, max_properties=MAX_CATALOG_PROPERTIES)
 
 
 def _other_as_json(other: CatalogOther | None) -> dict | None:
