@@ -1,6 +1,5 @@
 """events/catalog.py: the catalog and the hourly volume, computed incrementally from the events table."""
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +8,7 @@ from django.utils import timezone
 
 from events.catalog import catalog_sync
 from events.models import CatalogEvent, CatalogOther, CatalogProperty, CatalogSyncState, EventVolume, TeamWarehouse
-from events.tests.event_factories import fetch, post_batch, store_event, track_batch
+from events.tests.event_factories import fetch, fill_catalog, post_batch, store_event, store_names, track_batch
 from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
@@ -219,26 +218,6 @@ def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme
 
 
 # --- At the caps: past them, names and properties are counted as Other, not catalogued one by one -----------
-
-
-def fill_catalog(team, names: int = MAX_CATALOG_EVENTS) -> None:
-    """A team whose catalog already holds `names` names (the cap, by default), made in one INSERT."""
-    now = timezone.now()
-    CatalogEvent.objects.bulk_create(
-        CatalogEvent(team=team, type="track", name=f"Filler {i}", count=1, first_seen_at=now, last_seen_at=now)
-        for i in range(names)
-    )
-
-
-def store_names(team, prefix: str, names: int, *, each: int = 1, properties: dict | None = None) -> None:
-    """`each` events under each of `names` new names, stored with one INSERT as ingest would store them."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at) "
-            "SELECT %s, 'track', %s || n, %s::jsonb, now(), now() "
-            "FROM generate_series(1, %s) n, generate_series(1, %s) e",
-            [team.pk, prefix, json.dumps(properties or {}), names, each],
-        )
 
 
 def test_names_past_the_cap_are_counted_as_other_not_catalogued(acme, globex):
