@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--properties", type=int, default=20, help="properties on each name's first event")
     parser.add_argument("--hours", type=int, default=24, help="one event per name per hour, over this many hours")
     parser.add_argument("--name-length", type=int, default=20, help="characters per event name (at most 200)")
+    parser.add_argument(
+        "--volume-days", type=int, default=0, help="then fill the chart's hourly rows of every name over this many days"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the team (slug catalog-bench) afterwards")
     args = parser.parse_args()
@@ -64,6 +67,14 @@ def main() -> None:
     synced = catalog_sync()
     print(f"catalog_sync: {synced.events:,} events in {time.perf_counter() - started:.1f} s", flush=True)
     with connection.cursor() as cursor:
+        if args.volume_days:
+            cursor.execute(
+                "INSERT INTO events_eventvolume (team_id, event, hour, count) "
+                "SELECT %s, name, date_trunc('hour', now()) - make_interval(hours => h), 1 "
+                "FROM (SELECT DISTINCT event FROM events_eventvolume WHERE team_id = %s) names (name), "
+                "  generate_series(0, %s * 24 - 1) h ON CONFLICT DO NOTHING",
+                [team.pk, team.pk, args.volume_days],
+            )
         for table in ("events_catalogevent", "events_catalogproperty", "events_eventvolume"):
             cursor.execute(f"SELECT count(*) FROM {table} WHERE team_id = %s", [team.pk])  # noqa: S608
             print(f"{table}: {cursor.fetchone()[0]:,} rows")

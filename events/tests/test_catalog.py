@@ -292,3 +292,20 @@ def test_names_that_look_alike_are_each_a_name_and_count_against_the_cap(acme, m
     assert len({table for _, table in catalogued}) == len(catalogued)  # each its own view
     other = CatalogOther.objects.get(team=acme, catalog_event=None)
     assert (other.count, other.distinct) == (1, 1)
+
+
+def test_a_tenant_sending_5000_properties_per_event_grows_its_catalog_only_to_the_cap(acme_token, client):
+    acme, plaintext = acme_token[0].team, acme_token[1]
+    keys = [f"key {i}" for i in range(5 * MAX_CATALOG_PROPERTIES)]
+    one_event = [{"type": "track", "event": "Purchased an Item", "userId": "u1", "properties": dict.fromkeys(keys, 1)}]
+    assert post_batch(client, plaintext, one_event).status_code == 400  # more keys than one event may have
+    spread = [
+        {"type": "track", "event": "Purchased an Item", "userId": "u1", "properties": dict.fromkeys(part, 1)}
+        for part in (keys[i : i + MAX_CATALOG_PROPERTIES] for i in range(0, len(keys), MAX_CATALOG_PROPERTIES))
+    ]
+    assert post_batch(client, plaintext, spread).status_code == 200
+    catalog_sync()
+    assert CatalogProperty.objects.filter(team=acme).count() == MAX_CATALOG_PROPERTIES
+    other = CatalogOther.objects.get(team=acme, catalog_event__name="Purchased an Item")
+    assert other.count == 4 * MAX_CATALOG_PROPERTIES
+    assert abs(other.distinct - other.count) <= other.count * 0.05
