@@ -75,7 +75,14 @@ def main() -> None:
                 "  generate_series(0, %s * 24 - 1) h ON CONFLICT DO NOTHING",
                 [team.pk, team.pk, args.volume_days],
             )
-        for table in ("events_catalogevent", "events_catalogproperty", "events_eventvolume"):
+            cursor.execute(
+                "INSERT INTO events_dailyeventvolume (team_id, event, day, count) "
+                "SELECT %s, name, date_trunc('day', now()) - make_interval(days => d), 24 "
+                "FROM (SELECT DISTINCT event FROM events_eventvolume WHERE team_id = %s) names (name), "
+                "  generate_series(0, %s - 1) d ON CONFLICT DO NOTHING",
+                [team.pk, team.pk, args.volume_days],
+            )
+        for table in ("events_catalogevent", "events_catalogproperty", "events_eventvolume", "events_dailyeventvolume"):
             cursor.execute(f"SELECT count(*) FROM {table} WHERE team_id = %s", [team.pk])  # noqa: S608
             print(f"{table}: {cursor.fetchone()[0]:,} rows")
 
@@ -106,7 +113,14 @@ def remove(team) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for table in ("events_catalogproperty", "events_catalogevent", "events_eventvolume", "events_event"):
+        for table in (
+            "events_catalogproperty",
+            "events_catalogother",
+            "events_catalogevent",
+            "events_eventvolume",
+            "events_dailyeventvolume",
+            "events_event",
+        ):
             cursor.execute(f"DELETE FROM {table} WHERE team_id = %s", [team.pk])  # noqa: S608
     team.delete()
 

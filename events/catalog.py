@@ -31,6 +31,7 @@ from .models import (
     CatalogOther,
     CatalogProperty,
     CatalogSyncState,
+    DailyEventVolume,
     Event,
     EventType,
     EventVolume,
@@ -369,24 +370,31 @@ def _update_properties(
 def _update_volume(tally: _Tally) -> None:
     # A name counted as Other (under every type it came with) is counted under Other's blank name here too.
     catalogued = {(team_id, name) for team_id, _, name in tally.events}
-    volume: dict[tuple[int, str, datetime], int] = {}
+    hours: dict[tuple[int, str, datetime], int] = {}
+    days: dict[tuple[int, str, datetime], int] = {}
     for (team_id, name, hour), count in tally.volume.items():
-        key = (team_id, name if (team_id, name) in catalogued else EventVolume.OTHER_NAMES, hour)
-        volume[key] = volume.get(key, 0) + count
-    teams = {team_id for team_id, _, _ in volume}
-    names = {name for _, name, _ in volume}
-    hours = {hour for _, _, hour in volume}
-    existing = {
-        (v.team_id, v.event, v.hour): v
-        for v in EventVolume.objects.filter(team_id__in=teams, event__in=names, hour__in=hours)
-    }
+        name = name if (team_id, name) in catalogued else EventVolume.OTHER_NAMES
+        hours[(team_id, name, hour)] = hours.get((team_id, name, hour), 0) + count
+        day = (team_id, name, hour.replace(hour=0))
+        days[day] = days.get(day, 0) + count
+    _add_volume(EventVolume, "hour", hours)
+    _add_volume(DailyEventVolume, "day", days)
+
+
+def _add_volume(model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
+    """Add {(team, name, start of the bucket): count} to the rows of an hourly or daily volume table."""
+    teams = {team_id for team_id, _, _ in counts}
+    names = {name for _, name, _ in counts}
+    starts = {start for _, _, start in counts}
+    rows = model.objects.filter(team_id__in=teams, event__in=names, **{f"{bucket}__in": starts})
+    existing = {(row.team_id, row.event, getattr(row, bucket)): row for row in rows}
     updated, created = [], []
-    for key, count in volume.items():
+    for key, count in counts.items():
         row = existing.get(key)
         if row is None:
-            created.append(EventVolume(team_id=key[0], event=key[1], hour=key[2], count=count))
+            created.append(model(team_id=key[0], event=key[1], count=count, **{bucket: key[2]}))
         else:
             row.count += count
             updated.append(row)
-    EventVolume.objects.bulk_update(updated, ["count"], batch_size=1000)
-    EventVolume.objects.bulk_create(created, batch_size=1000)
+    model.objects.bulk_update(updated, ["count"], batch_size=1000)
+    model.objects.bulk_create(created, batch_size=1000)

@@ -326,6 +326,24 @@ class EventVolume(models.Model):
         return f"{self.event} @ {self.hour:%Y-%m-%d %H:00}: {self.count}"
 
 
+class DailyEventVolume(models.Model):
+    """EventVolume added up per day (from 00:00 UTC): what the 30-day chart reads, a 24th of the hourly rows."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event = models.CharField(max_length=200, blank=True, help_text="Blank: the names the catalog counts as Other.")
+    day = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "event", "day"], name="events_dailyeventvolume_unique"),
+        ]
+        indexes = [models.Index(fields=["team", "day"], name="events_daily_volume_team_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} @ {self.day:%Y-%m-%d}: {self.count}"
+
+
 class CatalogSyncState(models.Model):
     """How far the catalog has read the events table (one row). Written once per sync, never on ingest.
 

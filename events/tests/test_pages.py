@@ -414,7 +414,7 @@ LONG_PATH = ["k" * 255] * 4
 def acme_at_the_caps(acme):
     """Acme at every cap: MAX_CATALOG_EVENTS names of the longest length; the busiest page of them with
     MAX_CATALOG_PROPERTIES long properties each and an Other row; Other names; every name's volume in each of
-    the last 24 hours; MAX_EVENT_VIEWS views built; a tail of events with the largest properties."""
+    the last 24 hours and 30 days; MAX_EVENT_VIEWS views built; a tail of events with the largest properties."""
     names = [f"{i:04} ".ljust(LONG_NAME, "n") for i in range(MAX_CATALOG_EVENTS)]
     events = _names(acme, names, counts=list(range(MAX_CATALOG_EVENTS, 0, -1)))
     busiest = [event.pk for event in events[:CATALOG_PAGE_SIZE]]
@@ -432,6 +432,12 @@ def acme_at_the_caps(acme):
             "INSERT INTO events_eventvolume (team_id, event, hour, count) "
             "SELECT %s, n, date_trunc('hour', now()) - make_interval(hours => h), 1 "
             "FROM unnest(%s::text[]) n, generate_series(0, 23) h",
+            [acme.pk, [*names, EventVolume.OTHER_NAMES]],
+        )
+        cursor.execute(
+            "INSERT INTO events_dailyeventvolume (team_id, event, day, count) "
+            "SELECT %s, n, date_trunc('day', now()) - make_interval(days => d), 24 "
+            "FROM unnest(%s::text[]) n, generate_series(0, 29) d",
             [acme.pk, [*names, EventVolume.OTHER_NAMES]],
         )
     for event_id in [None, *busiest]:
