@@ -24,24 +24,28 @@ def main() -> None:
     parser.add_argument("--properties", type=int, default=20, help="properties on each name's first event")
     parser.add_argument("--hours", type=int, default=24, help="one event per name per hour, over this many hours")
     parser.add_argument("--name-length", type=int, default=20, help="characters per event name (at most 200)")
+    parser.add_argument("--pad", default="x", help="what names are padded with, e.g. '\"' (6 bytes in HTML)")
     parser.add_argument(
         "--volume-days", type=int, default=0, help="then fill the chart's hourly rows of every name over this many days"
     )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the team (slug catalog-bench) afterwards")
+    parser.add_argument("--measure-only", action="store_true", help="measure the team a --keep run left")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "canvas.settings")
     django.setup()
     from django.core.management import call_command
-    from django.db import connection, reset_queries
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+    from django.db import connection
 
     from accounts.models import Membership, Role, Team, User
     from events.catalog import catalog_sync
 
     call_command("migrate", verbosity=0)
+    if args.measure_only:
+        team = Team.objects.get(slug="catalog-bench")
+        measure(team, User.objects.get(email="bench@catalog.test"), args.repeat)
+        return
     catalog_sync()  # earlier runs' leftovers out of the way
     for old in Team.objects.filter(slug="catalog-bench"):
         remove(old)
@@ -53,13 +57,13 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at) "
-            "SELECT %(team)s, 'track', rpad('Event ' || n || ' ', %(length)s, 'x'), "
+            "SELECT %(team)s, 'track', rpad('Event ' || n || ' ', %(length)s, %(pad)s), "
             "  CASE WHEN h = 0 THEN (SELECT jsonb_object_agg('property_' || p, p) "
             "                        FROM generate_series(1, %(properties)s) p) ELSE '{}'::jsonb END, "
             "  now() - make_interval(hours => h), now() "
             "FROM generate_series(0, %(hours)s - 1) h, generate_series(1, %(names)s) n",
-            {"team": team.pk, "length": args.name_length, "properties": args.properties, "hours": args.hours,
-             "names": args.names},
+            {"team": team.pk, "length": args.name_length, "pad": args.pad, "properties": args.properties,
+             "hours": args.hours, "names": args.names},
         )  # fmt: skip
         stored = cursor.rowcount
     print(f"stored {stored:,} events in {time.perf_counter() - started:.1f} s", flush=True)
@@ -86,6 +90,16 @@ def main() -> None:
             cursor.execute(f"SELECT count(*) FROM {table} WHERE team_id = %s", [team.pk])  # noqa: S608
             print(f"{table}: {cursor.fetchone()[0]:,} rows")
 
+    measure(team, user, args.repeat)
+    if not args.keep:
+        remove(team)
+
+
+def measure(team, user, repeat: int) -> None:
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
     client = Client()
     client.force_login(user)
     urls = ["/events/", "/events/?catalog-q=Event+1&catalog-page=2", "/events/volume.json?period=24h",
@@ -93,7 +107,7 @@ def main() -> None:
     print(f"{'url':45} {'bytes':>12} {'median ms':>10} {'queries':>8}")
     for url in urls:
         times, size, queries = [], 0, 0
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             reset_queries()
             with CaptureQueriesContext(connection) as captured:
                 begun = time.perf_counter()
@@ -104,8 +118,6 @@ def main() -> None:
             if response.status_code != 200:
                 print(f"{url}: {response.status_code}", file=sys.stderr)
         print(f"{url:45} {size:>12,} {statistics.median(times):>10.0f} {queries:>8}", flush=True)
-    if not args.keep:
-        remove(team)
 
 
 def remove(team) -> None:

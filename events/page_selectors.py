@@ -180,13 +180,26 @@ def _other_as_json(other: CatalogOther | None) -> dict | None:
             "last_seen": other.last_seen_at}  # fmt: skip
 
 
+def _property_as_json(prop: CatalogProperty) -> dict:
+    return {"path": prop.path, "column": prop.column_name or None, "type": prop.inferred_type, "present": prop.count}
+
+
+def _event_as_json(event: CatalogEvent) -> dict:
+    return {
+        "id": event.pk,
+        "name": event.name,
+        "type": event.type,
+        "table": event.table_name or None,
+        "count": event.count,
+        "first_seen": event.first_seen_at,
+        "last_seen": event.last_seen_at,
+    }
+
+
 def catalog_as_json(*, team: Team, search: str = "", number: int | str = 1) -> dict:
-    """A page of the catalog with every property of each name on it (at most MAX_CATALOG_PROPERTIES each)."""
+    """A page of the catalog as the Events page shows it: each name with its first properties; all of them are
+    on the name's own pages (catalog_event_as_json)."""
     catalog = catalog_page(team=team, search=search, number=number)
-    names = list(catalog.page.object_list)
-    properties: dict[int, list[CatalogProperty]] = {}
-    for prop in CatalogProperty.objects.filter(catalog_event__in=names).order_by("pk"):
-        properties.setdefault(prop.catalog_event_id, []).append(prop)
     return {
         "page": catalog.page.number,
         "pages": catalog.page.paginator.num_pages,
@@ -194,26 +207,25 @@ def catalog_as_json(*, team: Team, search: str = "", number: int | str = 1) -> d
         "other_names": _other_as_json(catalog.other_names),
         "events": [
             {
-                "id": event.pk,
-                "name": event.name,
-                "type": event.type,
-                "table": event.table_name or None,
-                "count": event.count,
-                "first_seen": event.first_seen_at,
-                "last_seen": event.last_seen_at,
-                "properties": [
-                    {
-                        "path": prop.path,
-                        "column": prop.column_name or None,
-                        "type": prop.inferred_type,
-                        "present": prop.count,
-                    }
-                    for prop in properties.get(event.pk, ())
-                ],
+                **_event_as_json(event),
+                "property_count": event.property_count,
+                "properties": [_property_as_json(prop) for prop in event.preview],
                 "other_properties": _other_as_json(event.other_properties),
             }
-            for event in names
+            for event in catalog.page.object_list
         ],
+    }
+
+
+def catalog_event_as_json(*, team: Team, event_id: int, number: int | str = 1) -> dict:
+    entry = catalog_event_page(team=team, event_id=event_id, number=number)
+    return {
+        **_event_as_json(entry.event),
+        "page": entry.page.number,
+        "pages": entry.page.paginator.num_pages,
+        "property_count": entry.page.paginator.count,
+        "properties": [_property_as_json(prop) for prop in entry.page.object_list],
+        "other_properties": _other_as_json(entry.other_properties),
     }
 
 

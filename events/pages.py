@@ -188,6 +188,22 @@ def catalog_json(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @require_GET
+def catalog_event_json(request: HttpRequest, event_id: int) -> JsonResponse:
+    """Every property of one catalog name, PROPERTY_PAGE_SIZE at a time: `?page=N`."""
+    team = get_membership(request).team
+    form, error = _valid_form(CatalogSearchForm, request)
+    if error:
+        return error
+    try:
+        number = form.cleaned_data["page"] or 1
+        entry = page_selectors.catalog_event_as_json(team=team, event_id=event_id, number=number)
+    except Http404:
+        return _json(error_body(*EVENT_NOT_FOUND), status=404)
+    return _json(entry)
+
+
+@login_required
+@require_GET
 def volume_json(request: HttpRequest) -> JsonResponse:
     """`?period=24h` (per hour, the default) or `30d` (per day), optionally `&event=<name>`."""
     team = get_membership(request).team

@@ -32,8 +32,8 @@ from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, MAX_COL
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
 
-ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/volume.json",
-             "/events/export.csv"]  # fmt: skip
+ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/catalog/1/",
+             "/events/catalog/1.json", "/events/volume.json", "/events/export.csv"]  # fmt: skip
 
 
 def _csv(response) -> list[list[str]]:
@@ -377,9 +377,16 @@ def test_all_properties_of_a_name_are_on_its_own_pages(bob_client, charlie, acme
     assert first.count("<td>p") == PROPERTY_PAGE_SIZE and "page 1 of 2" in first
     second = bob_client.get(f"/events/catalog/{entry.pk}/?page=2").content.decode()
     assert second.count("<td>p") == 5 and "<td>p104</td>" in second
+    listed = bob_client.get("/events/catalog.json").json()["events"][0]
+    assert (listed["property_count"], len(listed["properties"])) == (105, PROPERTY_PREVIEW)
+    rest = bob_client.get(f"/events/catalog/{entry.pk}.json?page=2").json()
+    assert (rest["name"], rest["page"], rest["pages"], rest["property_count"]) == ("Purchased an Item", 2, 2, 105)
+    assert [prop["path"] for prop in rest["properties"]] == [[f"p{i}"] for i in range(100, 105)]
+
     outsider = Client()
     outsider.force_login(charlie)
     assert outsider.get(f"/events/catalog/{entry.pk}/").status_code == 404
+    assert outsider.get(f"/events/catalog/{entry.pk}.json").json() == outsider.get("/events/catalog/0.json").json()
 
 
 def test_the_catalog_says_what_it_counts_as_other(bob_client, acme, monkeypatch):
@@ -474,7 +481,14 @@ def test_the_events_page_stays_small_and_cheap_at_the_caps(bob_client, acme_at_t
             volume = bob_client.get(f"/events/volume.json?period={period}")
         assert len(volume.content) < 10_000
         assert len(volume.json()["series"]) == VOLUME_SERIES + 1
+    # Session, user, membership, then as the page: catalog totals, page count, page, previews, counts, Others.
+    with django_assert_num_queries(9):
+        catalog = bob_client.get("/events/catalog.json")
+    assert len(catalog.content) < 300_000 and len(catalog.json()["events"]) == CATALOG_PAGE_SIZE
     busiest = CatalogEvent.objects.filter(team=acme_at_the_caps).order_by("-count").first()
+    with django_assert_num_queries(7):  # session, user, membership, the name, its count, its page, its Other row
+        properties = bob_client.get(f"/events/catalog/{busiest.pk}.json?page=10")
+    assert len(properties.content) < 300_000 and len(properties.json()["properties"]) == PROPERTY_PAGE_SIZE
     # Session, user, membership (twice), the name, its property count, its page of properties, its Other row.
     with django_assert_num_queries(8):
         properties = bob_client.get(f"/events/catalog/{busiest.pk}/?page=10")
