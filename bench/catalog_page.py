@@ -71,6 +71,8 @@ def main() -> None:
     synced = catalog_sync()
     print(f"catalog_sync: {synced.events:,} events in {time.perf_counter() - started:.1f} s", flush=True)
     with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # as autovacuum does after such a burst; before it, plans can be far off
+    with connection.cursor() as cursor:
         if args.volume_days:
             cursor.execute(
                 "INSERT INTO events_eventvolume (team_id, event, hour, count) "

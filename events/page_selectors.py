@@ -35,7 +35,7 @@ EXPORT_CHUNK_SIZE = 2000
 # The catalog is read a page at a time, so the Events page stays small whatever a team sends (see
 # docs/performance.md): names per page, properties shown under each name, properties per page of one name.
 CATALOG_PAGE_SIZE = 20
-PROPERTY_PREVIEW = 8
+PROPERTY_PREVIEW = 5
 PROPERTY_PAGE_SIZE = 100
 # The Events page names this many of the warehouse's per-event views; the catalog shows each name's view.
 EVENT_VIEWS_SHOWN = 20
@@ -120,13 +120,12 @@ def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: i
     events = CatalogEvent.objects.filter(team=team)
     if search:
         events = events.filter(name__icontains=search)
-    preview = Prefetch(
-        "properties", queryset=CatalogProperty.objects.order_by("pk")[:PROPERTY_PREVIEW], to_attr="preview"
-    )
+    first_properties = CatalogProperty.objects.filter(team=team).order_by("pk")[:PROPERTY_PREVIEW]
+    preview = Prefetch("properties", queryset=first_properties, to_attr="preview")
     page = Paginator(events.order_by("-count", "name", "pk").prefetch_related(preview), size).get_page(number)
     ids = [event.pk for event in page.object_list]
     property_counts = dict(
-        CatalogProperty.objects.filter(catalog_event_id__in=ids)
+        CatalogProperty.objects.filter(team=team, catalog_event_id__in=ids)
         .values_list("catalog_event_id")
         .annotate(n=Count("pk"))
         .order_by()
