@@ -4,6 +4,7 @@ batches sent through /v1/batch, as a client sends them."""
 import json
 from datetime import datetime
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -88,6 +89,12 @@ def fill_catalog(team, names: int = MAX_CATALOG_EVENTS) -> None:
         CatalogEvent(team=team, type="track", name=f"Filler {i}", count=1, first_seen_at=now, last_seen_at=now)
         for i in range(names)
     )
+
+
+# Tests whose data is made in one SQL statement (generate_series, casts) rather than one request at a time.
+data_made_in_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the test's data is made with PostgreSQL's generate_series"
+)
 
 
 def store_names(team, prefix: str, names: int, *, each: int = 1, properties: dict | None = None) -> None:

@@ -8,7 +8,15 @@ from django.utils import timezone
 
 from events.catalog import catalog_sync
 from events.models import CatalogEvent, CatalogOther, CatalogProperty, CatalogSyncState, EventVolume, TeamWarehouse
-from events.tests.event_factories import fetch, fill_catalog, post_batch, store_event, store_names, track_batch
+from events.tests.event_factories import (
+    data_made_in_postgresql,
+    fetch,
+    fill_catalog,
+    post_batch,
+    store_event,
+    store_names,
+    track_batch,
+)
 from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
@@ -220,6 +228,7 @@ def test_a_batch_stored_with_ids_drawn_ahead_before_a_sync_is_still_counted(acme
 # --- At the caps: past them, names and properties are counted as Other, not catalogued one by one -----------
 
 
+@data_made_in_postgresql
 def test_names_past_the_cap_are_counted_as_other_not_catalogued(acme, globex):
     fill_catalog(acme)
     store_names(acme, "Viewed product ", 20, properties={"sku": "x"})
@@ -263,6 +272,7 @@ def test_properties_past_the_cap_are_counted_as_other_not_catalogued(acme):
     assert not CatalogOther.objects.filter(team=acme, catalog_event=None).exists()
 
 
+@data_made_in_postgresql
 def test_a_tenant_sending_20000_names_grows_the_catalog_only_to_its_cap(acme):
     store_names(acme, "Made up name ", 20_000, properties={"a": 1})
     catalog_sync()

@@ -27,7 +27,7 @@ from events.page_selectors import (
     VOLUME_RANGES,
     VOLUME_SERIES,
 )
-from events.tests.event_factories import store_event, sync
+from events.tests.event_factories import data_made_in_postgresql, store_event, sync
 from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
@@ -462,6 +462,7 @@ def acme_at_the_caps(acme):
     return acme
 
 
+@data_made_in_postgresql
 def test_the_events_page_stays_small_and_cheap_at_the_caps(bob_client, acme_at_the_caps, django_assert_num_queries):
     # Session, user, membership (twice: the view and the navigation's team list), tail, catalog totals, page
     # count, page, its property previews and property counts, Other rows, warehouse, its view names, sync state.
