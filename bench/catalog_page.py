@@ -71,8 +71,6 @@ def main() -> None:
     synced = catalog_sync()
     print(f"catalog_sync: {synced.events:,} events in {time.perf_counter() - started:.1f} s", flush=True)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # as autovacuum does after such a burst; before it, plans can be far off
-    with connection.cursor() as cursor:
         if args.volume_days:
             cursor.execute(
                 "INSERT INTO events_eventvolume (team_id, event, hour, count) "
@@ -88,6 +86,7 @@ def main() -> None:
                 "  generate_series(0, %s - 1) d ON CONFLICT DO NOTHING",
                 [team.pk, team.pk, args.volume_days],
             )
+        cursor.execute("ANALYZE")  # as autovacuum does after such a burst; before it, plans can be far off
         for table in ("events_catalogevent", "events_catalogproperty", "events_eventvolume", "events_dailyeventvolume"):
             cursor.execute(f"SELECT count(*) FROM {table} WHERE team_id = %s", [team.pk])  # noqa: S608
             print(f"{table}: {cursor.fetchone()[0]:,} rows")
