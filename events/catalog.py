@@ -21,19 +21,23 @@ TeamWarehouse (Django admin, /metrics).
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from accounts.models import Team
 
+from .distinct_count import empty_sketch, sketch_add
 from .models import (
     CatalogEvent,
+    CatalogOther,
     CatalogProperty,
     CatalogSyncState,
+    DailyEventVolume,
     Event,
     EventType,
     EventVolume,
@@ -41,12 +45,14 @@ from .models import (
     TeamWarehouse,
 )
 from .warehouse import (
-    MAX_COLUMNS_PER_VIEW,
+    MAX_CATALOG_EVENTS,
+    MAX_CATALOG_PROPERTIES,
     TYPE_VIEWS,
     TypeCounts,
     column_name_for,
     flatten,
     path_digest,
+    path_key,
     table_name_for,
     value_type,
     warehouse_for_team,
@@ -264,11 +270,17 @@ def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str
         [e for key, e in existing.items() if key in tally.events], ["count", "first_seen_at", "last_seen_at"]
     )
     taken_tables: dict[int, set[str]] = {}
+    room = _catalog_room({key[0] for key in tally.events if key not in existing})
+    new, others = {}, []
     # Names are given in the order events were first stored, so the same history always gives the same names.
     for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
         if key in existing:
             continue
         team_id, event_type, name = key
+        if room[team_id] <= 0:
+            others.append(key)
+            continue
+        room[team_id] -= 1
         if event_type == EventType.TRACK:
             if team_id not in taken_tables:
                 taken_tables[team_id] = set(
@@ -279,7 +291,7 @@ def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str
             table_name = table_name_for(name, taken=taken_tables[team_id])
         else:
             table_name = TYPE_VIEWS[event_type]
-        existing[key] = CatalogEvent.objects.create(
+        new[key] = CatalogEvent(
             team_id=team_id,
             type=event_type,
             name=name,
@@ -289,7 +301,81 @@ def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str
             last_seen_at=counted.last_seen,
         )
         changed.add(team_id)
+    # One INSERT, in the order above (ids follow it), rather than one per name: a burst of names is cheap.
+    CatalogEvent.objects.bulk_create(new.values(), batch_size=1000)
+    existing.update(new)
+    # Names with no room leave the tally: their properties are not catalogued and their volume is Other's.
+    other_names = [((key[0], None), _OtherTally.of(tally.events.pop(key), [key[2]])) for key in others]
+    _count_as_other(other_names)
     return existing
+
+
+def _catalog_room(teams: set[int]) -> dict[int, int]:
+    """How many more names each team's catalog takes (MAX_CATALOG_EVENTS in all)."""
+    rows = CatalogEvent.objects.filter(team_id__in=teams).values("team_id").annotate(names=Count("pk"))
+    held = {row["team_id"]: row["names"] for row in rows}
+    return {team_id: MAX_CATALOG_EVENTS - held.get(team_id, 0) for team_id in teams}
+
+
+@dataclass
+class _OtherTally:
+    """What one sync adds to an "Other" row: how many events (or values), and which names (or paths)."""
+
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    values: list[str]
+
+    @classmethod
+    def of(cls, counted: _EventTally, values: list[str], count: int | None = None) -> "_OtherTally":
+        return cls(counted.count if count is None else count, counted.first_seen, counted.last_seen, values)
+
+    def add(self, other: "_OtherTally") -> None:
+        self.count += other.count
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.values += other.values
+
+
+def _count_as_other(tallies: Iterable[tuple[tuple[int, int | None], _OtherTally]]) -> None:
+    """Add to the "Other" rows, keyed (team, None) for a team's other names and (team, catalog event id) for an
+    event's other properties."""
+    merged: dict[tuple[int, int | None], _OtherTally] = {}
+    for key, counted in tallies:
+        if key in merged:
+            merged[key].add(counted)
+        else:
+            merged[key] = counted
+    if not merged:
+        return
+    teams = {team_id for team_id, _ in merged}
+    event_ids = [event_id for _, event_id in merged if event_id is not None]
+    rows = CatalogOther.objects.filter(team_id__in=teams).filter(
+        Q(catalog_event__isnull=True) | Q(catalog_event_id__in=event_ids)
+    )
+    existing = {(row.team_id, row.catalog_event_id): row for row in rows}
+    created = []
+    for key, counted in merged.items():
+        row = existing.get(key)
+        if row is None:
+            row = CatalogOther(
+                team_id=key[0],
+                catalog_event_id=key[1],
+                first_seen_at=counted.first_seen,
+                last_seen_at=counted.last_seen,
+                distinct_sketch=empty_sketch(),
+            )
+            created.append(row)
+        row.count += counted.count
+        row.first_seen_at = min(row.first_seen_at, counted.first_seen)
+        row.last_seen_at = max(row.last_seen_at, counted.last_seen)
+        row.distinct_sketch = sketch_add(row.distinct_sketch, counted.values)
+    CatalogOther.objects.bulk_update(
+        [row for key, row in existing.items() if key in merged],
+        ["count", "first_seen_at", "last_seen_at", "distinct_sketch"],
+        batch_size=500,
+    )
+    CatalogOther.objects.bulk_create(created, batch_size=500)
 
 
 @dataclass
@@ -319,14 +405,17 @@ def _update_properties(
 ) -> None:
     event_ids = [catalog_events[key].pk for key in tally.events]
     existing: dict[tuple[int, str], CatalogProperty] = {}
-    for start in range(0, len(event_ids), 500):  # at most MAX_COLUMNS_PER_VIEW properties per event
+    for start in range(0, len(event_ids), 500):  # at most MAX_CATALOG_PROPERTIES properties per event
         for prop in CatalogProperty.objects.filter(catalog_event_id__in=event_ids[start : start + 500]):
             existing[(prop.catalog_event_id, prop.path_digest)] = prop
     per_event = Counter(event_id for event_id, _ in existing)
     updated, created = [], []
+    others: list[tuple[tuple[int, int], _OtherTally]] = []
     views: dict = {}
     for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
         event = catalog_events[key]
+        if event.type == EventType.TRACK and not per_event[event.pk]:
+            views[(event.team_id, event.pk)] = _ViewColumns({}, set())  # a name's own view, with no column yet
         for path, counts in counted.properties.items():
             digest = path_digest(path)
             prop = existing.get((event.pk, digest))
@@ -341,8 +430,9 @@ def _update_properties(
                 if prop.inferred_type != before and prop.column_name:
                     changed.add(event.team_id)
                 continue
-            if per_event[event.pk] >= MAX_COLUMNS_PER_VIEW:
-                continue  # bounded: a stream that makes up keys must not grow the catalog without end
+            if per_event[event.pk] >= MAX_CATALOG_PROPERTIES:
+                others.append(((event.team_id, event.pk), _OtherTally.of(counted, [path_key(path)], counts.count)))
+                continue
             if event.type == EventType.ALIAS or (event.type == EventType.TRACK and not event.table_name):
                 column = ""  # no view holds these properties
             else:
@@ -371,23 +461,37 @@ def _update_properties(
         updated, ["count", "numeric_count", "boolean_count", "timestamp_count", "text_count"], batch_size=1000
     )
     CatalogProperty.objects.bulk_create(created, batch_size=1000)
+    _count_as_other(others)
 
 
 def _update_volume(tally: _Tally) -> None:
-    teams = {team_id for team_id, _, _ in tally.volume}
-    names = {name for _, name, _ in tally.volume}
-    hours = {hour for _, _, hour in tally.volume}
-    existing = {
-        (v.team_id, v.event, v.hour): v
-        for v in EventVolume.objects.filter(team_id__in=teams, event__in=names, hour__in=hours)
-    }
+    # A name counted as Other (under every type it came with) is counted under Other's blank name here too.
+    catalogued = {(team_id, name) for team_id, _, name in tally.events}
+    hours: dict[tuple[int, str, datetime], int] = {}
+    days: dict[tuple[int, str, datetime], int] = {}
+    for (team_id, name, hour), count in tally.volume.items():
+        name = name if (team_id, name) in catalogued else EventVolume.OTHER_NAMES
+        hours[(team_id, name, hour)] = hours.get((team_id, name, hour), 0) + count
+        day = (team_id, name, hour.replace(hour=0))
+        days[day] = days.get(day, 0) + count
+    _add_volume(EventVolume, "hour", hours)
+    _add_volume(DailyEventVolume, "day", days)
+
+
+def _add_volume(model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
+    """Add {(team, name, start of the bucket): count} to the rows of an hourly or daily volume table."""
+    teams = {team_id for team_id, _, _ in counts}
+    names = {name for _, name, _ in counts}
+    starts = {start for _, _, start in counts}
+    rows = model.objects.filter(team_id__in=teams, event__in=names, **{f"{bucket}__in": starts})
+    existing = {(row.team_id, row.event, getattr(row, bucket)): row for row in rows}
     updated, created = [], []
-    for key, count in tally.volume.items():
-        volume = existing.get(key)
-        if volume is None:
-            created.append(EventVolume(team_id=key[0], event=key[1], hour=key[2], count=count))
+    for key, count in counts.items():
+        row = existing.get(key)
+        if row is None:
+            created.append(model(team_id=key[0], event=key[1], count=count, **{bucket: key[2]}))
         else:
-            volume.count += count
-            updated.append(volume)
-    EventVolume.objects.bulk_update(updated, ["count"], batch_size=1000)
-    EventVolume.objects.bulk_create(created, batch_size=1000)
+            row.count += count
+            updated.append(row)
+    model.objects.bulk_update(updated, ["count"], batch_size=1000)
+    model.objects.bulk_create(created, batch_size=1000)

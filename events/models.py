@@ -6,6 +6,8 @@ from django.utils import timezone
 
 from accounts.models import Team
 
+from .distinct_count import sketch_estimate
+
 
 class ApiTokenQuerySet(models.QuerySet):
     def live(self):
@@ -309,11 +311,51 @@ class CatalogProperty(models.Model):
         )
 
 
+class CatalogOther(models.Model):
+    """What the catalog counted past its caps, in one "Other" row instead of a row each (see events.catalog):
+    per team, the event names past MAX_CATALOG_EVENTS (`catalog_event` is null); per event name, its
+    properties past MAX_CATALOG_PROPERTIES. The events themselves are stored and queryable like any other."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    catalog_event = models.ForeignKey(
+        CatalogEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    count = models.PositiveBigIntegerField(
+        default=0, help_text="Events under other names; or, for properties, values of other properties."
+    )
+    distinct_sketch = models.BinaryField(help_text="About how many other names or properties (events.distinct_count).")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team"], condition=models.Q(catalog_event__isnull=True), name="events_catalogother_names_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["team", "catalog_event"],
+                condition=models.Q(catalog_event__isnull=False),
+                name="events_catalogother_properties_unique",
+            ),
+        ]
+        verbose_name_plural = "catalog others"
+
+    def __str__(self) -> str:
+        return f"other properties of {self.catalog_event}" if self.catalog_event_id else "other event names"
+
+    @property
+    def distinct(self) -> int:
+        return sketch_estimate(self.distinct_sketch)
+
+
 class EventVolume(models.Model):
     """How many events of a name a team sent in one hour (by the event's timestamp): the volume chart."""
 
+    # Blank is never an event name (validation refuses empty names): it holds the names counted as Other.
+    OTHER_NAMES = ""
+
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
-    event = models.CharField(max_length=200)
+    event = models.CharField(max_length=200, blank=True, help_text="Blank: the names the catalog counts as Other.")
     hour = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
 
@@ -325,6 +367,24 @@ class EventVolume(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} @ {self.hour:%Y-%m-%d %H:00}: {self.count}"
+
+
+class DailyEventVolume(models.Model):
+    """EventVolume added up per day (from 00:00 UTC): what the 30-day chart reads, a 24th of the hourly rows."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event = models.CharField(max_length=200, blank=True, help_text="Blank: the names the catalog counts as Other.")
+    day = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "event", "day"], name="events_dailyeventvolume_unique"),
+        ]
+        indexes = [models.Index(fields=["team", "day"], name="events_daily_volume_team_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} @ {self.day:%Y-%m-%d}: {self.count}"
 
 
 class CatalogSyncState(models.Model):

@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -77,6 +77,18 @@ class TailForm(EventFilterForm):
     after_id = forms.IntegerField(required=False, min_value=0)
 
 
+class CatalogSearchForm(forms.Form):
+    """The catalog's search box and page; the Events page gives it the prefix "catalog" (`?catalog-q=`)."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search event names",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name contains…", "autocomplete": "off"}),
+    )
+    page = forms.IntegerField(required=False, min_value=1)
+
+
 class VolumeForm(forms.Form):
     period = forms.ChoiceField(required=False, choices=[(key, key) for key in VOLUME_RANGES])
     event = forms.CharField(required=False, max_length=200, strip=False)
@@ -101,24 +113,42 @@ def events_page(request: HttpRequest) -> HttpResponse:
     membership = get_membership(request)
     team = membership.team
     form = EventFilterForm(request.GET)
+    catalog_form = CatalogSearchForm(request.GET, prefix="catalog")
     valid = form.is_valid()
     filters = form.filters() if valid else EventFilters()
     events = page_selectors.events_tail(team=team, filters=filters) if valid else []
-    catalog = page_selectors.catalog(team=team)
-    query = request.GET.urlencode() if valid else ""
+    search = catalog_form.cleaned_data if catalog_form.is_valid() else {}
+    catalog = page_selectors.catalog_page(team=team, search=search.get("q", ""), number=search.get("page") or 1)
+    filter_query = QueryDict(mutable=True)
+    if valid:
+        filter_query.update({name: value for name, value in request.GET.items() if name in form.fields and value})
     context = {
         "membership": membership,
         "team": team,
         "form": form,
+        "catalog_form": catalog_form,
         "events": events,
         "last_id": max((event["id"] for event in events), default=0),
         "catalog": catalog,
-        "catalog_total": sum(entry.count for entry in catalog),
         "warehouse": page_selectors.warehouse_summary(team=team),
-        "query": query,
+        "query": filter_query.urlencode(),
         "volume_event": filters.event,
     }
-    return render(request, "events/events_page.html", context, status=200 if valid else 400)
+    status = 200 if valid and catalog_form.is_valid() else 400
+    return render(request, "events/events_page.html", context, status=status)
+
+
+@login_required
+@require_GET
+def catalog_event_page(request: HttpRequest, event_id: int) -> HttpResponse:
+    """One event name of the catalog with all its properties, a page at a time (`?page=N`)."""
+    membership = get_membership(request)
+    form = CatalogSearchForm(request.GET)
+    number = (form.is_valid() and form.cleaned_data["page"]) or 1
+    entry = page_selectors.catalog_event_page(team=membership.team, event_id=event_id, number=number)
+    return render(
+        request, "events/catalog_event.html", {"membership": membership, "team": membership.team, "entry": entry}
+    )
 
 
 @never_cache
@@ -151,8 +181,29 @@ def event_json(request: HttpRequest, event_id: int) -> JsonResponse:
 @login_required
 @require_GET
 def catalog_json(request: HttpRequest) -> JsonResponse:
+    """A page of the catalog, busiest names first: `?q=<part of a name>&page=N`."""
     team = get_membership(request).team
-    return _json({"events": page_selectors.catalog_as_json(team=team)})
+    form, error = _valid_form(CatalogSearchForm, request)
+    if error:
+        return error
+    search, number = form.cleaned_data["q"], form.cleaned_data["page"] or 1
+    return _json(page_selectors.catalog_as_json(team=team, search=search, number=number))
+
+
+@login_required
+@require_GET
+def catalog_event_json(request: HttpRequest, event_id: int) -> JsonResponse:
+    """Every property of one catalog name, PROPERTY_PAGE_SIZE at a time: `?page=N`."""
+    team = get_membership(request).team
+    form, error = _valid_form(CatalogSearchForm, request)
+    if error:
+        return error
+    try:
+        number = form.cleaned_data["page"] or 1
+        entry = page_selectors.catalog_event_as_json(team=team, event_id=event_id, number=number)
+    except Http404:
+        return _json(error_body(*EVENT_NOT_FOUND), status=404)
+    return _json(entry)
 
 
 @login_required

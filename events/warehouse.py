@@ -39,11 +39,11 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 from psycopg import sql
 
@@ -67,6 +67,10 @@ MAX_IDENTIFIER_BYTES = 63
 # PostgreSQL allows at most 1,664 columns in a view, and thousands of views would make every sync slow.
 MAX_EVENT_VIEWS = 1000
 MAX_COLUMNS_PER_VIEW = 1000
+# Past these, a name or property is not catalogued at all, only counted in its "Other" row (events.catalog): a
+# tenant making up names must not grow the catalog, or the Events page that lists it, without end.
+MAX_CATALOG_EVENTS = 2 * MAX_EVENT_VIEWS  # per team, every type; room for views and for non-track names
+MAX_CATALOG_PROPERTIES = MAX_COLUMNS_PER_VIEW  # per event name
 # Longer numeric strings are text: PostgreSQL's numeric stops at 16,383 digits after the point.
 MAX_NUMERIC_LENGTH = 1000
 # A view rebuild waits this long for BI queries holding the view, then gives up until the next sync.
@@ -631,7 +635,9 @@ def warehouse_changes(*, team: Team, payloads: Iterable) -> dict:
     warehouse: views that would be created, columns that would be added or change type. Writes nothing.
 
     Returns {"schema": name, "views": [{"view", "event", "type", "change": "create"}], "columns": [{"view",
-    "column", "property", "type", "change": "add"} or {..., "previous_type", "change": "type"}]}.
+    "column", "property", "type", "change": "add"} or {..., "previous_type", "change": "type"}]}, and
+    "counted_as_other": {"events": [{"type", "event"}], "properties": [{"type", "event", "property"}]} when
+    some names or properties are past the catalog's caps (they get no view or column; events.catalog).
     Names are the ones the next sync would give, unless events sent meanwhile take them first.
     """
     payloads = list(payloads)
@@ -651,7 +657,10 @@ def warehouse_changes(*, team: Team, payloads: Iterable) -> dict:
         views += [{"view": TYPE_VIEWS[t], "event": None, "type": t, "change": "create"} for t in _types_in(payloads)]
     columns: dict[tuple[str, str], dict] = {}  # (view, column) -> change
     layouts: dict[str, _ViewColumns] = {}
+    other = _CountedAsOther.load(team, known)
     for payload in payloads:
+        if other.takes_name(payload, known):
+            continue
         view = _view_of(payload.type, payload.event, tables=tables, taken_tables=taken_tables)
         if not view:
             continue  # past the view limit: no view to change
@@ -664,9 +673,71 @@ def warehouse_changes(*, team: Team, payloads: Iterable) -> dict:
         layout = layouts.get(view) or layouts.setdefault(view, _ViewColumns.load(team, payload.type, view))
         for path, value in flatten(payload.properties):
             kind = value_type(value)
-            if kind is not None:
+            if kind is not None and not other.takes_property(payload, path, known):
                 layout.add(path, kind, event_type=payload.type, changes=columns, view=view)
-    return {"schema": schema, "views": views, "columns": list(columns.values())}
+    changes = {"schema": schema, "views": views, "columns": list(columns.values())}
+    if other.report:
+        changes["counted_as_other"] = other.report
+    return changes
+
+
+@dataclass
+class _CountedAsOther:
+    """For the dry run: the names and properties the catalog has no room for, which it would count as Other."""
+
+    team: Team
+    full: dict[int, set[str]]  # catalog event id -> its property digests, for names at MAX_CATALOG_PROPERTIES
+    room: int | None = None  # names the team's catalog still takes; counted when first needed
+    new: set[tuple[str, str]] = field(default_factory=set)
+    names: dict[tuple[str, str], None] = field(default_factory=dict)  # (type, name), in the order seen
+    paths: dict[tuple[str, str, str], None] = field(default_factory=dict)  # (type, name, property)
+
+    @classmethod
+    def load(cls, team: Team, known: dict[tuple[str, str], CatalogEvent]) -> "_CountedAsOther":
+        full: dict[int, set[str]] = {}
+        if known:
+            at_cap = (
+                CatalogProperty.objects.filter(catalog_event__in=known.values())
+                .values("catalog_event")
+                .annotate(n=Count("pk"))
+                .filter(n__gte=MAX_CATALOG_PROPERTIES)
+                .values_list("catalog_event", flat=True)
+            )
+            for event_id, digest in CatalogProperty.objects.filter(catalog_event__in=at_cap).values_list(
+                "catalog_event", "path_digest"
+            ):
+                full.setdefault(event_id, set()).add(digest)
+        return cls(team, full)
+
+    def takes_name(self, payload, known: dict) -> bool:
+        key = (payload.type, payload.event)
+        if key in known or key in self.new:
+            return False
+        if key not in self.names:
+            if self.room is None:
+                self.room = MAX_CATALOG_EVENTS - CatalogEvent.objects.filter(team=self.team).count()
+            if self.room > 0:
+                self.room -= 1
+                self.new.add(key)
+                return False
+            self.names[key] = None
+        return True
+
+    def takes_property(self, payload, path: tuple[str, ...], known: dict) -> bool:
+        event = known.get((payload.type, payload.event))
+        if event is None or event.pk not in self.full or path_digest(path) in self.full[event.pk]:
+            return False
+        self.paths[(payload.type, payload.event, ".".join(path))] = None
+        return True
+
+    @property
+    def report(self) -> dict | None:
+        if not self.names and not self.paths:
+            return None
+        return {
+            "events": [{"type": kind, "event": name} for kind, name in self.names],
+            "properties": [{"type": kind, "event": name, "property": path} for kind, name, path in self.paths],
+        }
 
 
 def _taken_schemas(team: Team) -> set[str]:

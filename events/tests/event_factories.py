@@ -4,14 +4,16 @@ batches sent through /v1/batch, as a client sends them."""
 import json
 from datetime import datetime
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Team
 from events.catalog import catalog_sync
 from events.ingest import event_row, store_row
+from events.models import CatalogEvent
 from events.validation import EventPayload
-from events.warehouse import warehouse_sync
+from events.warehouse import MAX_CATALOG_EVENTS, warehouse_sync
 
 
 def store_event(
@@ -78,3 +80,29 @@ def post_batch(client, plaintext: str, batch: list[dict]):
 
 def track_batch(prefix: str, size: int) -> list[dict]:
     return [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"{prefix}-{i}"} for i in range(size)]
+
+
+def fill_catalog(team, names: int = MAX_CATALOG_EVENTS) -> None:
+    """A team whose catalog already holds `names` names (the cap, by default), made in one INSERT."""
+    now = timezone.now()
+    CatalogEvent.objects.bulk_create(
+        CatalogEvent(team=team, type="track", name=f"Filler {i}", count=1, first_seen_at=now, last_seen_at=now)
+        for i in range(names)
+    )
+
+
+# Tests whose data is made in one SQL statement (generate_series, casts) rather than one request at a time.
+data_made_in_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the test's data is made with PostgreSQL's generate_series"
+)
+
+
+def store_names(team, prefix: str, names: int, *, each: int = 1, properties: dict | None = None) -> None:
+    """`each` events under each of `names` new names, stored with one INSERT rather than one request each."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at) "
+            "SELECT %s, 'track', %s || n, %s::jsonb, now(), now() "
+            "FROM generate_series(1, %s) n, generate_series(1, %s) e",
+            [team.pk, prefix, json.dumps(properties or {}), names, each],
+        )

@@ -8,8 +8,25 @@ from django.db.models import Max
 from django.utils import timezone
 
 from events.catalog import catalog_sync
-from events.models import CatalogEvent, CatalogProperty, CatalogSyncState, Event, EventVolume, TeamWarehouse
-from events.tests.event_factories import fetch, post_batch, store_event, track_batch
+from events.models import (
+    CatalogEvent,
+    CatalogOther,
+    CatalogProperty,
+    CatalogSyncState,
+    Event,
+    EventVolume,
+    TeamWarehouse,
+)
+from events.tests.event_factories import (
+    data_made_in_postgresql,
+    fetch,
+    fill_catalog,
+    post_batch,
+    store_event,
+    store_names,
+    track_batch,
+)
+from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
 
@@ -176,7 +193,7 @@ def test_ids_that_never_appear_are_let_go(acme, caught_up):
 
 
 def test_properties_past_the_limit_are_not_catalogued(acme, monkeypatch):
-    monkeypatch.setattr("events.catalog.MAX_COLUMNS_PER_VIEW", 2)
+    monkeypatch.setattr("events.catalog.MAX_CATALOG_PROPERTIES", 2)
     monkeypatch.setattr("events.warehouse.MAX_COLUMNS_PER_VIEW", 2)
     store_event(acme, "Purchased an Item", {"a": 1, "b": 2})
     store_event(acme, "Purchased an Item", {"c": 3, "a": 4})
@@ -328,3 +345,99 @@ def test_a_late_event_of_a_failing_team_waits_with_the_rest_and_is_counted_once(
     catalog_sync()
     catalog_sync()
     assert _counts(acme) == {"Signed Up": 2}
+
+
+# --- At the caps: past them, names and properties are counted as Other, not catalogued one by one -----------
+
+
+@data_made_in_postgresql
+def test_names_past_the_cap_are_counted_as_other_not_catalogued(acme, globex):
+    fill_catalog(acme)
+    store_names(acme, "Viewed product ", 20, properties={"sku": "x"})
+    store_event(acme, "Signed Up")
+    store_event(acme, "Filler 7")  # a name already catalogued keeps counting
+    store_event(globex, "Signed Up")  # another team's catalog has room
+    catalog_sync()
+
+    assert CatalogEvent.objects.filter(team=acme).count() == MAX_CATALOG_EVENTS
+    assert CatalogEvent.objects.get(team=acme, name="Filler 7").count == 2
+    assert not CatalogProperty.objects.filter(team=acme).exists()
+    other = CatalogOther.objects.get(team=acme, catalog_event=None)
+    assert (other.count, other.distinct) == (21, 21)
+    assert dict(EventVolume.objects.filter(team=acme).values_list("event", "count")) == {
+        "Filler 7": 1,
+        EventVolume.OTHER_NAMES: 21,
+    }
+    assert CatalogEvent.objects.get(team=globex).name == "Signed Up"
+    assert not CatalogOther.objects.filter(team=globex).exists()
+
+    store_names(acme, "Viewed product ", 20)  # the same names again: more events, no more names
+    catalog_sync()
+    other.refresh_from_db()
+    assert (other.count, other.distinct) == (41, 21)
+    assert CatalogEvent.objects.filter(team=acme).count() == MAX_CATALOG_EVENTS
+
+
+def test_properties_past_the_cap_are_counted_as_other_not_catalogued(acme):
+    store_event(acme, "Purchased an Item", {f"p{i}": i for i in range(MAX_CATALOG_PROPERTIES)})
+    catalog_sync()
+    store_event(acme, "Purchased an Item", {"p0": 1, "coupon": "A", "gift": True, "note": {"a": 1, "b": 2}})
+    store_event(acme, "Purchased an Item", {"coupon": "B"})
+    catalog_sync()
+
+    event = CatalogEvent.objects.get(team=acme)
+    assert CatalogProperty.objects.filter(catalog_event=event).count() == MAX_CATALOG_PROPERTIES
+    assert _property(acme, "Purchased an Item", "p0").count == 2
+    assert not CatalogProperty.objects.filter(catalog_event=event, path=["coupon"]).exists()
+    other = CatalogOther.objects.get(team=acme, catalog_event=event)
+    assert (other.count, other.distinct) == (5, 4)  # coupon twice, gift, note.a, note.b
+    assert not CatalogOther.objects.filter(team=acme, catalog_event=None).exists()
+
+
+@data_made_in_postgresql
+def test_a_tenant_sending_20000_names_grows_the_catalog_only_to_its_cap(acme):
+    store_names(acme, "Made up name ", 20_000, properties={"a": 1})
+    catalog_sync()
+    assert CatalogEvent.objects.filter(team=acme).count() == MAX_CATALOG_EVENTS
+    assert CatalogProperty.objects.filter(team=acme).count() == MAX_CATALOG_EVENTS
+    assert EventVolume.objects.filter(team=acme).count() <= MAX_CATALOG_EVENTS + 1  # all in one hour here
+    other = CatalogOther.objects.get(team=acme, catalog_event=None)
+    assert other.count == 20_000 - MAX_CATALOG_EVENTS
+    assert abs(other.distinct - other.count) <= other.count * 0.05  # an estimate, within its 3 % error
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(["Signed Up", "signed up", "SIGNED UP"], id="case"),
+        pytest.param(["Caf\u00e9", "Cafe\u0301"], id="nfc-and-nfd"),
+        pytest.param(["x" * 200, "x" * 199 + "y"], id="longest-names"),
+    ],
+)
+def test_names_that_look_alike_are_each_a_name_and_count_against_the_cap(acme, monkeypatch, names):
+    monkeypatch.setattr("events.catalog.MAX_CATALOG_EVENTS", len(names) - 1)
+    for name in names:
+        store_event(acme, name)
+    catalog_sync()
+    catalogued = list(CatalogEvent.objects.filter(team=acme).order_by("pk").values_list("name", "table_name"))
+    assert [name for name, _ in catalogued] == names[:-1]
+    assert len({table for _, table in catalogued}) == len(catalogued)  # each its own view
+    other = CatalogOther.objects.get(team=acme, catalog_event=None)
+    assert (other.count, other.distinct) == (1, 1)
+
+
+def test_a_tenant_sending_5000_properties_per_event_grows_its_catalog_only_to_the_cap(acme_token, client):
+    acme, plaintext = acme_token[0].team, acme_token[1]
+    keys = [f"key {i}" for i in range(5 * MAX_CATALOG_PROPERTIES)]
+    one_event = [{"type": "track", "event": "Purchased an Item", "userId": "u1", "properties": dict.fromkeys(keys, 1)}]
+    assert post_batch(client, plaintext, one_event).status_code == 400  # more keys than one event may have
+    spread = [
+        {"type": "track", "event": "Purchased an Item", "userId": "u1", "properties": dict.fromkeys(part, 1)}
+        for part in (keys[i : i + MAX_CATALOG_PROPERTIES] for i in range(0, len(keys), MAX_CATALOG_PROPERTIES))
+    ]
+    assert post_batch(client, plaintext, spread).status_code == 200
+    catalog_sync()
+    assert CatalogProperty.objects.filter(team=acme).count() == MAX_CATALOG_PROPERTIES
+    other = CatalogOther.objects.get(team=acme, catalog_event__name="Purchased an Item")
+    assert other.count == 4 * MAX_CATALOG_PROPERTIES
+    assert abs(other.distinct - other.count) <= other.count * 0.05

@@ -16,6 +16,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import make_user
+from events.models import CatalogEvent
+from events.page_selectors import CATALOG_PAGE_SIZE
 from events.tests.conftest import screenshot_path
 from events.tests.event_factories import fetch, store_event, sync
 
@@ -146,3 +148,32 @@ def test_filters_narrow_the_tail_and_the_export(page, acme_owner):
     store_event(team, "Signed Up", {"plan": "free"})
     expect(page.locator("#tail-rows tr")).to_have_count(2, timeout=LIVE_TAIL_DEADLINE_SECONDS * 1000)
     expect(page.locator("#tail-rows")).not_to_contain_text("Product Viewed")
+
+
+def test_the_catalog_is_searched_and_paged_from_the_keyboard(page, acme_owner):
+    team, _ = acme_owner
+    now = timezone.now()
+    CatalogEvent.objects.bulk_create(
+        CatalogEvent(team=team, type="track", name=name, count=count, first_seen_at=now, last_seen_at=now)
+        for count, name in enumerate([f"Viewed product {i}" for i in range(30)] + ["Order Completed"])
+    )
+    page.goto("/events/")
+    search = page.get_by_role("searchbox", name="Search event names")
+    search.focus()
+    page.keyboard.type("viewed")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"catalog-q=viewed"))
+    catalog = page.get_by_test_id("catalog")
+    expect(catalog.locator("details")).to_have_count(CATALOG_PAGE_SIZE)
+    expect(catalog).not_to_contain_text("Order Completed")
+    expect(page.get_by_test_id("catalog-summary")).to_contain_text("30 of 31 names contain “viewed” · page 1 of 2")
+
+    next_page = page.get_by_role("navigation", name="Catalog pages").get_by_role("link", name="Next")
+    next_page.focus()
+    page.keyboard.press("Enter")
+    expect(catalog.locator("details")).to_have_count(30 - CATALOG_PAGE_SIZE)
+    expect(page.get_by_role("searchbox", name="Search event names")).to_have_value("viewed")
+    first = catalog.locator("summary").first
+    first.focus()
+    page.keyboard.press("Enter")  # a name opens from the keyboard too
+    expect(catalog.locator("details").first).to_have_attribute("open", "")

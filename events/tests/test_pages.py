@@ -8,21 +8,34 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.template.loader import render_to_string
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from accounts.models import Membership
 from conftest import make_user
 from events.catalog import catalog_sync
-from events.page_selectors import EXPORT_COLUMNS, OTHER_EVENTS
+from events.distinct_count import sketch_add
+from events.models import CatalogEvent, CatalogOther, EventVolume, TeamWarehouse
+from events.page_selectors import (
+    CATALOG_PAGE_SIZE,
+    EVENT_VIEWS_SHOWN,
+    EXPORT_COLUMNS,
+    OTHER_EVENTS,
+    PROPERTY_PAGE_SIZE,
+    PROPERTY_PREVIEW,
+    TAIL_LIMIT,
+    VOLUME_RANGES,
+    VOLUME_SERIES,
+)
 from events.pages import WAREHOUSE_NOT_SET_UP
-from events.tests.event_factories import store_event, sync
+from events.tests.event_factories import data_made_in_postgresql, store_event, sync
+from events.warehouse import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS
 from events.warehouse_credentials import WarehouseLoginUnsafe
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
 
-ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/volume.json",
-             "/events/export.csv"]  # fmt: skip
+ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/catalog/1/",
+             "/events/catalog/1.json", "/events/volume.json", "/events/export.csv"]  # fmt: skip
 
 
 def _csv(response) -> list[list[str]]:
@@ -316,3 +329,182 @@ def test_the_settings_section_offers_owners_the_login_and_shows_a_new_url(alice,
     shown = _render_section(alice, acme, new_warehouse_url="postgres://r:secret@db:5432/canvas")
     assert 'value="postgres://r:secret@db:5432/canvas"' in shown
     assert "shown only this once" in shown
+
+
+# --- The catalog: search, pages, and a team at its caps --------------------------------------------------
+
+
+def _names(team, names: list[str], *, counts: list[int] | None = None) -> list[CatalogEvent]:
+    now = timezone.now()
+    counts = counts or [1] * len(names)
+    return CatalogEvent.objects.bulk_create(
+        CatalogEvent(team=team, type="track", name=name, count=count, first_seen_at=now, last_seen_at=now)
+        for name, count in zip(names, counts, strict=True)
+    )
+
+
+def test_the_catalog_is_searched_and_paged_on_the_server(bob_client, acme, globex):
+    _names(acme, [f"Signed Up {i:02}" for i in range(45)], counts=list(range(100, 145)))
+    _names(acme, ["Purchased an Item"], counts=[1000])
+    _names(globex, ["Signed Up Globex"])
+
+    first = bob_client.get("/events/?catalog-q=signed+up")
+    page = first.content.decode()
+    assert "Purchased an Item" not in page.split('id="catalog"')[1]
+    assert "Signed Up Globex" not in page
+    assert "45 of 46 names contain “signed up” · page 1 of 3" in page
+    assert page.count('class="catalog-event"') == CATALOG_PAGE_SIZE
+    assert "Signed Up 44" in page and "Signed Up 24" not in page  # busiest first
+    assert '<label for="id_catalog-q">Search event names</label>' in page
+    assert 'href="?catalog-q=signed%20up&amp;catalog-page=2#catalog" rel="next"' in page
+
+    last = bob_client.get("/events/?catalog-q=signed+up&catalog-page=3").content.decode()
+    assert last.count('class="catalog-event"') == 5 and "Signed Up 00" in last
+    assert 'rel="prev"' in last and 'rel="next"' not in last
+    beyond = bob_client.get("/events/?catalog-q=signed+up&catalog-page=99").content.decode()
+    assert "page 3 of 3" in beyond
+    nothing = bob_client.get("/events/?catalog-q=%3Cscript%3E").content.decode()
+    assert "No event name contains “&lt;script&gt;”." in nothing
+
+    # The tail's filters survive a search and its pages, and the search keeps them.
+    filtered = bob_client.get("/events/?event=Signed+Up+01&catalog-q=signed").content.decode()
+    assert '<input type="hidden" name="event" value="Signed Up 01">' in filtered
+    assert 'href="?event=Signed+Up+01&amp;catalog-q=signed&amp;catalog-page=2#catalog"' in filtered
+
+    json_page = bob_client.get("/events/catalog.json?q=SIGNED&page=2").json()
+    assert (json_page["page"], json_page["pages"], json_page["names"]) == (2, 3, 46)
+    assert [e["name"] for e in json_page["events"]][:2] == ["Signed Up 24", "Signed Up 23"]
+    assert bob_client.get("/events/catalog.json?page=0").status_code == 400
+
+
+def test_all_properties_of_a_name_are_on_its_own_pages(bob_client, charlie, acme):
+    properties = {f"p{i:03}": i for i in range(PROPERTY_PAGE_SIZE + 5)}
+    store_event(acme, "Purchased an Item", properties)
+    catalog_sync()
+    (entry,) = CatalogEvent.objects.filter(team=acme)
+    page = bob_client.get("/events/").content.decode()
+    assert f'<a href="/events/catalog/{entry.pk}/">All 105 properties</a>' in page
+    assert page.count("<td>p0") == PROPERTY_PREVIEW
+
+    first = bob_client.get(f"/events/catalog/{entry.pk}/").content.decode()
+    assert first.count("<td>p") == PROPERTY_PAGE_SIZE and "page 1 of 2" in first
+    second = bob_client.get(f"/events/catalog/{entry.pk}/?page=2").content.decode()
+    assert second.count("<td>p") == 5 and "<td>p104</td>" in second
+    listed = bob_client.get("/events/catalog.json").json()["events"][0]
+    assert (listed["property_count"], len(listed["properties"])) == (105, PROPERTY_PREVIEW)
+    rest = bob_client.get(f"/events/catalog/{entry.pk}.json?page=2").json()
+    assert (rest["name"], rest["page"], rest["pages"], rest["property_count"]) == ("Purchased an Item", 2, 2, 105)
+    assert [prop["path"] for prop in rest["properties"]] == [[f"p{i}"] for i in range(100, 105)]
+
+    outsider = Client()
+    outsider.force_login(charlie)
+    assert outsider.get(f"/events/catalog/{entry.pk}/").status_code == 404
+    assert outsider.get(f"/events/catalog/{entry.pk}.json").json() == outsider.get("/events/catalog/0.json").json()
+
+
+def test_the_catalog_says_what_it_counts_as_other(bob_client, acme, monkeypatch):
+    monkeypatch.setattr("events.catalog.MAX_CATALOG_EVENTS", 1)
+    monkeypatch.setattr("events.page_selectors.MAX_CATALOG_EVENTS", 1)
+    monkeypatch.setattr("events.catalog.MAX_CATALOG_PROPERTIES", 1)
+    monkeypatch.setattr("events.page_selectors.MAX_CATALOG_PROPERTIES", 1)
+    store_event(acme, "Signed Up", {"plan": "pro", "referrer": "ad"})
+    store_event(acme, "Signed Up", {"plan": "free", "coupon": "A"})
+    for name in ["Viewed 1", "Viewed 2", "Viewed 2"]:
+        store_event(acme, name, timestamp=timezone.now())
+    catalog_sync()
+    page = bob_client.get("/events/").content.decode()
+    assert "1 event name listed; 3 more events under about 2 other names are counted together as Other." in page
+    assert "The catalog lists at most 1 names per team" in page
+    assert "Also 2 values of about 2 more properties, counted together as <strong>Other</strong>" in page
+    assert "Viewed 1" not in page.split('id="catalog"')[1]  # in the live tail, not in the catalog
+    series = {s["event"]: sum(s["counts"]) for s in bob_client.get("/events/volume.json").json()["series"]}
+    assert series == {"Signed Up": 2, OTHER_EVENTS: 3}
+    catalog = bob_client.get("/events/catalog.json").json()
+    assert catalog["other_names"]["count"] == 3 and catalog["other_names"]["distinct"] == 2
+    assert catalog["events"][0]["other_properties"]["count"] == 2
+
+
+# The longest names, keys and ids validation lets through (events.validation), made of the character HTML
+# escaping lengthens most (" is 6 bytes as &quot;).
+LONG_NAME = 200
+LONG_PATH = ['"' * 255] * 4
+LONG_ID = '"' * 255
+
+
+@pytest.fixture
+def acme_at_the_caps(acme):
+    """Acme at every cap: MAX_CATALOG_EVENTS names of the longest length; the busiest page of them with
+    MAX_CATALOG_PROPERTIES long properties each and an Other row; Other names; every name's volume in each of
+    the last 24 hours and 30 days; MAX_EVENT_VIEWS views built; a tail of events with the largest properties."""
+    names = [f"{i:04} ".ljust(LONG_NAME, '"') for i in range(MAX_CATALOG_EVENTS)]
+    events = _names(acme, names, counts=list(range(MAX_CATALOG_EVENTS, 0, -1)))
+    busiest = [event.pk for event in events[:CATALOG_PAGE_SIZE]]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_catalogproperty (team_id, catalog_event_id, path, path_digest, column_name, count, "
+            "  numeric_count, boolean_count, timestamp_count, text_count) "
+            "SELECT %s, e, jsonb_build_array(%s::text, %s::text, %s::text, %s::text || p), md5(e || '/' || p), "
+            "  left('column_' || p || repeat('c', 63), 63), 1, 0, 0, 0, 1 "
+            "FROM unnest(%s::bigint[]) e, generate_series(1, %s) p",
+            [acme.pk, *LONG_PATH, busiest, MAX_CATALOG_PROPERTIES],
+        )
+        cursor.execute(
+            "INSERT INTO events_eventvolume (team_id, event, hour, count) "
+            "SELECT %s, n, date_trunc('hour', now()) - make_interval(hours => h), 1 "
+            "FROM unnest(%s::text[]) n, generate_series(0, 23) h",
+            [acme.pk, [*names, EventVolume.OTHER_NAMES]],
+        )
+        cursor.execute(
+            "INSERT INTO events_dailyeventvolume (team_id, event, day, count) "
+            "SELECT %s, n, date_trunc('day', now()) - make_interval(days => d), 24 "
+            "FROM unnest(%s::text[]) n, generate_series(0, 29) d",
+            [acme.pk, [*names, EventVolume.OTHER_NAMES]],
+        )
+    for event_id in [None, *busiest]:
+        CatalogOther.objects.create(
+            team=acme, catalog_event_id=event_id, count=10**6, first_seen_at=now, last_seen_at=now,
+            distinct_sketch=sketch_add(b"", (str(i) for i in range(5000))),
+        )  # fmt: skip
+    view = {"columns": [["column_" + "c" * 56, "text"]] * MAX_COLUMNS_PER_VIEW, "digest": "0" * 64}
+    views = {f"view_{i:04}_" + "v" * 50: view for i in range(MAX_EVENT_VIEWS)}
+    TeamWarehouse.objects.create(team=acme, schema_name="team_acme", views=views)
+    big = {"k" * 200 + str(i): '"' * 100 for i in range(MAX_CATALOG_PROPERTIES)}  # 0.4 MB: a batch holds 0.5
+    for name in names[:TAIL_LIMIT]:
+        store_event(acme, name, big, user_id=LONG_ID)
+    return acme
+
+
+@data_made_in_postgresql
+def test_the_events_page_stays_small_and_cheap_at_the_caps(bob_client, acme_at_the_caps, django_assert_num_queries):
+    # Session, user, membership (twice: the view and the navigation's team list), tail, catalog totals, page
+    # count, page, its property previews and property counts, Other rows, warehouse, its view names, sync state.
+    with django_assert_num_queries(14):
+        response = bob_client.get("/events/")
+    assert response.status_code == 200
+    assert len(response.content) < 300_000
+    page = response.content.decode()
+    assert page.count('class="catalog-event"') == CATALOG_PAGE_SIZE
+    assert f"and {MAX_EVENT_VIEWS - EVENT_VIEWS_SHOWN:,} more (each name's view is in the catalog)" in page
+    assert "more events under about 5,0" in page  # the sketch's estimate of 5,000 other names
+
+    with django_assert_num_queries(14):
+        searched = bob_client.get("/events/?catalog-q=1999&catalog-page=1")
+    assert len(searched.content) < 300_000 and searched.content.decode().count('class="catalog-event"') == 1
+    for period in VOLUME_RANGES:
+        with django_assert_num_queries(6):  # session, user, membership, names shown, their series, totals
+            volume = bob_client.get(f"/events/volume.json?period={period}")
+        assert len(volume.content) < 10_000
+        assert len(volume.json()["series"]) == VOLUME_SERIES + 1
+    # Session, user, membership, then as the page: catalog totals, page count, page, previews, counts, Others.
+    with django_assert_num_queries(9):
+        catalog = bob_client.get("/events/catalog.json")
+    assert len(catalog.content) < 300_000 and len(catalog.json()["events"]) == CATALOG_PAGE_SIZE
+    busiest = CatalogEvent.objects.filter(team=acme_at_the_caps).order_by("-count").first()
+    with django_assert_num_queries(7):  # session, user, membership, the name, its count, its page, its Other row
+        properties = bob_client.get(f"/events/catalog/{busiest.pk}.json?page=10")
+    assert len(properties.content) < 300_000 and len(properties.json()["properties"]) == PROPERTY_PAGE_SIZE
+    # Session, user, membership (twice), the name, its property count, its page of properties, its Other row.
+    with django_assert_num_queries(8):
+        properties = bob_client.get(f"/events/catalog/{busiest.pk}/?page=10")
+    assert len(properties.content) < 300_000 and properties.content.decode().count("<tr>") == PROPERTY_PAGE_SIZE + 1

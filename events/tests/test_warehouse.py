@@ -18,9 +18,11 @@ from psycopg import sql
 from accounts.models import Team
 from events.catalog import catalog_sync
 from events.models import CatalogEvent, CatalogProperty, TeamWarehouse, infer_column_type
-from events.tests.event_factories import columns_of, fetch, store_event, sync
+from events.tests.event_factories import columns_of, fetch, fill_catalog, store_event, sync
 from events.validation import EventPayload
 from events.warehouse import (
+    MAX_CATALOG_EVENTS,
+    MAX_CATALOG_PROPERTIES,
     MAX_IDENTIFIER_BYTES,
     column_name_for,
     property_column,
@@ -639,6 +641,27 @@ def test_dry_run_reports_added_columns_and_type_changes_and_nothing_else(acme):
         },
         {"view": "pages", "column": "referrer", "property": "referrer", "type": TEXT, "change": "add"},
     ]
+
+
+@pytest.mark.django_db
+def test_dry_run_reports_names_and_properties_the_catalog_would_count_as_other(acme):
+    store_event(acme, "Purchased an Item", {f"p{i}": i for i in range(MAX_CATALOG_PROPERTIES)})
+    catalog_sync()
+    fill_catalog(acme, MAX_CATALOG_EVENTS - 2)  # room for one name more
+    payloads = [
+        _payload("Signed Up", {"plan": "pro"}),  # takes the last place
+        _payload("Viewed 1", {"sku": "a"}),
+        _payload("Viewed 1", {"sku": "b"}),
+        _payload("Purchased an Item", {"p0": 1, "coupon": "A"}),
+        _payload("Home", {"url": "/"}, type="page"),
+    ]
+    changes = warehouse_changes(team=acme, payloads=payloads)
+    assert [view["event"] for view in changes["views"]] == ["Signed Up"]
+    assert {column["column"] for column in changes["columns"]} == {"plan"}
+    assert changes["counted_as_other"] == {
+        "events": [{"type": "track", "event": "Viewed 1"}, {"type": "page", "event": "Home"}],
+        "properties": [{"type": "track", "event": "Purchased an Item", "property": "coupon"}],
+    }
 
 
 @pytest.mark.django_db
