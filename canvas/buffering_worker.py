@@ -141,12 +141,9 @@ class BufferingWorker(ThreadWorker):
             self.keepalived_conns.remove(conn)
             conn.start_request(b"", time.monotonic() + self.head_timeout)
             self.receiving.add(conn)
-        try:
-            data = conn.sock.recv(RECEIVE_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client went away
             if conn.request_end is None:
                 self._close(conn)
@@ -269,12 +266,9 @@ class BufferingWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_lingering_readable, conn))
 
     def on_lingering_readable(self, conn: BufferedConnection, _sock) -> None:
-        try:
-            data = conn.sock.recv(RECEIVE_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.lingered += len(data)
         if not data or conn.lingered >= LINGER_BYTES:
             self._close(conn)
@@ -288,6 +282,16 @@ class BufferingWorker(ThreadWorker):
                 self.poller.unregister(conn.sock)
         self.nr_conns -= 1
         util.close(conn.sock)
+
+
+def _receive(conn: BufferedConnection) -> bytes | None:
+    """What the client sent since the last read: b"" once it has gone, None if nothing is there after all."""
+    try:
+        return conn.sock.recv(RECEIVE_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
 
 
 def buffering_worker(

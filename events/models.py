@@ -348,16 +348,24 @@ class CatalogOther(models.Model):
         return sketch_estimate(self.distinct_sketch)
 
 
-class EventVolume(models.Model):
-    """How many events of a name a team sent in one hour (by the event's timestamp): the volume chart."""
+class _Volume(models.Model):
+    """How many events of a name a team sent in one period (by the event's timestamp)."""
 
     # Blank is never an event name (validation refuses empty names): it holds the names counted as Other.
     OTHER_NAMES = ""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
     event = models.CharField(max_length=200, blank=True, help_text="Blank: the names the catalog counts as Other.")
-    hour = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class EventVolume(_Volume):
+    """Events per name and hour: the volume chart."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -369,13 +377,10 @@ class EventVolume(models.Model):
         return f"{self.event} @ {self.hour:%Y-%m-%d %H:00}: {self.count}"
 
 
-class DailyEventVolume(models.Model):
+class DailyEventVolume(_Volume):
     """EventVolume added up per day (from 00:00 UTC): what the 30-day chart reads, a 24th of the hourly rows."""
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
-    event = models.CharField(max_length=200, blank=True, help_text="Blank: the names the catalog counts as Other.")
     day = models.DateTimeField()
-    count = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
