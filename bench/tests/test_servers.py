@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from bench.servers import HELLO_APP, require_free_ports
-from chaos.processes import Gunicorn, app_environment, free_port
+from chaos.processes import Gunicorn, app_environment, free_port, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -36,8 +36,9 @@ def test_a_pinned_server_runs_every_process_on_its_cores_and_leaves_none_behind(
             "id": 1,
             "duplicate": False,
         }
+        # The master and two workers: the second may still be starting when the first has answered.
+        wait_until(lambda: len(_group(server.pid)) == 3, timeout=30, what="the second worker")
         processes = _group(server.pid)
-        assert len(processes) == 3  # the master and two workers
         assert all(os.sched_getaffinity(pid) == {0} for pid in processes)
         assert server.cpu_seconds() > 0
         with pytest.raises(SystemExit, match=f"Port {port} is in use"):
