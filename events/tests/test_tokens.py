@@ -148,6 +148,12 @@ HINT = tokens.hint(TOKEN)
         pytest.param(f"{{'writeKey': '{TOKEN}'}}", f"{{'writeKey': '{HINT}'}}", id="python-repr"),
         pytest.param(f"x{TOKEN}y and {TOKEN}", f"x{HINT}y and {HINT}", id="anywhere-in-text"),
         pytest.param(f"name {TOKEN}{TOKEN}", f"name {HINT}{HINT}", id="twice-in-a-row"),
+        pytest.param(f"cnv_{'A' * 35}{TOKEN}", f"cnv_{'A' * 35}{HINT}", id="after-a-cut-token"),
+        pytest.param(
+            f"?t=cnv%5F{'A' * 35}" + TOKEN.replace("_", "%5F"),
+            f"?t=cnv%5F{'A' * 35}{HINT}",
+            id="encoded-after-a-cut-token",
+        ),
         pytest.param(
             "Authorization: Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode(),
             "Authorization: Basic cnv_…",
