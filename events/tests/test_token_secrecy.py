@@ -286,3 +286,17 @@ def test_refused_events_stored_before_the_release_lose_their_tokens_when_it_migr
     assert find_tokens(stored) == []
     assert token[4:30] not in stored
     assert tokens.hint(token) in stored
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_refused_body_in_another_unicode_encoding_keeps_no_token(client, acme_token, find_tokens, encoding):
+    """A client that writes its JSON as UTF-16 (.NET's Encoding.Unicode, PowerShell) is refused, and its body kept."""
+    _, own = acme_token
+    body = orjson.dumps({"writeKey": own, "event": "x", "properties": {"k": own}}).decode().encode(encoding)
+
+    answer = client.post("/v1/event", body, content_type="application/json", headers={"X-Auth-Token": own})
+
+    assert answer.status_code == 400
+    payload = RejectedEvent.objects.get().payload
+    assert find_tokens(payload.replace("\ufffd", "").replace("\x00", "")) == [], payload
+    assert tokens.hint(own) in payload
