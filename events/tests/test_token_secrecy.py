@@ -127,6 +127,8 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
         ("POST", "/v1/event", auth, event(event=own, properties={"text": f"token={own};other={other}"})),
         ("POST", "/v1/event", auth, event(event=own + "x" * 300)),
         ("POST", "/v1/event", auth, event(**{own: 1})),
+        ("POST", "/v1/event", auth, event(properties={"pasted": f"cnv_{'A' * 35}{own}"})),  # after a cut copy
+        ("POST", "/v1/event", auth, orjson.dumps({"writeKey": own, "event": 1}).decode().encode("utf-16")),
         ("POST", "/v1/event", auth, b'{"' + own.encode() + b'": 1, "' + own.encode() + b'": 2}'),
         ("POST", "/v1/event", auth, b'{"writeKey": "' + own.encode() + b'", "event": '),
         ("POST", "/v1/event", auth, b'{"pad": "' + padding.encode() + b'", "t": "' + own.encode() + b'", oops}'),
