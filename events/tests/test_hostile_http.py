@@ -19,6 +19,7 @@ import socket
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,6 +468,45 @@ def test_large_bodies_that_never_finish_keep_worker_memory_within_the_budget(one
     assert replies == [408] * len(conns)
     logged = min(len(conns), KEEP_PER_TEAM)
     wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the budget counts only requests still arriving: requests received whole wait for a thread outside it, "
+    "and once paused part-received bodies fill it, none is resumed before its deadline (408). Needs a "
+    "reservation of each body's length when its head is in, released when a thread has answered.",
+)
+def test_large_bodies_sent_whole_are_all_answered_and_keep_worker_memory_within_the_budget(one_worker_server, token):
+    server = one_worker_server
+    for n in range(4):  # the worker has answered (imports, caches) before its memory is measured
+        assert send_event(server, token, f"warm-up-{n}").status == 200
+    before = {pid: rss(pid) for pid in server.workers}
+    batch = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "whole-large-body"}]})
+    body = batch + b" " * (480 * 1024 - len(batch))  # a batch within its limit, sent whole at once
+    conns = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(LARGE_BODIES)]
+    senders = [
+        threading.Thread(
+            target=_send_quietly, args=(conn, request_head(token=token, length=len(body), target="/v1/batch") + body)
+        )
+        for conn in conns
+    ]
+    for sender in senders:
+        sender.start()
+    peak = dict(before)
+    try:
+        until = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < until:
+            peak = {pid: max(peak[pid], rss(pid)) for pid in server.workers}
+            time.sleep(0.1)
+        replies = [conn.reply().status for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+    growth = {pid: peak[pid] - before[pid] for pid in server.workers}
+    # Sent whole, so none is late; the budget bounds what waits, received or not, for a thread.
+    assert replies == [200] * len(conns), Counter(replies)
+    assert max(growth.values()) < BUFFER_BUDGET + LARGE_BODIES * 128 * 1024, growth
 
 
 def _send_quietly(conn: Connection, data: bytes) -> None:
