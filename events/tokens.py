@@ -66,9 +66,12 @@ def hint(token: str) -> str:
 
 # A JSON escape of a letter, digit or underscore: JSON never needs one, so it only hides a token or writeKey.
 _NEEDLESS_ESCAPE = re.compile(r"\\u00(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])")
-# A token, plain or in a URL whose client percent-encoded its underscore. A lookahead, so that a candidate with a
-# wrong checksum consumes nothing: `cnv_` + 35 characters + a token would otherwise hide the token's `cnv`.
-_TOKEN_CANDIDATE = re.compile(rf"(?=cnv(?:_|%5[Ff])(?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}))")
+# A token, plain or in a URL whose client percent-encoded its underscore (once, or twice by mistake). A lookahead,
+# so that a candidate with a wrong checksum consumes nothing: `cnv_` + 35 characters + a token would otherwise
+# hide the token's `cnv`.
+_TOKEN_CANDIDATE = re.compile(
+    rf"(?=cnv(?:_|%5[Ff]|%255[Ff])(?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}))"
+)
 WRITE_KEY = "writeKey"
 # A writeKey's value in JSON text (also one cut short by the end of the text), a Python repr or a query string.
 _WRITE_KEY_VALUE = re.compile(
@@ -126,7 +129,7 @@ def scrub(text: str) -> str:
         text = _BASIC_CREDENTIALS.sub(_hide_basic_credentials, text)
     if WRITE_KEY in text:
         text = _WRITE_KEY_VALUE.sub(_hide_write_key, text)
-    if PREFIX in text or "cnv%5" in text:
+    if PREFIX in text or "cnv%" in text:
         text = _hide_tokens(text)
     return text
 

@@ -171,6 +171,7 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
         ("POST", "/v1/track", segment, orjson.dumps({"writeKey": own, "event": "no identity"})),
         ("POST", f"/v1/event?token={own}", json_type, event()),
         ("POST", "/v1/event?token=" + own.replace("_", "%5F"), auth, b"{}"),
+        ("POST", "/v1/event?token=" + own.replace("_", "%255F"), auth, b"{}"),  # encoded twice by mistake
         ("POST", f"/v1/event?writeKey={own}&token={other}", auth, event()),
         ("POST", f"/v1/event?dry_run=1&token={own}", auth, event(event=own, properties={own: other})),
         (

@@ -129,6 +129,7 @@ HINT = tokens.hint(TOKEN)
         pytest.param(f"/v1/event?token={TOKEN}&a=1", f"/v1/event?token={HINT}&a=1", id="query-string"),
         pytest.param(f"/v1/event?writeKey={TOKEN}", f"/v1/event?writeKey={HINT}", id="writekey-parameter"),
         pytest.param("/v1/event?t=" + TOKEN.replace("_", "%5F"), f"/v1/event?t={HINT}", id="percent-encoded"),
+        pytest.param("/v1/event?t=" + TOKEN.replace("_", "%255F"), f"/v1/event?t={HINT}", id="percent-encoded-twice"),
         pytest.param(
             '{"t": "' + TOKEN.replace("_", "\\u005f").replace("c", "\\u0063") + '", "\\u0077riteKey": "abc"}',
             f'{{"t": "{HINT}", "writeKey": "cnv_…"}}',
