@@ -537,3 +537,26 @@ def test_the_login_cannot_fill_the_servers_log_with_its_errors(db, reader):
         _refused(reader, "SELECT repeat('x', 10000000)::int")
 
     assert _server_log_size() - before < 1_000_000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="PostgreSQL's system catalogs are readable by every role: pg_views holds each team's view definitions, "
+    "with its event names as literals, and pg_attribute its property columns. Hiding them needs a database (or a "
+    "cluster) per team, or views that name no event and columns named apart from the properties.",
+)
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("SELECT definition FROM pg_views WHERE schemaname = 'team_hooli'", id="view-definitions"),
+        pytest.param(
+            "SELECT attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'team_hooli'",
+            id="view-columns",
+        ),
+    ],
+)
+def test_the_login_learns_no_event_or_property_name_of_another_team(reader, statement):
+    seen = "\n".join(str(row[0]) for row in reader.execute(statement).fetchall())
+
+    assert "Purchased an Item" not in seen and "revenue" not in seen
