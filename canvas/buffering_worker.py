@@ -38,6 +38,8 @@ SWEEP_SECONDS = 0.25
 # An answered connection is closed as gunicorn's util.close_graceful closes it, without blocking the loop.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
+# A reserved body that receives nothing this long gives its reservation up while others wait for room.
+STALLED_RESERVATION_SECONDS = 1.0
 _FRAMING_FIELD = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
@@ -74,6 +76,8 @@ class BufferedConnection(TConn):
         self.request_end: int | None = None  # once the head is in: where the buffered part of the request ends
         self.reserved = False  # its whole length counts in the worker's budget, so it is never paused
         self.charge = 0  # what it counts in the worker's budget until a thread has answered it
+        self.received_at = 0.0  # when its last bytes came
+        self.stalled = False  # it gave its reservation up for receiving nothing: it goes on last
         self.lingered = 0
 
     def init(self) -> None:
@@ -86,6 +90,7 @@ class BufferedConnection(TConn):
         self.buffer = data
         self.received.ended = False
         self.deadline, self.scanned, self.request_end, self.reserved = deadline, 0, None, False
+        self.received_at, self.stalled = time.monotonic(), False
 
     def hand_over(self) -> None:
         self.received.data = memoryview(self.buffer)
@@ -159,6 +164,7 @@ class BufferingWorker(ThreadWorker):
                 conn.received.ended = True
                 self._dispatch(conn)
             return
+        conn.received_at, conn.stalled = time.monotonic(), False
         if not conn.buffer:
             conn.buffer = data  # most requests come in one piece: no copy
         else:
@@ -197,17 +203,28 @@ class BufferingWorker(ThreadWorker):
 
     def _release(self, conn: BufferedConnection) -> None:
         """The request was answered (or dropped): its charge leaves the budget, and paused ones may go on."""
+        self._unreserve(conn)
         self.buffered -= conn.charge
         conn.charge = 0
+        self._resume()
+
+    def _unreserve(self, conn: BufferedConnection) -> None:
         if conn.reserved:
             conn.reserved = False
             self.reservations -= 1
+            self._recharge(conn)
+
+    def _resume(self) -> None:
+        """Read again the paused requests that now fit, those closest to their deadline first; a stalled one only
+        when no other request holds a reservation."""
         for paused in sorted(self.paused, key=lambda paused: paused.deadline):
-            if paused.request_end is not None and not self._reserve(paused):
-                continue
-            if paused.request_end is None and self.buffered > self.max_buffered_bytes:
+            if paused.request_end is None:
+                if self.buffered > self.max_buffered_bytes:
+                    continue
+            elif (paused.stalled and self.reservations) or not self._reserve(paused):
                 continue
             self.paused.discard(paused)
+            paused.received_at = time.monotonic()  # its wait was not its stall
             self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
 
     def _whole(self, conn: BufferedConnection) -> bool:
@@ -265,6 +282,14 @@ class BufferingWorker(ThreadWorker):
                 self._close(conn)
             else:  # the body is late: the app answers 408 for it
                 self._dispatch(conn)
+        if self.paused:  # a client that stopped sending keeps no room from those waiting
+            stalled = [c for c in self.receiving if c.reserved and now - c.received_at > STALLED_RESERVATION_SECONDS]
+            for conn in stalled:
+                self._unreserve(conn)
+                self._pause(conn)
+                conn.stalled = True
+            if stalled:
+                self._resume()
         for conn in [conn for conn in self.lingering if conn.deadline <= now]:
             self._close(conn)
 

@@ -504,6 +504,24 @@ def test_large_bodies_sent_whole_are_all_answered_and_keep_worker_memory_within_
     assert max(growth.values()) < BUFFER_BUDGET + THREADS * 4 * MB, growth
 
 
+def test_heads_that_announce_large_bodies_and_stall_keep_no_room_from_others(one_worker_server, token):
+    server = one_worker_server
+    holders = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(8)]
+    try:
+        for conn in holders:  # 8 MB announced, one byte sent: the budget reserved twice over, for nothing
+            conn.send(request_head(token=token, length=MB - 4096, target="/v1/batch") + b" ")
+        time.sleep(0.5)
+        batch = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "beside-stalled-heads"}]})
+        body = batch + b" " * (480 * 1024 - len(batch))
+        reply = exchange(server, request_head(token=token, length=len(body), target="/v1/batch") + body)
+    finally:
+        for conn in holders:
+            conn.close()
+
+    assert reply.status == 200  # 408 when stalled reservations kept the budget full until their deadline
+    assert reply.seconds < DEADLINE_SECONDS, reply.seconds
+
+
 def _send_quietly(conn: Connection, data: bytes) -> None:
     with contextlib.suppress(OSError):
         conn.sock.sendall(data)
