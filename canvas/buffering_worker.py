@@ -13,8 +13,10 @@ blocking, and gives it to a thread only once its head and its body are in memory
 
 A thread reads only what the loop received. A body the loop does not wait for (larger than `max_buffered_body`,
 or chunked) is not read at all: the app refuses those by their headers (413, 411) before reading them.
-Requests not yet handed over hold at most about `max_buffered_bytes` of a worker's memory: past it, a connection
-that has more than one read's worth buffered is not read again until the total falls (or its deadline passes).
+Requests not yet answered hold at most about `max_buffered_bytes` of a worker's memory. A request whose head is in
+reserves its whole length; one that would not fit waits, unread, until a thread has answered another (or its
+deadline passes), so the reserved ones always complete. A head still arriving with more than one read's worth
+buffered is not read again past the budget either.
 gunicorn.conf.py sets the limits (`buffering_worker(...)`); TLS is left to the load balancer in front.
 """
 
@@ -36,6 +38,8 @@ SWEEP_SECONDS = 0.25
 # An answered connection is closed as gunicorn's util.close_graceful closes it, without blocking the loop.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
+# A reserved body that receives nothing this long gives its reservation up while others wait for room.
+STALLED_RESERVATION_SECONDS = 1.0
 _FRAMING_FIELD = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
@@ -70,6 +74,10 @@ class BufferedConnection(TConn):
         self.deadline: float | None = None  # while the loop receives a request (or lingers after closing)
         self.scanned = 0  # bytes of `buffer` known to hold no end of head
         self.request_end: int | None = None  # once the head is in: where the buffered part of the request ends
+        self.reserved = False  # its whole length counts in the worker's budget, so it is never paused
+        self.charge = 0  # what it counts in the worker's budget until a thread has answered it
+        self.received_at = 0.0  # when its last bytes came
+        self.stalled = False  # it gave its reservation up for receiving nothing: it goes on last
         self.lingered = 0
 
     def init(self) -> None:
@@ -81,7 +89,8 @@ class BufferedConnection(TConn):
     def start_request(self, data: bytes, deadline: float) -> None:
         self.buffer = data
         self.received.ended = False
-        self.deadline, self.scanned, self.request_end = deadline, 0, None
+        self.deadline, self.scanned, self.request_end, self.reserved = deadline, 0, None, False
+        self.received_at, self.stalled = time.monotonic(), False
 
     def hand_over(self) -> None:
         self.received.data = memoryview(self.buffer)
@@ -105,7 +114,8 @@ class BufferingWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.receiving: set[BufferedConnection] = set()  # paused ones included
         self.paused: set[BufferedConnection] = set()
-        self.buffered = 0  # bytes held for requests not yet handed over
+        self.buffered = 0  # bytes received or reserved for requests not yet answered: the sum of their charges
+        self.reservations = 0  # requests with a reservation, not yet answered
         self.lingering: set[BufferedConnection] = set()
         self.next_sweep = 0.0
         # Beyond this a head is too large whatever it holds: gunicorn's parser refuses it (414 or 431) from these
@@ -151,19 +161,68 @@ class BufferingWorker(ThreadWorker):
                 conn.received.ended = True
                 self._dispatch(conn)
             return
+        conn.received_at, conn.stalled = time.monotonic(), False
         if not conn.buffer:
             conn.buffer = data  # most requests come in one piece: no copy
         else:
             if isinstance(conn.buffer, bytes):
                 conn.buffer = bytearray(conn.buffer)
             conn.buffer += data
-        self.buffered += len(data)
+        self._recharge(conn)
         if self._whole(conn):
             self._dispatch(conn)
-        elif self.buffered > self.max_buffered_bytes and len(conn.buffer) > RECEIVE_BYTES:
-            # Over budget: the large requests wait (their deadline runs on), ordinary ones still come in one read.
-            self.poller.unregister(conn.sock)
-            self.paused.add(conn)
+        elif conn.request_end is not None and not conn.reserved:
+            self._pause(conn)  # its body waits for room in the budget (its deadline runs on)
+        elif conn.request_end is None and self.buffered > self.max_buffered_bytes and len(conn.buffer) > RECEIVE_BYTES:
+            self._pause(conn)  # a large head: ordinary ones still come in one read
+
+    def _recharge(self, conn: BufferedConnection) -> None:
+        charge = max(len(conn.buffer), conn.request_end or 0) if conn.reserved else len(conn.buffer)
+        self.buffered += charge - conn.charge
+        conn.charge = charge
+
+    def _reserve(self, conn: BufferedConnection) -> bool:
+        """Count the request's whole length in the budget if it fits, or if no other request has a reservation (one
+        always goes on: unreserved requests' first reads may fill the budget alone)."""
+        if not conn.reserved and (
+            conn.request_end <= RECEIVE_BYTES
+            or self.buffered - conn.charge + conn.request_end <= self.max_buffered_bytes
+            or self.reservations == 0
+        ):
+            conn.reserved = True
+            self.reservations += 1
+            self._recharge(conn)
+        return conn.reserved
+
+    def _pause(self, conn: BufferedConnection) -> None:
+        self.poller.unregister(conn.sock)
+        self.paused.add(conn)
+
+    def _release(self, conn: BufferedConnection) -> None:
+        """The request was answered (or dropped): its charge leaves the budget, and paused ones may go on."""
+        self._unreserve(conn)
+        self.buffered -= conn.charge
+        conn.charge = 0
+        self._resume()
+
+    def _unreserve(self, conn: BufferedConnection) -> None:
+        if conn.reserved:
+            conn.reserved = False
+            self.reservations -= 1
+            self._recharge(conn)
+
+    def _resume(self) -> None:
+        """Read again the paused requests that now fit, those closest to their deadline first; a stalled one only
+        when no other request holds a reservation."""
+        for paused in sorted(self.paused, key=lambda paused: paused.deadline):
+            if paused.request_end is None:
+                if self.buffered > self.max_buffered_bytes:
+                    continue
+            elif (paused.stalled and self.reservations) or not self._reserve(paused):
+                continue
+            self.paused.discard(paused)
+            paused.received_at = time.monotonic()  # its wait was not its stall
+            self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
 
     def _whole(self, conn: BufferedConnection) -> bool:
         """Whether the request can go to a thread: its head is in, and its body too when the loop waits for it."""
@@ -174,6 +233,7 @@ class BufferingWorker(ThreadWorker):
                 return len(conn.buffer) > self.max_head_bytes
             conn.request_end = end + 4 + self._body_to_buffer(conn, head_end=end)
             conn.deadline = time.monotonic() + self.body_timeout
+            self._reserve(conn)
         return len(conn.buffer) >= conn.request_end
 
     def _body_to_buffer(self, conn: BufferedConnection, *, head_end: int) -> int:
@@ -201,16 +261,12 @@ class BufferingWorker(ThreadWorker):
         self.enqueue_req(conn)
 
     def _stop_receiving(self, conn: BufferedConnection) -> None:
+        """Its charge stays in the budget until a thread has answered it (finish_request) or it is closed."""
         self.receiving.discard(conn)
         if conn in self.paused:
             self.paused.discard(conn)
         else:
             self.poller.unregister(conn.sock)
-        self.buffered -= len(conn.buffer)
-        if self.paused and self.buffered <= self.max_buffered_bytes:
-            for paused in self.paused:
-                self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
-            self.paused.clear()
 
     def murder_pending(self) -> None:
         """Runs on every turn of the loop (gthread's connections deferred by a thread are never made here)."""
@@ -223,12 +279,21 @@ class BufferingWorker(ThreadWorker):
                 self._close(conn)
             else:  # the body is late: the app answers 408 for it
                 self._dispatch(conn)
+        if self.paused:  # a client that stopped sending keeps no room from those waiting
+            stalled = [c for c in self.receiving if c.reserved and now - c.received_at > STALLED_RESERVATION_SECONDS]
+            for conn in stalled:
+                self._unreserve(conn)
+                self._pause(conn)
+                conn.stalled = True
+            if stalled:
+                self._resume()
         for conn in [conn for conn in self.lingering if conn.deadline <= now]:
             self._close(conn)
 
     # --- After a thread answered ----------------------------------------------------------------------------------
 
     def finish_request(self, conn: BufferedConnection, fs) -> None:
+        self._release(conn)
         try:
             keep_alive = not fs.cancelled() and fs.result()
             conn.sock.setblocking(False)
@@ -239,7 +304,7 @@ class BufferingWorker(ThreadWorker):
             if pipelined:  # the next request came with this one's
                 conn.start_request(pipelined, time.monotonic() + self.head_timeout)
                 self.receiving.add(conn)
-                self.buffered += len(pipelined)
+                self._recharge(conn)
                 self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
                 if self._whole(conn):
                     self._dispatch(conn)
@@ -276,6 +341,7 @@ class BufferingWorker(ThreadWorker):
     def _close(self, conn: BufferedConnection) -> None:
         if conn in self.receiving:
             self._stop_receiving(conn)
+            self._release(conn)
         else:
             self.lingering.discard(conn)
             with contextlib.suppress(KeyError, ValueError, OSError):  # unregistered: closed right after a thread

@@ -4,6 +4,7 @@ Each refusal after authentication is kept with what was sent (cut to 4 KB) and w
 KEEP_PER_TEAM rows per team are kept, so a stream of bad events cannot grow the table without bound.
 """
 
+import json
 import logging
 
 from django.db import DatabaseError, transaction
@@ -21,7 +22,8 @@ KEEP_PER_TEAM = 100
 def rejection_record(
     *, team_id: int, token_hint: str, endpoint: str, status: int, payload: bytes | str, problems: list
 ) -> RejectedEvent:
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    # A body in UTF-16 or UTF-32 (refused: JSON must be UTF-8) read as UTF-8 would spell a token between NULs.
+    text = payload.decode(json.detect_encoding(payload), "replace") if isinstance(payload, bytes) else payload
     # Scrubbed before it is cut: a token cut in two would keep its whole random part, and so be known.
     # PostgreSQL text cannot hold NUL, and a refused payload may well contain one.
     text = tokens.scrub(text)[:PAYLOAD_LIMIT].replace("\x00", "\ufffd")

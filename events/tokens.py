@@ -66,8 +66,12 @@ def hint(token: str) -> str:
 
 # A JSON escape of a letter, digit or underscore: JSON never needs one, so it only hides a token or writeKey.
 _NEEDLESS_ESCAPE = re.compile(r"\\u00(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])")
-# A token in a URL whose client percent-encoded its underscore.
-_ENCODED_TOKEN = re.compile(rf"cnv%5[Ff](?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}})")
+# A token, plain or in a URL whose client percent-encoded its underscore (once, or twice by mistake). A lookahead,
+# so that a candidate with a wrong checksum consumes nothing: `cnv_` + 35 characters + a token would otherwise
+# hide the token's `cnv`.
+_TOKEN_CANDIDATE = re.compile(
+    rf"(?=cnv(?:_|%5[Ff]|%255[Ff])(?P<rest>[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}))"
+)
 WRITE_KEY = "writeKey"
 # A writeKey's value in JSON text (also one cut short by the end of the text), a Python repr or a query string.
 _WRITE_KEY_VALUE = re.compile(
@@ -88,13 +92,16 @@ def _hidden(secret: str) -> str:
     return hint(secret) if len(secret) >= _SHORTEST_HINTED else _HIDDEN
 
 
-def _hide_token(match: re.Match) -> str:
-    return hint(match[0]) if is_well_formed(match[0]) else match[0]
-
-
-def _hide_encoded_token(match: re.Match) -> str:
-    token = PREFIX + match["rest"]
-    return hint(token) if is_well_formed(token) else match[0]
+def _hide_tokens(text: str) -> str:
+    """Every token in `text`, plain or percent-encoded, replaced by its hint; candidates may overlap."""
+    pieces, shown_up_to = [], 0
+    for match in _TOKEN_CANDIDATE.finditer(text):
+        token = PREFIX + match["rest"]
+        if is_well_formed(token):
+            pieces.append(text[shown_up_to : match.start()])
+            pieces.append(hint(token))
+            shown_up_to = match.end("rest")
+    return "".join(pieces) + text[shown_up_to:] if pieces else text
 
 
 def _hide_basic_credentials(match: re.Match) -> str:
@@ -122,10 +129,8 @@ def scrub(text: str) -> str:
         text = _BASIC_CREDENTIALS.sub(_hide_basic_credentials, text)
     if WRITE_KEY in text:
         text = _WRITE_KEY_VALUE.sub(_hide_write_key, text)
-    if PREFIX in text:
-        text = TOKEN_PATTERN.sub(_hide_token, text)
-    if "cnv%5" in text:
-        text = _ENCODED_TOKEN.sub(_hide_encoded_token, text)
+    if PREFIX in text or "cnv%" in text:
+        text = _hide_tokens(text)
     return text
 
 

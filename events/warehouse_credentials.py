@@ -4,8 +4,8 @@ The login gets USAGE on its team's schema and SELECT on the views there, and not
 belong to the app's role and read events_event with its privileges, filtered to the team, so the login needs
 (and has) no privilege on events_event, on any other table of `public`, or on another team's schema. It is
 created NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS, with at most CONNECTION_LIMIT
-sessions, read-only transactions by default, its schema as search_path, and the statement timeout, work_mem
-and temp_file_limit of the WAREHOUSE_* settings.
+sessions, read-only transactions by default, its schema as search_path, the statement timeout, work_mem
+and temp_file_limit of the WAREHOUSE_* settings, and none of its errors written to the server's log.
 
 Read-only transactions are only a default: the login can switch them off. So it must have no right to create
 or write anything, and PUBLIC has some by default: TEMPORARY on the database, and EXECUTE on functions that
@@ -14,16 +14,16 @@ takes those from PUBLIC (migration 0007 and every rotation run it), and a rotati
 that could still write (WarehouseLoginUnsafe), naming the statements a superuser must run.
 
 The statement timeout and work_mem are only the login's defaults too: PostgreSQL lets every role change them
-in its session, and reset its own defaults (temp_file_limit excepted). So each pass of sync_warehouse runs
+in its session, and reset its own defaults (SUPERUSER_PARAMETERS excepted). So each pass of sync_warehouse runs
 warehouse_logins_enforce, which puts the defaults back and ends what outlasts the timeout; the app's role is a
 member of every login, so that it may see and signal their sessions. Memory PostgreSQL cannot hold a login to
 (docs/operations.md says what to do about it).
 
 The app's own database role needs CREATEROLE (to create these logins and change their passwords), CREATE
 on the database (to create the team schemas, which it then owns) and TEMPORARY (the batch path's staging
-table); not superuser. Two things only a superuser can give it, once: `GRANT SET ON PARAMETER
-temp_file_limit` (to set the login's temp-file limit), and the revoking of WRITING_FUNCTIONS from PUBLIC
-(`manage.py warehouse_credentials --superuser-sql` prints what is still to do).
+table); not superuser. Two things only a superuser can give it, once: `GRANT SET ON PARAMETER` for
+SUPERUSER_PARAMETERS (to set the login's temp-file limit and log levels), and the revoking of
+WRITING_FUNCTIONS from PUBLIC (`manage.py warehouse_credentials --superuser-sql` prints what is still to do).
 
 Roles belong to the whole PostgreSQL cluster, not to one database, so their names carry a prefix:
 `<WAREHOUSE_ROLE_PREFIX>_team_<team id>`, the prefix being the database name unless set.
@@ -168,7 +168,14 @@ def login_settings(*, schema: str) -> dict[str, str]:
         "idle_in_transaction_session_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
         "work_mem": settings.WAREHOUSE_WORK_MEM,
         "temp_file_limit": settings.WAREHOUSE_TEMP_FILE_LIMIT,
+        # An error quotes the value it refused: `SELECT repeat('x', 10^8)::int` wrote 100 MB to the server's log.
+        "log_min_messages": "fatal",
+        "log_min_error_statement": "fatal",
     }
+
+
+# The login's settings only a superuser may set, or delegate (PostgreSQL 15: GRANT SET ON PARAMETER).
+SUPERUSER_PARAMETERS = ("temp_file_limit", "log_min_messages", "log_min_error_statement")
 
 
 def login_settings_apply(cursor, *, role: str, schema: str) -> None:
@@ -184,7 +191,7 @@ def login_settings_apply(cursor, *, role: str, schema: str) -> None:
         except DatabaseError as error:
             if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
                 raise
-            # Only temp_file_limit is a superuser's parameter; PostgreSQL 15 lets a superuser delegate it.
+            # One of SUPERUSER_PARAMETERS; PostgreSQL 15 lets a superuser delegate them.
             raise WarehouseLoginUnsafe(
                 f"PostgreSQL refused to set {parameter} for the warehouse login ({error.__cause__}). A superuser "
                 f"must run, once: GRANT SET ON PARAMETER {parameter} TO {app_role}; {SEE_OPERATIONS}"
@@ -224,10 +231,14 @@ def _privileges_statements(cursor) -> list[str]:
 
 def superuser_statements(cursor) -> list[str]:
     """What a superuser runs once in the database when the app's role is not one: the right to set
-    temp_file_limit, and what database_privileges_ensure still has to do."""
-    cursor.execute("SELECT quote_ident(current_user), has_parameter_privilege('temp_file_limit', 'SET')")
-    app_role, may_set = cursor.fetchone()
-    grant = [] if may_set else [f"GRANT SET ON PARAMETER temp_file_limit TO {app_role};"]
+    SUPERUSER_PARAMETERS, and what database_privileges_ensure still has to do."""
+    cursor.execute("SELECT quote_ident(current_user)")
+    (app_role,) = cursor.fetchone()
+    grant = []
+    for parameter in SUPERUSER_PARAMETERS:
+        cursor.execute("SELECT has_parameter_privilege(%s, 'SET')", [parameter])
+        if not cursor.fetchone()[0]:
+            grant.append(f"GRANT SET ON PARAMETER {parameter} TO {app_role};")
     return grant + _privileges_statements(cursor)
 
 

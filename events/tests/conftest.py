@@ -40,6 +40,7 @@ def globex_token(globex, charlie):
 
 # A JSON escape of an ASCII character, as a reader would write it out (backslashes doubled in a row's text too).
 _ASCII_ESCAPE = re.compile(r"\\+u00([0-7][0-9A-Fa-f])")
+_OVERLAPPING_TOKEN = re.compile(f"(?=({tokens.TOKEN_PATTERN.pattern}))")
 
 
 @pytest.fixture
@@ -49,7 +50,8 @@ def find_tokens():
 
     def find(text: str) -> list[str]:
         written_out = _ASCII_ESCAPE.sub(lambda match: chr(int(match[1], 16)), text)
-        return [found for found in tokens.TOKEN_PATTERN.findall(written_out) if tokens.is_well_formed(found)]
+        candidates = _OVERLAPPING_TOKEN.findall(written_out)  # `cnv_` + 35 characters + a token holds a token
+        return [found for found in candidates if tokens.is_well_formed(found)]
 
     return find
 

@@ -19,6 +19,7 @@ import socket
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,6 +468,58 @@ def test_large_bodies_that_never_finish_keep_worker_memory_within_the_budget(one
     assert replies == [408] * len(conns)
     logged = min(len(conns), KEEP_PER_TEAM)
     wait_until(lambda: RejectedEvent.objects.count() >= logged, timeout=STALL_SLACK_SECONDS, what="the 408s' refusals")
+
+
+def test_large_bodies_sent_whole_are_all_answered_and_keep_worker_memory_within_the_budget(one_worker_server, token):
+    server = one_worker_server
+    for n in range(4):  # the worker has answered (imports, caches) before its memory is measured
+        assert send_event(server, token, f"warm-up-{n}").status == 200
+    before = {pid: rss(pid) for pid in server.workers}
+    batch = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "whole-large-body"}]})
+    body = batch + b" " * (480 * 1024 - len(batch))  # a batch within its limit, sent whole at once
+    conns = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(LARGE_BODIES)]
+    senders = [
+        threading.Thread(
+            target=_send_quietly, args=(conn, request_head(token=token, length=len(body), target="/v1/batch") + body)
+        )
+        for conn in conns
+    ]
+    for sender in senders:
+        sender.start()
+    peak = dict(before)
+    try:
+        until = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < until:
+            peak = {pid: max(peak[pid], rss(pid)) for pid in server.workers}
+            time.sleep(0.1)
+        replies = [conn.reply().status for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+    growth = {pid: peak[pid] - before[pid] for pid in server.workers}
+    # Sent whole, so none is late (57 of 60 were 408 when paused bodies filled the budget and none was resumed).
+    assert replies == [200] * len(conns), Counter(replies)
+    # The budget bounds what waits for a thread too; each of the THREADS at work holds a body and what it parsed.
+    assert max(growth.values()) < BUFFER_BUDGET + THREADS * 4 * MB, growth
+
+
+def test_heads_that_announce_large_bodies_and_stall_keep_no_room_from_others(one_worker_server, token):
+    server = one_worker_server
+    holders = [Connection(server.port, timeout=DEADLINE_SECONDS + 2 * STALL_SLACK_SECONDS) for _ in range(8)]
+    try:
+        for conn in holders:  # 8 MB announced, one byte sent: the budget reserved twice over, for nothing
+            conn.send(request_head(token=token, length=MB - 4096, target="/v1/batch") + b" ")
+        time.sleep(0.5)
+        batch = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "beside-stalled-heads"}]})
+        body = batch + b" " * (480 * 1024 - len(batch))
+        reply = exchange(server, request_head(token=token, length=len(body), target="/v1/batch") + body)
+    finally:
+        for conn in holders:
+            conn.close()
+
+    assert reply.status == 200  # 408 when stalled reservations kept the budget full until their deadline
+    assert reply.seconds < DEADLINE_SECONDS, reply.seconds
 
 
 def _send_quietly(conn: Connection, data: bytes) -> None:

@@ -127,6 +127,8 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
         ("POST", "/v1/event", auth, event(event=own, properties={"text": f"token={own};other={other}"})),
         ("POST", "/v1/event", auth, event(event=own + "x" * 300)),
         ("POST", "/v1/event", auth, event(**{own: 1})),
+        ("POST", "/v1/event", auth, event(properties={"pasted": f"cnv_{'A' * 35}{own}"})),  # after a cut copy
+        ("POST", "/v1/event", auth, orjson.dumps({"writeKey": own, "event": 1}).decode().encode("utf-16")),
         ("POST", "/v1/event", auth, b'{"' + own.encode() + b'": 1, "' + own.encode() + b'": 2}'),
         ("POST", "/v1/event", auth, b'{"writeKey": "' + own.encode() + b'", "event": '),
         ("POST", "/v1/event", auth, b'{"pad": "' + padding.encode() + b'", "t": "' + own.encode() + b'", oops}'),
@@ -169,6 +171,7 @@ def _hostile_requests(own: str, other: str) -> list[tuple[str, str, dict, bytes]
         ("POST", "/v1/track", segment, orjson.dumps({"writeKey": own, "event": "no identity"})),
         ("POST", f"/v1/event?token={own}", json_type, event()),
         ("POST", "/v1/event?token=" + own.replace("_", "%5F"), auth, b"{}"),
+        ("POST", "/v1/event?token=" + own.replace("_", "%255F"), auth, b"{}"),  # encoded twice by mistake
         ("POST", f"/v1/event?writeKey={own}&token={other}", auth, event()),
         ("POST", f"/v1/event?dry_run=1&token={own}", auth, event(event=own, properties={own: other})),
         (
@@ -286,3 +289,17 @@ def test_refused_events_stored_before_the_release_lose_their_tokens_when_it_migr
     assert find_tokens(stored) == []
     assert token[4:30] not in stored
     assert tokens.hint(token) in stored
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_refused_body_in_another_unicode_encoding_keeps_no_token(client, acme_token, find_tokens, encoding):
+    """A client that writes its JSON as UTF-16 (.NET's Encoding.Unicode, PowerShell) is refused, and its body kept."""
+    _, own = acme_token
+    body = orjson.dumps({"writeKey": own, "event": "x", "properties": {"k": own}}).decode().encode(encoding)
+
+    answer = client.post("/v1/event", body, content_type="application/json", headers={"X-Auth-Token": own})
+
+    assert answer.status_code == 400
+    payload = RejectedEvent.objects.get().payload
+    assert find_tokens(payload.replace("\ufffd", "").replace("\x00", "")) == [], payload
+    assert tokens.hint(own) in payload

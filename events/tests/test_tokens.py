@@ -129,6 +129,7 @@ HINT = tokens.hint(TOKEN)
         pytest.param(f"/v1/event?token={TOKEN}&a=1", f"/v1/event?token={HINT}&a=1", id="query-string"),
         pytest.param(f"/v1/event?writeKey={TOKEN}", f"/v1/event?writeKey={HINT}", id="writekey-parameter"),
         pytest.param("/v1/event?t=" + TOKEN.replace("_", "%5F"), f"/v1/event?t={HINT}", id="percent-encoded"),
+        pytest.param("/v1/event?t=" + TOKEN.replace("_", "%255F"), f"/v1/event?t={HINT}", id="percent-encoded-twice"),
         pytest.param(
             '{"t": "' + TOKEN.replace("_", "\\u005f").replace("c", "\\u0063") + '", "\\u0077riteKey": "abc"}',
             f'{{"t": "{HINT}", "writeKey": "cnv_…"}}',
@@ -148,6 +149,12 @@ HINT = tokens.hint(TOKEN)
         pytest.param(f"{{'writeKey': '{TOKEN}'}}", f"{{'writeKey': '{HINT}'}}", id="python-repr"),
         pytest.param(f"x{TOKEN}y and {TOKEN}", f"x{HINT}y and {HINT}", id="anywhere-in-text"),
         pytest.param(f"name {TOKEN}{TOKEN}", f"name {HINT}{HINT}", id="twice-in-a-row"),
+        pytest.param(f"cnv_{'A' * 35}{TOKEN}", f"cnv_{'A' * 35}{HINT}", id="after-a-cut-token"),
+        pytest.param(
+            f"?t=cnv%5F{'A' * 35}" + TOKEN.replace("_", "%5F"),
+            f"?t=cnv%5F{'A' * 35}{HINT}",
+            id="encoded-after-a-cut-token",
+        ),
         pytest.param(
             "Authorization: Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode(),
             "Authorization: Basic cnv_…",
