@@ -4,7 +4,8 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Membership, Role, Team, User
-from events import auth_cache, group_commit, ingest, throttling
+from events.ingest import group_commit, storage, throttling
+from events.tokens import lookup
 
 PASSWORD = "correct horse battery staple"
 
@@ -29,11 +30,11 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     cache.clear()
-    auth_cache.clear_local()
+    lookup.clear_local()
     throttling._leases.by_token.clear()
-    ingest.drop_reserved_ids()
+    storage.drop_reserved_ids()
     yield
-    auth_cache.clear_local()
+    lookup.clear_local()
 
 
 @pytest.fixture

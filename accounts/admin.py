@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from events.services import events_api_set_enabled
+from events.tokens.services import events_api_set_enabled
 
 from .models import Membership, Team, User
 

@@ -4,7 +4,7 @@ staff read it. A token pasted into the login form or its address by mistake must
 from axes.handlers.database import AxesDatabaseHandler
 from django.http import QueryDict
 
-from events.tokens import scrub
+from events.tokens.secret import scrub
 
 
 def _scrubbed(query: QueryDict) -> QueryDict:

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from events.selectors import events_api_section
+from events.tokens.selectors import events_api_section
 
 from . import services
 from .access import SESSION_TEAM_KEY, get_membership, get_owner_membership

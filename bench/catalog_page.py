@@ -39,7 +39,7 @@ def main() -> None:
     from django.db import connection
 
     from accounts.models import Membership, Role, Team, User
-    from events.catalog import catalog_sync
+    from events.warehouse.catalog import catalog_sync
 
     call_command("migrate", verbosity=0)
     if args.measure_only:

@@ -20,7 +20,7 @@ PROPERTIES = {
     "cart_id": "cart-7d2f9a41",
     "checkout_step": 3,
 }
-# The columns events.ingest writes; every other column of events_event is nullable.
+# The columns events.ingest.storage writes; every other column of events_event is nullable.
 COPY_COLUMNS = (
     "team_id, token_id, type, event, properties, timestamp, original_timestamp, sent_at, received_at, "
     "message_id, user_id, anonymous_id, context"

@@ -52,7 +52,7 @@ def bench_environment(workers: int, threads: int) -> dict[str, str]:
 
 
 def create_team_and_token(env: dict[str, str]) -> NewToken:
-    """Migrate the fresh database and create a team with the Events API on and a token (through events.services)."""
+    """Migrate the fresh database and create a team with the Events API on and a token (events.tokens.services)."""
     return migrate_and_create_token(env, who="bench")
 
 

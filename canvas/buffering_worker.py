@@ -9,7 +9,7 @@ blocking, and gives it to a thread only once its head and its body are in memory
   of the request's first byte); past it, the connection is closed;
 - the whole body must arrive within `body_timeout` seconds of the head, however slowly it comes; past it, the
   request goes to a thread with the part that came, and reading the rest raises TimeoutError, which the app
-  answers with 408 (events.parsers).
+  answers with 408 (events.ingest.body).
 
 A thread reads only what the loop received. A body the loop does not wait for (larger than `max_buffered_body`,
 or chunked) is not read at all: the app refuses those by their headers (413, 411) before reading them.

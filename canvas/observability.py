@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
-from events import tokens
+from events.tokens import secret
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -73,7 +73,7 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 
 class TokenScrubbingFilter(logging.Filter):
     """Hides tokens in a log record before any handler writes it: its message and arguments, its traceback and
-    its extra fields (a request's repr holds its query string), as events.tokens.scrub does. Installed on every
+    its extra fields (a request's repr holds its query string), as events.tokens.secret.scrub does. Installed on every
     handler, Django's (settings.LOGGING) and gunicorn's (ScrubbingGunicornLogger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -82,7 +82,7 @@ class TokenScrubbingFilter(logging.Filter):
         except (TypeError, ValueError, KeyError):  # a bad format: logging's report of it would print the arguments
             message = record.msg = f"{record.msg} {record.args!r}"
             record.args = None
-        scrubbed = tokens.scrub(message)
+        scrubbed = secret.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         if record.exc_info:
@@ -90,9 +90,9 @@ class TokenScrubbingFilter(logging.Filter):
             record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = tokens.scrub(record.exc_text)
+            record.exc_text = secret.scrub(record.exc_text)
         if record.stack_info:
-            record.stack_info = tokens.scrub(record.stack_info)
+            record.stack_info = secret.scrub(record.stack_info)
         for name, value in list(vars(record).items()):
             if name in _RECORD_ATTRIBUTES or value is None or isinstance(value, int | float):
                 continue
@@ -100,7 +100,7 @@ class TokenScrubbingFilter(logging.Filter):
                 text = value if isinstance(value, str) else str(value)
             except Exception:  # noqa: S112 - an object that cannot say what it is says no token either
                 continue
-            scrubbed = tokens.scrub(text)
+            scrubbed = secret.scrub(text)
             if scrubbed != text:
                 setattr(record, name, scrubbed)
         return True

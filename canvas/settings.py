@@ -189,7 +189,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "events.errors.exception_handler",
+    "EXCEPTION_HANDLER": "events.ingest.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -205,15 +205,15 @@ SPECTACULAR_SETTINGS = {
 
 # --- Events API ---------------------------------------------------------------------------------------------
 EVENTS_RATE_LIMIT_PER_SECOND = env.int("EVENTS_RATE_LIMIT_PER_SECOND", default=1000)
-# Single events from concurrent requests share one transaction (events/group_commit.py); 0 ms waits for nothing
+# Single events from concurrent requests share one transaction (events/ingest/group_commit.py); 0 ms waits for nothing
 # beyond what is already pending.
 EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
 EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
-# The fast lane (events/fast_lane.py) answers an ordinary POST /v1/event before Django's request machinery.
+# The fast lane (events/ingest/wsgi.py) answers an ordinary POST /v1/event before Django's request machinery.
 EVENTS_FAST_LANE = env.bool("EVENTS_FAST_LANE", default=True)
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
 
-# --- Warehouse (events/warehouse.py): team logins and the sync loop --------------------------------------------
+# --- Warehouse (events/warehouse/sync.py): team logins and the sync loop --------------------------------------------
 WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default: the database's name
 WAREHOUSE_PUBLIC_HOST = env.str("WAREHOUSE_PUBLIC_HOST", default="")  # default: the database's host
 WAREHOUSE_PUBLIC_PORT = env.str("WAREHOUSE_PUBLIC_PORT", default="")  # default: the database's port
@@ -236,7 +236,7 @@ def postgres_quantity(name: str, *, default: str, units: dict[str, int], minimum
     return f"{match[1]}{match[2]}"
 
 
-# Limits of each team's login, set on the role when it is created or rotated (events/warehouse_credentials.py).
+# Limits of each team's login, set on the role when it is created or rotated (events/warehouse/credentials.py).
 WAREHOUSE_STATEMENT_TIMEOUT = postgres_quantity("WAREHOUSE_STATEMENT_TIMEOUT", default="5min", units=_TIME_UNITS)
 WAREHOUSE_WORK_MEM = postgres_quantity("WAREHOUSE_WORK_MEM", default="64MB", units=_MEMORY_UNITS, minimum=64)
 WAREHOUSE_TEMP_FILE_LIMIT = postgres_quantity("WAREHOUSE_TEMP_FILE_LIMIT", default="1GB", units=_MEMORY_UNITS)

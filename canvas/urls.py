@@ -4,14 +4,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
-from events import views as event_views
 from events.metrics import metrics_view
+from events.tokens import views as event_views
 
 from . import health
 
 urlpatterns = [
     # The Events API first: it takes the most requests by far, and URL resolution tries patterns in order.
-    path("", include("events.api_urls")),
+    path("", include("events.ingest.urls")),
     path("", RedirectView.as_view(pattern_name="settings", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -30,5 +30,5 @@ urlpatterns = [
     path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),
     path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
     path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
-    path("events/", include("events.page_urls")),
+    path("events/", include("events.explorer.urls")),
 ]

@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "canvas.settings")
 
 django_application = get_wsgi_application()
 
-from events.fast_lane import FastLane  # noqa: E402 - needs the apps loaded by get_wsgi_application
+from events.ingest.wsgi import FastLane  # noqa: E402 - needs the apps loaded by get_wsgi_application
 
 # An ordinary POST /v1/event is answered by the fast lane; every other request goes to Django.
 application = FastLane(django_application)

@@ -40,7 +40,7 @@ MIGRATE_AND_CREATE_TEAM = """
 from django.core.management import call_command
 call_command("migrate", interactive=False, verbosity=0)
 from accounts.models import Team, User
-from events.services import api_token_create, events_api_set_enabled
+from events.tokens.services import api_token_create, events_api_set_enabled
 user = User.objects.create(email=f"{WHO}@canvas.test")
 team = Team.objects.create(name=WHO.title(), slug=WHO)
 events_api_set_enabled(team=team, enabled=True, by=user)

@@ -5,8 +5,8 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
-from .models import ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
-from .services import api_token_revoke
+from events.models import ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
+from events.tokens.services import api_token_revoke
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -6,10 +6,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import Team
-
-from .ingest import event_row, store_batch
-from .models import Event
-from .validation import EventPayload
+from events.ingest.storage import event_row, store_batch
+from events.ingest.validation import EventPayload
+from events.models import Event
 
 DEMO_EVENTS = 400
 PRODUCTS = [("Canvas Tote", "19.00"), ("Chart Mug", "12.50"), ("Dashboard Hoodie", "49.50")]

@@ -146,7 +146,7 @@ class WarehouseSyncCollector(Collector):
     """Teams whose sync fails, read from the database at each scrape: the sync runs in a process of its own."""
 
     def collect(self):
-        from .models import TeamWarehouse
+        from events.models import TeamWarehouse
 
         try:
             totals = TeamWarehouse.objects.aggregate(

@@ -5,8 +5,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team
-
-from .distinct_count import sketch_estimate
+from events.warehouse.distinct_count import sketch_estimate
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -91,7 +90,7 @@ class EventQuerySet(models.QuerySet):
 
 
 class Event(models.Model):
-    """One accepted event. Rows are only ever inserted (by events.ingest), never updated.
+    """One accepted event. Rows are only ever inserted (by events.ingest.storage), never updated.
 
     On PostgreSQL the primary key is (team_id, id) (see migration 0002): team_id is in every unique key so the
     table can be distributed by team (Citus) without a schema change. Django still addresses rows by `id`,
@@ -138,7 +137,7 @@ class Event(models.Model):
 
 class RejectedEvent(models.Model):
     """An event or request the API refused after authenticating it, kept so "200, but where is my data?" and
-    "why was this refused?" can be answered on the Settings page. Capped per team (see events.rejections)."""
+    "why was this refused?" can be answered on the Settings page. Capped per team (see events.ingest.rejections)."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
     token_hint = models.CharField(max_length=16, blank=True)
@@ -156,11 +155,11 @@ class RejectedEvent(models.Model):
         return f"{self.status} on {self.endpoint} at {self.received_at:%Y-%m-%d %H:%M:%S}"
 
 
-# --- Warehouse and catalog (events.catalog keeps these current; events.warehouse turns them into views) -------
+# --- Warehouse and catalog (events.warehouse.catalog keeps these current; events.warehouse.sync makes views) ---
 
 
 class ColumnType(models.TextChoices):
-    """The PostgreSQL type of a warehouse column, inferred from every value seen (see events.warehouse)."""
+    """The PostgreSQL type of a warehouse column, inferred from every value seen (see events.warehouse.sync)."""
 
     NUMERIC = "numeric", "numeric"
     BOOLEAN = "boolean", "boolean"
@@ -202,7 +201,7 @@ class TeamWarehouse(models.Model):
     views_version = models.PositiveBigIntegerField(default=0)
     views = models.JSONField(default=dict, blank=True)
     views_synced_at = models.DateTimeField(null=True, blank=True)
-    # One team's failing sync holds back only that team (events.catalog): its events wait here, and staff
+    # One team's failing sync holds back only that team (events.warehouse.catalog): its events wait here, and staff
     # see why in Django admin.
     catalog_backlog = models.JSONField(
         default=list,
@@ -312,7 +311,7 @@ class CatalogProperty(models.Model):
 
 
 class CatalogOther(models.Model):
-    """What the catalog counted past its caps, in one "Other" row instead of a row each (see events.catalog):
+    """What the catalog counted past its caps, in one "Other" row instead of a row each (see events.warehouse.catalog):
     per team, the event names past MAX_CATALOG_EVENTS (`catalog_event` is null); per event name, its
     properties past MAX_CATALOG_PROPERTIES. The events themselves are stored and queryable like any other."""
 
@@ -323,7 +322,9 @@ class CatalogOther(models.Model):
     count = models.PositiveBigIntegerField(
         default=0, help_text="Events under other names; or, for properties, values of other properties."
     )
-    distinct_sketch = models.BinaryField(help_text="About how many other names or properties (events.distinct_count).")
+    distinct_sketch = models.BinaryField(
+        help_text="About how many other names or properties (events.warehouse.distinct_count)."
+    )
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
 
@@ -397,7 +398,7 @@ class CatalogSyncState(models.Model):
 
     Ids come from a sequence but commit out of order (concurrent requests, group commits), so an id below
     the watermark can still appear after a sync passed it. `open_gaps` lists such missing ids with the time
-    they were noticed; each sync looks for them again until they turn up or expire (see events.catalog).
+    they were noticed; each sync looks for them again until they turn up or expire (see events.warehouse.catalog).
     """
 
     last_event_id = models.BigIntegerField(default=0)

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from bench.payloads import COPY_COLUMNS, EVENT_NAME, PROPERTIES, USER_ID, binary_copy_rows, text_copy_rows
 from events.models import Event
-from events.services import api_token_create
+from events.tokens.services import api_token_create
 
 TIMESTAMP = "2026-11-27T10:00:00.123Z"
 

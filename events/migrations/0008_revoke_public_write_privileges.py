@@ -9,7 +9,7 @@ from django.db import migrations
 def revoke_public_write_privileges(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    from events.warehouse_credentials import database_privileges_ensure
+    from events.warehouse.credentials import database_privileges_ensure
 
     with schema_editor.connection.cursor() as cursor:
         database_privileges_ensure(cursor)

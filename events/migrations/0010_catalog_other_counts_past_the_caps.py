@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('count', models.PositiveBigIntegerField(default=0, help_text='Events under other names; or, for properties, values of other properties.')),
-                ('distinct_sketch', models.BinaryField(help_text='About how many other names or properties (events.distinct_count).')),
+                ('distinct_sketch', models.BinaryField(help_text='About how many other names or properties (events.warehouse.distinct_count).')),
                 ('first_seen_at', models.DateTimeField()),
                 ('last_seen_at', models.DateTimeField()),
                 ('catalog_event', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='events.catalogevent')),

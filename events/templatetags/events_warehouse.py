@@ -3,7 +3,7 @@
 
 from django import template
 
-from events.page_selectors import warehouse_summary
+from events.explorer.selectors import warehouse_summary
 
 register = template.Library()
 

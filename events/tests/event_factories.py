@@ -1,4 +1,4 @@
-"""Events stored the way the API stores them (events.ingest), for the warehouse, catalog and page tests; and
+"""Events stored the way the API stores them (events.ingest.storage), for the warehouse, catalog and page tests; and
 batches sent through /v1/batch, as a client sends them."""
 
 import json
@@ -9,11 +9,11 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Team
-from events.catalog import catalog_sync
-from events.ingest import event_row, store_row
+from events.ingest.storage import event_row, store_row
+from events.ingest.validation import EventPayload
 from events.models import CatalogEvent
-from events.validation import EventPayload
-from events.warehouse import MAX_CATALOG_EVENTS, warehouse_sync
+from events.warehouse.catalog import catalog_sync
+from events.warehouse.sync import MAX_CATALOG_EVENTS, warehouse_sync
 
 
 def store_event(
@@ -106,3 +106,16 @@ def store_names(team, prefix: str, names: int, *, each: int = 1, properties: dic
             "FROM generate_series(1, %s) n, generate_series(1, %s) e",
             [team.pk, prefix, json.dumps(properties or {}), names, each],
         )
+
+
+# The example body of the Events API page (`POST /v1/event`), byte for byte.
+DOC_EVENT_BODY = b"""{
+  "version": 1,
+  "type": "event",
+  "event": "Purchased an Item",
+  "properties": {
+    "revenue": "39.95",
+    "shippingMethod": "2-day"
+  },
+  "timestamp": "2012-12-02T00:30:08.276Z"
+}"""

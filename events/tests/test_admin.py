@@ -4,11 +4,12 @@ import pytest
 
 from accounts.models import Team
 from conftest import make_user
-from events import errors, services
-from events.authentication import authenticate_token
-from events.errors import ApiError
+from events.ingest import errors
+from events.ingest.errors import ApiError
 from events.models import ApiToken, AuditAction, AuditEntry
-from events.warehouse import warehouse_for_team
+from events.tokens import services
+from events.tokens.authentication import authenticate_token
+from events.warehouse.sync import warehouse_for_team
 
 TOKENS = "/admin/events/apitoken/"
 AUDIT = "/admin/events/auditentry/"

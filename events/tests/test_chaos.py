@@ -22,7 +22,7 @@ pytestmark = [
 ]
 
 SHORT_RUN = ChaosConfig(duration=10, outages=1, down_seconds=3, kill_interval=2.5, clients=8, drain_seconds=30)
-# A freeze must outlast the group committer's 30 s wait (events/group_commit.py RESULT_TIMEOUT_SECONDS) to show
+# A freeze must outlast the group committer's 30 s wait (events/ingest/group_commit.py RESULT_TIMEOUT_SECONDS) to show
 # what a request answers when the database hangs instead of failing.
 FROZEN_RUN = ChaosConfig(
     duration=33, outages=0, stalls=1, stall_seconds=31, kill_interval=0, clients=4, drain_seconds=60

@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from canvas.observability import CanvasJsonFormatter, RequestIdFilter, TokenScrubbingFilter, request_id
-from events import metrics, tokens
+from events import metrics
+from events.tokens import secret
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def test_every_response_carries_a_request_id_and_keeps_a_plain_incoming_one(clie
 
 
 def test_log_lines_are_json_with_the_request_id():
-    record = logging.LogRecord("events.api", logging.WARNING, __file__, 1, "refused %s", ("x",), None)
+    record = logging.LogRecord("events.ingest.views", logging.WARNING, __file__, 1, "refused %s", ("x",), None)
     token = request_id.set("abc123")
     try:
         RequestIdFilter().filter(record)
@@ -44,7 +45,7 @@ def test_log_lines_are_json_with_the_request_id():
     assert line["request_id"] == "abc123"
     assert line["message"] == "refused x"
     assert line["level"] == "WARNING"
-    assert line["logger"] == "events.api"
+    assert line["logger"] == "events.ingest.views"
 
 
 def _scraped(client) -> dict[tuple, float]:
@@ -181,7 +182,7 @@ def test_every_log_handler_hides_tokens():
 
 
 def test_a_log_record_loses_its_tokens_in_message_traceback_and_extra_fields():
-    token = tokens.generate()
+    token = secret.generate()
     try:
         raise ValueError(f"bad value {token}")
     except ValueError:
@@ -196,14 +197,14 @@ def test_a_log_record_loses_its_tokens_in_message_traceback_and_extra_fields():
 
     assert all(token not in line for line in lines)
     assert all(
-        tokens.hint(token).encode("unicode_escape").decode() in line or tokens.hint(token) in line for line in lines
+        secret.hint(token).encode("unicode_escape").decode() in line or secret.hint(token) in line for line in lines
     )
     assert json.loads(lines[0])["status_code"] == 400
 
 
 def test_a_log_call_with_a_bad_format_still_loses_its_token():
-    token = tokens.generate()
-    record = logging.LogRecord("events.api", logging.WARNING, __file__, 1, "refused %s %s", (token,), None)
+    token = secret.generate()
+    record = logging.LogRecord("events.ingest.views", logging.WARNING, __file__, 1, "refused %s %s", (token,), None)
 
     TokenScrubbingFilter().filter(record)
 

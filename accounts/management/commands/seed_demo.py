@@ -3,7 +3,7 @@ from django.db import transaction
 
 from accounts.models import Membership, Role, Team, User
 from events.demo import seed_demo_events
-from events.services import events_api_set_enabled
+from events.tokens.services import events_api_set_enabled
 
 DEFAULT_PASSWORD = "canvas-demo"  # noqa: S105 (public demo password, printed by the command)
 TEAMS = [

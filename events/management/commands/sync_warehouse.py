@@ -13,9 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
 
-from events.catalog import catalog_sync
-from events.warehouse import POSTGRESQL_ONLY, warehouse_sync
-from events.warehouse_credentials import warehouse_logins_enforce
+from events.warehouse.catalog import catalog_sync
+from events.warehouse.credentials import warehouse_logins_enforce
+from events.warehouse.sync import POSTGRESQL_ONLY, warehouse_sync
 
 logger = logging.getLogger(__name__)
 

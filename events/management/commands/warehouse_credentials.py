@@ -8,13 +8,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.models import Team
-from events.warehouse import WarehouseUnavailable, require_postgresql
-from events.warehouse_credentials import (
+from events.warehouse.credentials import (
     other_databases_open_to,
     superuser_statements,
     warehouse_credentials_rotate,
     warehouse_role_name,
 )
+from events.warehouse.sync import WarehouseUnavailable, require_postgresql
 
 
 class Command(BaseCommand):

@@ -1,0 +1,319 @@
+"""Reads behind the Events page (events/explorer/views.py): live tail, one event, catalog, volume, warehouse, CSV rows.
+
+Everything is scoped to one team by the caller's `team`; nothing here takes an id without it.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Team
+from events.models import (
+    CatalogEvent,
+    CatalogOther,
+    CatalogProperty,
+    CatalogSyncState,
+    DailyEventVolume,
+    Event,
+    EventVolume,
+    TeamWarehouse,
+)
+from events.warehouse.sync import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, TYPE_VIEWS, flatten
+
+TAIL_LIMIT = 50
+PREVIEW_LENGTH = 120
+VOLUME_SERIES = 6  # the busiest event names get a series each; the others are added up as "Other"
+OTHER_EVENTS = "Other"
+EXPORT_CHUNK_SIZE = 2000
+# The catalog is read a page at a time, so the Events page stays small whatever a team sends (see
+# docs/performance.md): names per page, properties shown under each name, properties per page of one name.
+CATALOG_PAGE_SIZE = 20
+PROPERTY_PREVIEW = 5
+PROPERTY_PAGE_SIZE = 100
+# The Events page names this many of the warehouse's per-event views; the catalog shows each name's view.
+EVENT_VIEWS_SHOWN = 20
+
+EVENT_FIELDS = (
+    "id",
+    "type",
+    "event",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "message_id",
+    "user_id",
+    "anonymous_id",
+)
+DETAIL_FIELDS = (*EVENT_FIELDS, "properties", "context", "extra")
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    event: str = ""
+    since: datetime | None = None  # by the event's timestamp, inclusive
+    until: datetime | None = None  # exclusive
+
+
+def events_matching(*, team: Team, filters: EventFilters) -> QuerySet:
+    events = Event.objects.for_team(team)
+    if filters.event:
+        events = events.filter(event=filters.event)
+    if filters.since is not None:
+        events = events.filter(timestamp__gte=filters.since)
+    if filters.until is not None:
+        events = events.filter(timestamp__lt=filters.until)
+    return events
+
+
+def _preview(properties) -> str:
+    """`revenue: 39.95 · shippingMethod: 2-day`, cut to PREVIEW_LENGTH characters."""
+    text = " · ".join(f"{'.'.join(path)}: {value}" for path, value in flatten(properties))
+    return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
+
+
+def events_tail(
+    *, team: Team, filters: EventFilters, after_id: int | None = None, limit: int = TAIL_LIMIT
+) -> list[dict]:
+    """The newest events (newest first); with after_id only those stored after it, for the live tail."""
+    events = events_matching(team=team, filters=filters)
+    if after_id is not None:
+        events = events.filter(id__gt=after_id)
+    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[:limit])
+    for row in rows:
+        row["preview"] = _preview(row.pop("properties"))
+    return rows
+
+
+def event_detail(*, team: Team, event_id: int) -> dict:
+    """One event of the team as stored; another team's event is as absent as one that does not exist."""
+    row = Event.objects.for_team(team).filter(pk=event_id).values(*DETAIL_FIELDS).first()
+    if row is None:
+        raise Http404("No such event.")
+    return row
+
+
+@dataclass
+class CatalogPage:
+    """One page of a team's catalog, busiest names first, and what the team's catalog holds in all."""
+
+    page: Page  # of CatalogEvent, each with .preview (its first properties), .property_count, .other_properties
+    search: str
+    names: int  # catalogued names of the team (not only those matching the search)
+    events: int  # events counted, under catalogued names and Other alike
+    other_names: CatalogOther | None  # the names past MAX_CATALOG_EVENTS, counted as Other
+    max_names: int
+    max_properties: int
+
+
+def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: int = CATALOG_PAGE_SIZE) -> CatalogPage:
+    """A page of the team's event names whose name contains `search` (any case), with a preview of each one's
+    properties and its "Other" properties. A fixed number of queries, each bounded by the page size."""
+    totals = CatalogEvent.objects.filter(team=team).aggregate(names=Count("pk"), events=Sum("count"))
+    events = CatalogEvent.objects.filter(team=team)
+    if search:
+        events = events.filter(name__icontains=search)
+    first_properties = CatalogProperty.objects.filter(team=team).order_by("pk")[:PROPERTY_PREVIEW]
+    preview = Prefetch("properties", queryset=first_properties, to_attr="preview")
+    page = Paginator(events.order_by("-count", "name", "pk").prefetch_related(preview), size).get_page(number)
+    ids = [event.pk for event in page.object_list]
+    property_counts = dict(
+        CatalogProperty.objects.filter(team=team, catalog_event_id__in=ids)
+        .values_list("catalog_event_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    others = {
+        other.catalog_event_id: other
+        for other in CatalogOther.objects.filter(team=team).filter(
+            Q(catalog_event__isnull=True) | Q(catalog_event_id__in=ids)
+        )
+    }
+    for event in page.object_list:
+        event.property_count = property_counts.get(event.pk, 0)
+        event.other_properties = others.get(event.pk)
+    other_names = others.get(None)
+    return CatalogPage(
+        page=page,
+        search=search,
+        names=totals["names"],
+        events=(totals["events"] or 0) + (other_names.count if other_names else 0),
+        other_names=other_names,
+        max_names=MAX_CATALOG_EVENTS,
+        max_properties=MAX_CATALOG_PROPERTIES,
+    )
+
+
+@dataclass
+class CatalogEventPage:
+    """One event name of the catalog with a page of its properties (in column order) and its "Other" ones."""
+
+    event: CatalogEvent
+    page: Page  # of CatalogProperty
+    other_properties: CatalogOther | None
+    max_properties: int
+
+
+def catalog_event_page(*, team: Team, event_id: int, number: int | str = 1) -> CatalogEventPage:
+    """Raises Http404 for an id that is not one of the team's names, like one that does not exist."""
+    event = CatalogEvent.objects.filter(team=team, pk=event_id).first()
+    if event is None:
+        raise Http404("No such event name.")
+    properties = CatalogProperty.objects.filter(catalog_event=event).order_by("pk")
+    page = Paginator(properties, PROPERTY_PAGE_SIZE).get_page(number)
+    other = CatalogOther.objects.filter(team=team, catalog_event=event).first()
+    return CatalogEventPage(event=event, page=page, other_properties=other, max_properties=MAX_CATALOG_PROPERTIES)
+
+
+def _other_as_json(other: CatalogOther | None) -> dict | None:
+    if other is None:
+        return None
+    return {"count": other.count, "distinct": other.distinct, "first_seen": other.first_seen_at,
+            "last_seen": other.last_seen_at}  # fmt: skip
+
+
+def _property_as_json(prop: CatalogProperty) -> dict:
+    return {"path": prop.path, "column": prop.column_name or None, "type": prop.inferred_type, "present": prop.count}
+
+
+def _event_as_json(event: CatalogEvent) -> dict:
+    return {
+        "id": event.pk,
+        "name": event.name,
+        "type": event.type,
+        "table": event.table_name or None,
+        "count": event.count,
+        "first_seen": event.first_seen_at,
+        "last_seen": event.last_seen_at,
+    }
+
+
+def catalog_as_json(*, team: Team, search: str = "", number: int | str = 1) -> dict:
+    """A page of the catalog as the Events page shows it: each name with its first properties; all of them are
+    on the name's own pages (catalog_event_as_json)."""
+    catalog = catalog_page(team=team, search=search, number=number)
+    return {
+        "page": catalog.page.number,
+        "pages": catalog.page.paginator.num_pages,
+        "names": catalog.names,
+        "other_names": _other_as_json(catalog.other_names),
+        "events": [
+            {
+                **_event_as_json(event),
+                "property_count": event.property_count,
+                "properties": [_property_as_json(prop) for prop in event.preview],
+                "other_properties": _other_as_json(event.other_properties),
+            }
+            for event in catalog.page.object_list
+        ],
+    }
+
+
+def catalog_event_as_json(*, team: Team, event_id: int, number: int | str = 1) -> dict:
+    entry = catalog_event_page(team=team, event_id=event_id, number=number)
+    return {
+        **_event_as_json(entry.event),
+        "page": entry.page.number,
+        "pages": entry.page.paginator.num_pages,
+        "property_count": entry.page.paginator.count,
+        "properties": [_property_as_json(prop) for prop in entry.page.object_list],
+        "other_properties": _other_as_json(entry.other_properties),
+    }
+
+
+VOLUME_RANGES = {
+    # name: (bucket, number of buckets); hours from EventVolume, days from DailyEventVolume
+    "24h": ("hour", 24),
+    "30d": ("day", 30),
+}
+
+
+def volume_series(*, team: Team, period: str, event: str = "", now: datetime | None = None) -> dict:
+    """Events per hour over the last 24 hours or per day over the last 30 days, one series per event name
+    (the VOLUME_SERIES busiest; the rest, with the names the catalog counts as Other, as "Other"). From the
+    catalog's hourly or daily counts, so it costs the same for a team sending ten events a day or ten thousand a
+    second; three queries, whose answers are at most VOLUME_SERIES names, their buckets, and the buckets' totals."""
+    bucket, count = VOLUME_RANGES[period]
+    now = now or timezone.now()
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    last = now.replace(minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        last = last.replace(hour=0)
+    starts = [last - step * i for i in reversed(range(count))]
+    model = EventVolume if bucket == "hour" else DailyEventVolume
+    rows = model.objects.filter(team=team, **{f"{bucket}__gte": starts[0]})
+    if event:
+        rows = rows.filter(event=event)
+    shown = list(
+        rows.exclude(event=EventVolume.OTHER_NAMES)
+        .values("event")
+        .annotate(total=Sum("count"))
+        .order_by("-total", "event")
+        .values_list("event", flat=True)[:VOLUME_SERIES]
+    )
+    totals: dict[str, dict[datetime, int]] = {name: {} for name in shown}
+    for name, start, total in rows.filter(event__in=shown).values_list("event", bucket, "count"):
+        totals[name][start] = total
+    series = [{"event": name, "counts": [totals[name].get(start, 0) for start in starts]} for name in shown]
+    everything = dict(rows.values(bucket).annotate(n=Sum("count")).values_list(bucket, "n").order_by())
+    others = [everything.get(start, 0) - sum(s["counts"][i] for s in series) for i, start in enumerate(starts)]
+    if any(others):
+        series.append({"event": OTHER_EVENTS, "counts": others})
+    return {
+        "period": period,
+        "bucket": bucket,
+        "starts": starts,
+        "series": series,
+        "total": sum(sum(s["counts"]) for s in series),
+    }
+
+
+def warehouse_summary(*, team: Team) -> dict:
+    """What the Events page and Settings say about the team's warehouse."""
+    # Not `views` itself: it holds every column of every view, megabytes for a team at its caps.
+    warehouse = TeamWarehouse.objects.filter(team=team).defer("views").first()
+    state = CatalogSyncState.objects.filter(pk=1).first()
+    views = _view_names(warehouse) if warehouse else []
+    type_views = [name for name in TYPE_VIEWS.values() if name in views]
+    event_views = [name for name in views if name not in type_views]
+    return {
+        "available": connection.vendor == "postgresql",
+        "schema": warehouse.schema_name if warehouse else None,
+        "type_views": type_views,
+        "event_views": event_views[:EVENT_VIEWS_SHOWN],
+        "more_event_views": len(event_views[EVENT_VIEWS_SHOWN:]),
+        "views_synced_at": warehouse.views_synced_at if warehouse else None,
+        "has_login": bool(warehouse and warehouse.role_name),
+        "login": warehouse.role_name if warehouse else "",
+        "credentials_rotated_at": warehouse.credentials_rotated_at if warehouse else None,
+        "catalog_synced_at": state.synced_at if state else None,
+    }
+
+
+def _view_names(warehouse: TeamWarehouse) -> list[str]:
+    """The names of the views built for the team (the keys of TeamWarehouse.views), sorted."""
+    if connection.vendor != "postgresql":
+        return sorted(TeamWarehouse.objects.get(pk=warehouse.pk).views)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM events_teamwarehouse, jsonb_object_keys(views) AS name "
+            'WHERE id = %s ORDER BY name COLLATE "C"',
+            [warehouse.pk],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+EXPORT_COLUMNS = (*EVENT_FIELDS, "properties", "context")
+
+
+def export_rows(*, team: Team, filters: EventFilters) -> Iterator[tuple]:
+    """Every matching event in the order it was stored, read in chunks through a server-side cursor on
+    PostgreSQL, so an export of millions of rows holds only one chunk in memory."""
+    events = events_matching(team=team, filters=filters).order_by("id").values_list(*EXPORT_COLUMNS)
+    return events.iterator(chunk_size=EXPORT_CHUNK_SIZE)

@@ -1,0 +1,180 @@
+"""The Events page in real headless Chromium: the live tail updates without a reload, raw JSON, chart, filters.
+
+Also saves docs/screenshots/events-page.png for the README.
+"""
+
+import random
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from accounts.models import Membership, Role, Team
+from conftest import make_user
+from events.explorer.selectors import CATALOG_PAGE_SIZE
+from events.models import CatalogEvent
+from events.tests.browser import screenshot_path
+from events.tests.event_factories import fetch, store_event, sync
+
+pytest_plugins = ["events.tests.browser"]  # the browser fixture
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = "events-page.png"
+LIVE_TAIL_DEADLINE_SECONDS = 2.0
+
+
+@pytest.fixture
+def acme_owner(transactional_db):
+    team = Team.objects.create(name="Acme", slug="acme", events_api_enabled=True)
+    user = make_user("alice@acme.test")
+    Membership.objects.create(user=user, team=team, role=Role.OWNER)
+    yield team, user
+    if connection.vendor == "postgresql":  # schemas are not emptied with the tables between tests
+        with connection.cursor() as cursor:
+            for (schema,) in fetch("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'team_')"):
+                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def page(browser, live_server, settings, acme_owner) -> Page:
+    # live_server serves /static/ through Django's finders, which do not know the hashed names the manifest
+    # storage (DEBUG off) puts in pages: plain names instead, or the browser would get 404 for CSS and JS.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    _, user = acme_owner
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+          "url": live_server.url}]
+    )  # fmt: skip
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    failed = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    page.on("pageerror", lambda error: failed.append(str(error)))
+    yield page
+    context.close()
+    assert failed == [], "the page was tested with missing assets or script errors"
+
+
+def a_day_of_events(team: Team) -> None:
+    """A realistic day: a storefront's events over the last 24 hours, busier in the afternoon."""
+    rng = random.Random(6)
+    now = timezone.now()
+    kinds = [
+        ("Product Viewed", 10, lambda: {"product_id": f"sku-{rng.randint(100, 140)}", "price": rng.choice([19, 49.5])}),
+        ("Product Added", 4, lambda: {"product_id": f"sku-{rng.randint(100, 140)}", "quantity": rng.randint(1, 3)}),
+        ("Order Completed", 2, lambda: {"revenue": f"{rng.randint(20, 300)}.95", "shippingMethod": "2-day"}),
+        ("Signed Up", 1, lambda: {"plan": rng.choice(["free", "pro"]), "referrer": {"source": "newsletter"}}),
+    ]
+    events = []
+    for hours_ago in range(24):
+        busy = 1 + (hours_ago in range(2, 9))
+        for name, weight, properties in kinds:
+            for _ in range(rng.randint(0, weight) * busy):
+                events.append((hours_ago, name, properties(), {"user_id": f"user-{rng.randint(1, 60)}"}))
+        if hours_ago % 3 == 0:
+            events.append(
+                (hours_ago, "Pricing", {"url": "/pricing", "title": "Pricing"}, {"type": "page", "name": "Pricing"})
+            )
+    stamped = [
+        (now - timedelta(hours=h, minutes=rng.randint(0, 59), seconds=rng.randint(0, 59)), *e) for h, *e in events
+    ]
+    for timestamp, name, properties, fields in sorted(stamped, key=lambda item: item[0]):  # as they arrived
+        store_event(team, name, properties, timestamp=timestamp, received_at=timestamp, **fields)
+    store_event(team, "identify", {"email": "ann@acme.test", "plan": "pro"}, type="identify")
+    sync()
+
+
+def test_new_events_appear_in_the_live_tail_without_a_reload(page, acme_owner):
+    team, _ = acme_owner
+    a_day_of_events(team)
+    with page.expect_response(re.compile(r"/events/tail\.json")):
+        page.goto("/events/")
+    expect(page.get_by_role("heading", name="Events", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("live-status")).to_have_text("Live")
+    rows_before = page.locator("#tail-rows tr").count()
+
+    started = time.monotonic()
+    store_event(team, "Checkout Started", {"cart_value": "129.90", "items": 3}, user_id="user-new")
+    new_row = page.locator("#tail-rows tr", has_text="Checkout Started")
+    expect(new_row).to_be_visible(timeout=LIVE_TAIL_DEADLINE_SECONDS * 1000)
+    assert time.monotonic() - started < LIVE_TAIL_DEADLINE_SECONDS
+    assert page.locator("#tail-rows tr").first.text_content().count("Checkout Started") == 1
+    assert page.locator("#tail-rows tr").count() == rows_before + 1
+
+    new_row.click()
+    raw = page.get_by_test_id("raw-json")
+    expect(raw.locator("code")).to_contain_text('"event": "Checkout Started"')
+    expect(raw.locator("code")).to_contain_text('"cart_value": "129.90"')
+
+    # The volume chart is drawn by Chart.js (vendored), from the catalog's hourly counts.
+    page.wait_for_function("document.getElementById('volume-chart').getBoundingClientRect().height > 100")
+    assert page.evaluate("Boolean(window.Chart && window.Chart.getChart('volume-chart'))")
+    legend = page.evaluate("window.Chart.getChart('volume-chart').data.datasets.map(d => d.label)")
+    assert legend[0] == "Product Viewed"
+
+    catalog = page.get_by_test_id("catalog")
+    catalog.locator("summary", has_text="Order Completed").click()
+    expect(catalog.get_by_text("shipping_method")).to_be_visible()
+    expect(page.locator("#warehouse")).to_contain_text("team_acme")
+    page.locator("#tail-rows tr").nth(1).scroll_into_view_if_needed()
+    new_row.click()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=screenshot_path(SCREENSHOT), full_page=True)
+
+
+def test_filters_narrow_the_tail_and_the_export(page, acme_owner):
+    team, _ = acme_owner
+    store_event(team, "Signed Up", {"plan": "pro"})
+    store_event(team, "Product Viewed", {"product_id": "sku-1"})
+    page.goto("/events/")
+    page.get_by_role("combobox", name="Event name").fill("Signed Up")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"event=Signed\+Up"))
+    expect(page.locator("#tail-rows tr")).to_have_count(1)
+    expect(page.locator("#tail-rows")).to_contain_text("Signed Up")
+    expect(page.get_by_test_id("export-csv")).to_have_attribute("href", re.compile(r"export\.csv\?event=Signed\+Up"))
+
+    store_event(team, "Product Viewed", {"product_id": "sku-2"})  # filtered out of the live tail too
+    store_event(team, "Signed Up", {"plan": "free"})
+    expect(page.locator("#tail-rows tr")).to_have_count(2, timeout=LIVE_TAIL_DEADLINE_SECONDS * 1000)
+    expect(page.locator("#tail-rows")).not_to_contain_text("Product Viewed")
+
+
+def test_the_catalog_is_searched_and_paged_from_the_keyboard(page, acme_owner):
+    team, _ = acme_owner
+    now = timezone.now()
+    CatalogEvent.objects.bulk_create(
+        CatalogEvent(team=team, type="track", name=name, count=count, first_seen_at=now, last_seen_at=now)
+        for count, name in enumerate([f"Viewed product {i}" for i in range(30)] + ["Order Completed"])
+    )
+    page.goto("/events/")
+    search = page.get_by_role("searchbox", name="Search event names")
+    search.focus()
+    page.keyboard.type("viewed")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"catalog-q=viewed"))
+    catalog = page.get_by_test_id("catalog")
+    expect(catalog.locator("details")).to_have_count(CATALOG_PAGE_SIZE)
+    expect(catalog).not_to_contain_text("Order Completed")
+    expect(page.get_by_test_id("catalog-summary")).to_contain_text("30 of 31 names contain “viewed” · page 1 of 2")
+
+    next_page = page.get_by_role("navigation", name="Catalog pages").get_by_role("link", name="Next")
+    next_page.focus()
+    page.keyboard.press("Enter")
+    expect(catalog.locator("details")).to_have_count(30 - CATALOG_PAGE_SIZE)
+    expect(page.get_by_role("searchbox", name="Search event names")).to_have_value("viewed")
+    first = catalog.locator("summary").first
+    first.focus()
+    page.keyboard.press("Enter")  # a name opens from the keyboard too
+    expect(catalog.locator("details").first).to_have_attribute("open", "")

@@ -1,0 +1,281 @@
+"""The Events page (`/events/`) and its JSON endpoints, for every member of the current team; and the Settings
+page's action for Owners to create or rotate the team's warehouse login.
+
+The page is rendered whole on the server (latest events, catalog, filters, export link) and works without
+JavaScript; static/js/events.js adds the live tail, the raw JSON panel and the volume chart by fetching the
+JSON endpoints below. Every endpoint answers for the current team only (accounts.access.get_membership): an
+event id of another team is a 404, exactly like an id that does not exist.
+"""
+
+import csv
+import logging
+from datetime import datetime
+
+import orjson
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import get_membership, get_owner_membership
+from accounts.views import render_settings
+from events.explorer import selectors
+from events.explorer.selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
+from events.ingest.errors import error_body
+from events.warehouse.credentials import WarehouseLoginUnsafe, warehouse_credentials_rotate
+from events.warehouse.sync import WarehouseUnavailable
+
+logger = logging.getLogger(__name__)
+
+INVALID_FILTERS = ("invalid_filters", "Some filters are not valid.")
+EVENT_NOT_FOUND = ("not_found", "There is no such event.")
+RANGE_REVERSED = "Must be later than From."
+# A spreadsheet runs a cell that starts with one of these as a formula: such text cells get a leading '.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+WAREHOUSE_NOT_SET_UP = "Warehouse logins are not set up on this server yet; its operators have been told why."
+
+
+class EventFilterForm(forms.Form):
+    event = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=False,
+        label="Event name",
+        widget=forms.TextInput(attrs={"list": "event-names", "placeholder": "All events", "autocomplete": "off"}),
+    )
+    since = forms.DateTimeField(
+        required=False,
+        label="From (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        required=False,
+        label="To (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until <= since:
+            self.add_error("until", RANGE_REVERSED)
+        return cleaned
+
+    def filters(self) -> EventFilters:
+        data = self.cleaned_data
+        return EventFilters(event=data["event"], since=data["since"], until=data["until"])
+
+
+class TailForm(EventFilterForm):
+    after_id = forms.IntegerField(required=False, min_value=0)
+
+
+class CatalogSearchForm(forms.Form):
+    """The catalog's search box and page; the Events page gives it the prefix "catalog" (`?catalog-q=`)."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search event names",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name contains…", "autocomplete": "off"}),
+    )
+    page = forms.IntegerField(required=False, min_value=1)
+
+
+class VolumeForm(forms.Form):
+    period = forms.ChoiceField(required=False, choices=[(key, key) for key in VOLUME_RANGES])
+    event = forms.CharField(required=False, max_length=200, strip=False)
+
+
+def _json(data, *, status: int = 200, **dumps) -> JsonResponse:
+    return JsonResponse(data, status=status, encoder=DjangoJSONEncoder, safe=False, json_dumps_params=dumps)
+
+
+def _valid_form(form_class, request: HttpRequest) -> tuple[forms.Form, JsonResponse | None]:
+    """The bound form, and the 400 answer to send instead when it is not valid."""
+    form = form_class(request.GET)
+    if form.is_valid():
+        return form, None
+    fields = [{"path": name, "message": message} for name, errors in form.errors.items() for message in errors]
+    return form, _json(error_body(*INVALID_FILTERS, fields), status=400)
+
+
+@login_required
+@require_GET
+def events_page(request: HttpRequest) -> HttpResponse:
+    membership = get_membership(request)
+    team = membership.team
+    form = EventFilterForm(request.GET)
+    catalog_form = CatalogSearchForm(request.GET, prefix="catalog")
+    valid = form.is_valid()
+    filters = form.filters() if valid else EventFilters()
+    events = selectors.events_tail(team=team, filters=filters) if valid else []
+    search = catalog_form.cleaned_data if catalog_form.is_valid() else {}
+    catalog = selectors.catalog_page(team=team, search=search.get("q", ""), number=search.get("page") or 1)
+    filter_query = QueryDict(mutable=True)
+    if valid:
+        filter_query.update({name: value for name, value in request.GET.items() if name in form.fields and value})
+    context = {
+        "membership": membership,
+        "team": team,
+        "form": form,
+        "catalog_form": catalog_form,
+        "events": events,
+        "last_id": max((event["id"] for event in events), default=0),
+        "catalog": catalog,
+        "warehouse": selectors.warehouse_summary(team=team),
+        "query": filter_query.urlencode(),
+        "volume_event": filters.event,
+    }
+    status = 200 if valid and catalog_form.is_valid() else 400
+    return render(request, "events/events_page.html", context, status=status)
+
+
+@login_required
+@require_GET
+def catalog_event_page(request: HttpRequest, event_id: int) -> HttpResponse:
+    """One event name of the catalog with all its properties, a page at a time (`?page=N`)."""
+    membership = get_membership(request)
+    form = CatalogSearchForm(request.GET)
+    number = (form.is_valid() and form.cleaned_data["page"]) or 1
+    entry = selectors.catalog_event_page(team=membership.team, event_id=event_id, number=number)
+    return render(
+        request, "events/catalog_event.html", {"membership": membership, "team": membership.team, "entry": entry}
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def events_tail(request: HttpRequest) -> JsonResponse:
+    """The live tail: `?after_id=N` answers only events stored after event N, newest first."""
+    team = get_membership(request).team
+    form, error = _valid_form(TailForm, request)
+    if error:
+        return error
+    after_id = form.cleaned_data["after_id"]
+    events = selectors.events_tail(team=team, filters=form.filters(), after_id=after_id)
+    return _json({"events": events})
+
+
+@never_cache
+@login_required
+@require_GET
+def event_json(request: HttpRequest, event_id: int) -> JsonResponse:
+    """One event as stored, pretty-printed (the page's raw JSON panel, or opened directly)."""
+    team = get_membership(request).team
+    try:
+        event = selectors.event_detail(team=team, event_id=event_id)
+    except Http404:
+        return _json(error_body(*EVENT_NOT_FOUND), status=404)
+    return _json(event, indent=2)
+
+
+@login_required
+@require_GET
+def catalog_json(request: HttpRequest) -> JsonResponse:
+    """A page of the catalog, busiest names first: `?q=<part of a name>&page=N`."""
+    team = get_membership(request).team
+    form, error = _valid_form(CatalogSearchForm, request)
+    if error:
+        return error
+    search, number = form.cleaned_data["q"], form.cleaned_data["page"] or 1
+    return _json(selectors.catalog_as_json(team=team, search=search, number=number))
+
+
+@login_required
+@require_GET
+def catalog_event_json(request: HttpRequest, event_id: int) -> JsonResponse:
+    """Every property of one catalog name, PROPERTY_PAGE_SIZE at a time: `?page=N`."""
+    team = get_membership(request).team
+    form, error = _valid_form(CatalogSearchForm, request)
+    if error:
+        return error
+    try:
+        number = form.cleaned_data["page"] or 1
+        entry = selectors.catalog_event_as_json(team=team, event_id=event_id, number=number)
+    except Http404:
+        return _json(error_body(*EVENT_NOT_FOUND), status=404)
+    return _json(entry)
+
+
+@login_required
+@require_GET
+def volume_json(request: HttpRequest) -> JsonResponse:
+    """`?period=24h` (per hour, the default) or `30d` (per day), optionally `&event=<name>`."""
+    team = get_membership(request).team
+    form, error = _valid_form(VolumeForm, request)
+    if error:
+        return error
+    period = form.cleaned_data["period"] or "24h"
+    return _json(selectors.volume_series(team=team, period=period, event=form.cleaned_data["event"]))
+
+
+class _Echo:
+    """csv.writer writes each row here, which hands it straight back to be streamed."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+@login_required
+@require_GET
+def events_export(request: HttpRequest) -> HttpResponse:
+    """The filtered events as CSV, streamed: rows are written as they are read, never all held at once."""
+    team = get_membership(request).team
+    form, error = _valid_form(EventFilterForm, request)
+    if error:
+        return error
+    rows = selectors.export_rows(team=team, filters=form.filters())
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            yield writer.writerow([_csv_cell(value) for value in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    filename = f"events-{team.slug}-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@login_required
+@require_POST
+def warehouse_credentials_create(request: HttpRequest) -> HttpResponse:
+    """Settings → Warehouse: create (or rotate) the team's read-only login. The URL with its password is in
+    this one response only (never_cache sends Cache-Control: no-store)."""
+    membership = get_owner_membership(request)
+    try:
+        url = warehouse_credentials_rotate(
+            team=membership.team, by=request.user, ip=request.META.get("REMOTE_ADDR") or None
+        )
+    except WarehouseLoginUnsafe:
+        # The reason names the server's database, roles and SQL: for the operators' log, not for a team.
+        logger.exception("Could not create or rotate the warehouse login of team %s.", membership.team.pk)
+        messages.error(request, WAREHOUSE_NOT_SET_UP)
+        return redirect(reverse("settings") + "#warehouse")
+    except WarehouseUnavailable as error:
+        messages.error(request, str(error))
+        return redirect(reverse("settings") + "#warehouse")
+    return render_settings(request, extra={"new_warehouse_url": url})

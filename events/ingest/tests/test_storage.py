@@ -1,0 +1,279 @@
+"""Storing events: what goes in by COPY comes out exactly, whatever characters it holds."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.utils import timezone
+
+from events.models import Event
+from events.tests.event_factories import client_json, post_batch, track_batch
+
+pytestmark = pytest.mark.django_db
+
+# Characters that mean something to COPY's text format, or to JSON, or are just far from ASCII.
+AWKWARD = ["tab\there", "new\nline", "carriage\rreturn", "back\\slash", "\\N", "\\.", 'quote"d', "é ✓ 🎉", "\\t"]
+
+
+def _awkward_batch(prefix: str) -> list[dict]:
+    return [
+        {
+            "type": "track",
+            "event": text,
+            "userId": text,
+            "messageId": f"{prefix}-{i}",
+            "properties": {text: text, "nested": [text, {"k": text}], "big": 2**70, "small": -(2**63), "x": 0.1},
+            "context": {"page": {"title": text}},
+            "integrations": {"All": False},
+            "timestamp": "2012-12-02T00:30:08.276+05:30",
+            "sentAt": "2012-12-02T00:30:09.001-03:00",
+        }
+        for i, text in enumerate(AWKWARD)
+    ]
+
+
+def _assert_stored_exactly(token, batch: list[dict], received) -> None:
+    for item in batch:
+        stored = Event.objects.get(team=token.team, message_id=item["messageId"])
+        assert (stored.event, stored.user_id, stored.token_id) == (item["event"], item["userId"], token.id)
+        assert stored.properties == item["properties"]
+        assert stored.context == item["context"]
+        assert stored.extra == {"integrations": {"All": False}}
+        assert stored.original_timestamp == datetime(2012, 12, 1, 19, 0, 8, 276000, tzinfo=UTC)
+        assert stored.sent_at == datetime(2012, 12, 2, 3, 30, 9, 1000, tzinfo=UTC)
+        # Segment's clock-skew rule: the timestamp moves by (received - sentAt).
+        assert stored.timestamp == stored.received_at - (stored.sent_at - stored.original_timestamp)
+        assert received[0] <= stored.received_at <= received[1]
+
+
+def test_awkward_values_survive_the_binary_copy_into_the_table(client, acme_token):
+    token, plaintext = acme_token
+    batch = _awkward_batch("awkward")
+    before = timezone.now()
+    response = post_batch(client, plaintext, batch)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["stored"] == len(AWKWARD)
+    _assert_stored_exactly(token, batch, (before, timezone.now()))
+
+
+def test_awkward_values_survive_the_staging_table_of_a_resent_batch(client, acme_token):
+    """A batch that repeats a stored messageId goes through the staging table (its own binary COPY)."""
+    token, plaintext = acme_token
+    first, rest = _awkward_batch("resent")[:1], _awkward_batch("resent")[1:]
+    assert post_batch(client, plaintext, first).status_code == 200
+    before = timezone.now()
+    response = post_batch(client, plaintext, first + rest)
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["stored"], response.json()["duplicates"]) == (len(rest), 1)
+    _assert_stored_exactly(token, rest, (before, timezone.now()))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_copy_commits_by_itself_and_a_resent_batch_still_lands(acme_token):
+    """The fast lane stores a batch with no transaction around it: the COPY is its own. When it fails on a stored
+    messageId it leaves nothing behind, and the staging path stores the rest."""
+    from canvas.wsgi import application
+    from events.ingest.tests.test_wsgi import wsgi_post
+
+    token, plaintext = acme_token
+    first, rest = _awkward_batch("alone")[:1], _awkward_batch("alone")[1:]
+    before = timezone.now()
+    answer = wsgi_post(application, client_json({"batch": first}), token=plaintext, path="/v1/batch")
+    assert (answer.status, answer.by_django) == (200, False), answer.body
+
+    answer = wsgi_post(application, client_json({"batch": first + rest}), token=plaintext, path="/v1/batch")
+
+    assert (answer.status, answer.by_django) == (200, False), answer.body
+    assert [line["status"] for line in answer.json()["results"]] == ["duplicate"] + ["stored"] * len(rest)
+    _assert_stored_exactly(token, first + rest, (before, timezone.now()))
+    assert Event.objects.filter(team=token.team).count() == len(AWKWARD)  # the failed COPY left no row behind
+
+
+def test_an_empty_integrations_object_is_kept(client, acme_token):
+    token, plaintext = acme_token
+    item = {"type": "track", "event": "Signed Up", "userId": "u1", "messageId": "empty-integrations"}
+    response = post_batch(client, plaintext, [{**item, "integrations": {}}])
+
+    assert response.status_code == 200, response.content
+    assert Event.objects.get(team=token.team, message_id="empty-integrations").extra == {"integrations": {}}
+
+
+def test_the_ids_sequence_is_the_one_the_table_uses():
+    from django.db import connection
+
+    from events.ingest.storage import ID_SEQUENCE
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('events_event', 'id')")
+        assert cursor.fetchone()[0] == f"public.{ID_SEQUENCE}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_awkward_values_survive_the_group_commit(acme_token):
+    from canvas.wsgi import application
+    from events.ingest.tests.test_wsgi import wsgi_post
+
+    token, plaintext = acme_token
+    properties = {
+        "big": 2**70,
+        "float": 0.1,
+        "negative": -(2**63),
+        "nested": {"list": [None, True, 1.5, "x"]},
+        **{text: text for text in AWKWARD},
+    }
+    for i, text in enumerate(AWKWARD):
+        body = {"version": 1, "type": "event", "event": text, "properties": properties, "messageId": f"gc-{i}"}
+        answer = wsgi_post(application, client_json(body), token=plaintext)
+        assert (answer.status, answer.by_django) == (200, False), answer.body
+
+    for i, text in enumerate(AWKWARD):
+        stored = Event.objects.get(team=token.team, message_id=f"gc-{i}")
+        assert stored.event == text
+        assert stored.properties == properties
+
+
+@pytest.fixture
+def draws(monkeypatch) -> list[int]:
+    """How many ids each draw from the sequence took, in order."""
+    from events.ingest import storage
+
+    taken: list[int] = []
+    draw = storage._next_ids
+
+    def counted(cursor, count: int) -> list[int]:
+        taken.append(count)
+        return draw(cursor, count)
+
+    monkeypatch.setattr(storage, "_next_ids", counted)
+    return taken
+
+
+def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token, draws):
+    token, plaintext = acme_token
+    receipts = []
+    for number in range(6):
+        response = post_batch(client, plaintext, track_batch(f"busy-{number}", 100))
+        assert response.status_code == 200, response.content
+        receipts.append([result["id"] for result in response.json()["results"]])
+
+    # Six batches, three draws: each draw that finds the reserve empty takes twice as many ahead as the last.
+    assert draws == [100, 200, 300]
+    everything = [event_id for ids in receipts for event_id in ids]
+    assert everything == sorted(everything) and len(set(everything)) == 600
+    stored = dict(Event.objects.filter(team=token.team).values_list("message_id", "id"))
+    assert all(stored[f"busy-{n}-{i}"] == receipts[n][i] for n in range(6) for i in range(100))
+
+
+def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, draws):
+    from events.ingest import storage
+
+    _, plaintext = acme_token
+    post_batch(client, plaintext, track_batch("early-0", 10))
+    post_batch(client, plaintext, track_batch("early-1", 10))  # draws 10 more than it needs
+    left = list(storage._reserve.ids)
+    assert len(left) == 10
+
+    storage._reserve.drawn_at -= storage.RESERVE_SECONDS + 0.1  # time passes: the reserve is stale
+    response = post_batch(client, plaintext, track_batch("late", 10))
+
+    assert response.status_code == 200, response.content
+    assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not the old ones
+    assert draws == [10, 20, 10]  # the last takes only what it needs, until the process is busy again
+    assert storage._reserve.ids == []
+
+
+def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
+    import itertools
+    import threading
+    import time
+
+    from events.ingest import storage
+
+    sequence, sequence_lock = itertools.count(1), threading.Lock()
+
+    def draw(cursor, count: int) -> list[int]:  # the sequence: each value once, whoever asks
+        time.sleep(0.0005)  # a round trip: other threads run meanwhile
+        with sequence_lock:
+            return [next(sequence) for _ in range(count)]
+
+    monkeypatch.setattr(storage, "_next_ids", draw)
+    reserve = storage._IdReserve()
+    taken: list[list[int]] = []
+
+    def batches() -> None:
+        for size in [1, 7, 100, 3, 250] * 20:
+            ids = reserve.take(None, size)
+            assert len(ids) == size and ids == sorted(ids)
+            taken.append(ids)
+
+    threads = [threading.Thread(target=batches) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    everything = [event_id for ids in taken for event_id in ids]
+    assert len(taken) == 800 and len(everything) == len(set(everything)) == 8 * 20 * 361
+
+
+def _group_row(token, message_id: str, *, team_id: int | None = None) -> tuple:
+    from events.ingest.storage import event_row
+    from events.ingest.validation import validate_event
+
+    now = timezone.now()
+    body = {"version": 1, "type": "event", "event": "Signed up", "properties": {"plan": "pro"}, "messageId": message_id}
+    payload, problems = validate_event(body, received_at=now)
+    assert problems == []
+    return event_row(team_id=team_id or token.team_id, token_id=token.id, payload=payload, received_at=now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_answers_stored_and_duplicate_rows_in_order(acme_token):
+    from events.ingest.group_commit import open_connection
+    from events.ingest.storage import store_group
+
+    token, _ = acme_token
+    with open_connection() as group:
+        (first,) = store_group(group, [_group_row(token, "g-1")])
+        results = store_group(group, [_group_row(token, "g-2"), _group_row(token, "g-1"), _group_row(token, "g-2")])
+
+    assert first.duplicate is False
+    stored, resent, repeated = results
+    assert (stored.duplicate, resent, repeated) == (False, (first.id, True), (stored.id, True))
+    assert Event.objects.filter(team=token.team, message_id__in=["g-1", "g-2"]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_the_database_refuses_raises_its_error_and_stores_nothing(acme_token):
+    import psycopg
+
+    from events.ingest.group_commit import open_connection
+    from events.ingest.storage import store_group
+
+    token, _ = acme_token
+    with open_connection() as group:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            store_group(group, [_group_row(token, "g-ok"), _group_row(token, "g-orphan", team_id=987654)])
+        (after,) = store_group(group, [_group_row(token, "g-after")])  # the connection is still usable
+
+    assert not Event.objects.filter(message_id__in=["g-ok", "g-orphan"]).exists()
+    assert Event.objects.get(message_id="g-after").id == after.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_on_a_connection_the_server_cut_raises_an_operational_error(acme_token):
+    import psycopg
+    from django.db import connection
+
+    from events.ingest.group_commit import open_connection
+    from events.ingest.storage import store_group
+
+    token, _ = acme_token
+    with open_connection() as group:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [group.info.backend_pid])
+        with pytest.raises(psycopg.OperationalError):
+            store_group(group, [_group_row(token, "g-cut")])
+
+    assert not Event.objects.filter(message_id="g-cut").exists()

@@ -1,0 +1,32 @@
+"""Reads for the Settings page's Events API section."""
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from accounts.models import Membership
+from accounts.reauth import needs_reauthentication
+from events.models import ApiToken, AuditEntry, RejectedEvent
+from events.tokens.forms import TokenCreateForm, issue_form_id
+
+AUDIT_ENTRIES_SHOWN = 50
+REFUSED_EVENTS_SHOWN = 100
+
+
+def events_api_section(
+    *, request: HttpRequest, membership: Membership, token_form: TokenCreateForm | None = None
+) -> dict:
+    team = membership.team
+    context = {
+        "events_api_enabled": team.events_api_enabled,
+        "api_tokens": ApiToken.objects.for_team(team).live().select_related("created_by"),
+        "events_endpoint": settings.EVENTS_PUBLIC_URL.rstrip("/") + "/v1/event",
+        "audit_entries": [],
+    }
+    if membership.is_owner and team.events_api_enabled:
+        context["token_form"] = token_form or TokenCreateForm(
+            initial={"form_id": issue_form_id(request)}, needs_password=needs_reauthentication(request)
+        )
+    context["refused_events"] = RejectedEvent.objects.filter(team=team)[:REFUSED_EVENTS_SHOWN]
+    if membership.is_owner:
+        context["audit_entries"] = AuditEntry.objects.filter(team=team).select_related("actor")[:AUDIT_ENTRIES_SHOWN]
+    return context

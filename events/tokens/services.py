@@ -1,0 +1,62 @@
+"""Every write to Events API access (secret, enabling, audit) happens here."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Team, User
+from events.models import ApiToken, AuditAction, AuditEntry
+from events.tokens import secret
+from events.tokens.lookup import refresh_team_tokens, refresh_token
+
+
+@transaction.atomic
+def api_token_create(*, team: Team, created_by: User, name: str, ip: str | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its plaintext, which the caller shows once and then forgets."""
+    plaintext = secret.generate()
+    token = ApiToken.objects.create(
+        team=team,
+        name=name.strip(),
+        hint=secret.hint(plaintext),
+        digest=secret.digest(plaintext),
+        created_by=created_by,
+    )
+    AuditEntry.objects.create(
+        team=team, actor=created_by, action=AuditAction.TOKEN_CREATED, token_hint=token.hint, ip_address=ip
+    )
+    return token, plaintext
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, by: User | None, ip: str | None = None) -> bool:
+    """Revoke a token for good. Returns False when it was already revoked (nothing is recorded twice)."""
+    # Conditional UPDATE: two Owners revoking at once produce one revocation and one audit row.
+    now = timezone.now()
+    changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=by)
+    if not changed:
+        return False
+    token.revoked_at, token.revoked_by = now, by
+    AuditEntry.objects.create(
+        team_id=token.team_id, actor=by, action=AuditAction.TOKEN_REVOKED, token_hint=token.hint, ip_address=ip
+    )
+    transaction.on_commit(lambda: refresh_token(token.digest))
+    return True
+
+
+@transaction.atomic
+def events_api_set_enabled(*, team: Team, enabled: bool, by: User | None, ip: str | None = None) -> bool:
+    """Switch a team's Events API on or off. Tokens are kept: switching back on restores them.
+
+    Returns False when the team was already in that state (no audit row then).
+    """
+    changed = (
+        Team.objects.filter(pk=team.pk)
+        .exclude(events_api_enabled=enabled)
+        .update(events_api_enabled=enabled, events_api_changed_at=timezone.now(), events_api_changed_by=by)
+    )
+    team.refresh_from_db(fields=["events_api_enabled", "events_api_changed_at", "events_api_changed_by"])
+    if not changed:
+        return False
+    action = AuditAction.API_ENABLED if enabled else AuditAction.API_DISABLED
+    AuditEntry.objects.create(team=team, actor=by, action=action, ip_address=ip)
+    transaction.on_commit(lambda: refresh_team_tokens(team.pk))
+    return True

@@ -1,0 +1,124 @@
+"""Settings → Events API in real headless Chromium: what an Owner, a Member and a team without the API see."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from accounts.models import Membership, Role, Team
+from conftest import PASSWORD, make_user
+from events.ingest.errors import ApiError
+from events.models import ApiToken
+from events.tests.browser import screenshot_path
+from events.tokens.authentication import authenticate_token
+
+pytest_plugins = ["events.tests.browser"]  # the browser fixture
+pytestmark = pytest.mark.browser
+
+TOKEN_FORMAT = re.compile(r"cnv_[0-9A-Za-z]{38}")
+SCREENSHOT = "settings-events-api.png"
+
+
+@pytest.fixture
+def page(browser, live_server, settings) -> Page:
+    # live_server serves /static/ through Django's finders, which know app.css but not the hashed names the
+    # manifest storage (DEBUG off) puts in pages: without this the browser would get 404 for CSS and JS.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    missing_assets = []
+    page.on("response", lambda response: missing_assets.append(response.url) if response.status >= 400 else None)
+    yield page
+    context.close()
+    assert [url for url in missing_assets if "/static/" in url] == [], "the page was tested without its CSS or JS"
+
+
+def person_in_team(email: str, role: Role, *, api_enabled: bool = True) -> Team:
+    team = Team.objects.create(name="Acme", slug="acme", events_api_enabled=api_enabled)
+    Membership.objects.create(user=make_user(email), team=team, role=role)
+    return team
+
+
+def log_in(page: Page, email: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill('input[name="username"]', email)
+    page.fill('input[name="password"]', PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/settings/$"))
+
+
+def create_token(page: Page, name: str) -> None:
+    # The Team section above has its own `name` field (the team's): fill the one of the token form.
+    create_button = page.get_by_role("button", name="Create token")
+    page.locator("form", has=create_button).locator('input[name="name"]').fill(name)
+    create_button.click()
+
+
+def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_db):
+    team = person_in_team("alice@acme.test", Role.OWNER)
+    log_in(page, "alice@acme.test")
+
+    page.goto("/settings/")
+    create_token(page, "Production stream")
+
+    new_token = page.get_by_test_id("new-token")
+    expect(new_token).to_be_visible()
+    plaintext = new_token.input_value()
+    assert TOKEN_FORMAT.fullmatch(plaintext)
+    assert authenticate_token(plaintext).team_id == team.pk
+    expect(page.get_by_text("it is shown only this once")).to_be_visible()
+    page.screenshot(path=screenshot_path(SCREENSHOT), full_page=True)
+
+    page.reload()  # the browser posts the same form again
+    expect(page.get_by_text("That form was already used")).to_be_visible()
+    assert page.get_by_test_id("new-token").count() == 0
+    assert plaintext not in page.content()
+    page.goto("/settings/")
+    assert plaintext not in page.content()
+    assert ApiToken.objects.filter(team=team).count() == 1
+
+    token_row = page.get_by_test_id("token-list").get_by_role("row", name=re.compile("Production stream"))
+    token_row.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("Revocation is permanent")).to_be_visible()
+    page.get_by_role("button", name="Revoke permanently").click()
+
+    expect(page).to_have_url(re.compile(r"/settings/$"))
+    expect(page.get_by_text("revoked. It stops working at once.")).to_be_visible()
+    assert page.get_by_test_id("token-list").count() == 0
+    with pytest.raises(ApiError) as refused:
+        authenticate_token(plaintext)
+    assert refused.value.status_code == 401
+
+
+def test_the_copy_button_puts_the_token_on_the_clipboard(page, transactional_db):
+    person_in_team("alice@acme.test", Role.OWNER)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page, "alice@acme.test")
+    create_token(page, "Production stream")
+    plaintext = page.get_by_test_id("new-token").input_value()
+
+    page.get_by_role("button", name="Copy").click()
+
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == plaintext
+
+
+def test_member_cannot_create_token(page, transactional_db):
+    person_in_team("bob@acme.test", Role.MEMBER)
+    log_in(page, "bob@acme.test")
+
+    expect(page.get_by_test_id("owners-only")).to_be_visible()
+    expect(page.get_by_role("button", name="Create token")).to_have_count(0)
+    expect(page.locator('input[name="name"]')).to_have_count(0)
+
+
+def test_team_without_the_api_cannot_create_token(page, transactional_db):
+    person_in_team("alice@acme.test", Role.OWNER, api_enabled=False)
+    log_in(page, "alice@acme.test")
+
+    expect(page.get_by_text("Ask the Canvas team to enable the Events API")).to_be_visible()
+    expect(page.get_by_role("button", name="Create token")).to_have_count(0)

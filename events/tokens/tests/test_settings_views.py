@@ -1,0 +1,308 @@
+"""Settings → Events API (events/tokens/views.py, events/tokens/selectors.py and their templates), for each persona."""
+
+import logging
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.test import Client
+
+from events.models import ApiToken, AuditAction, AuditEntry
+from events.tokens import secret, services
+from events.tokens.forms import NAME_REQUIRED_MESSAGE
+from events.tokens.selectors import AUDIT_ENTRIES_SHOWN
+from events.tokens.views import API_NOT_ENABLED_MESSAGE, FORM_ALREADY_USED_MESSAGE
+
+CREATE_BUTTON = re.compile(r"<button[^>]*>\s*Create token\s*</button>")
+OWNERS_ONLY_NOTE = "Only the team's Owners can create"
+
+
+class _TestIdFinder(HTMLParser):
+    def __init__(self, testid: str):
+        super().__init__()
+        self.testid = testid
+        self.found: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if attributes.get("data-testid") == self.testid:
+            self.found.append({"tag": tag, **attributes})
+
+
+def elements_with_testid(response, testid: str) -> list[dict]:
+    finder = _TestIdFinder(testid)
+    finder.feed(response.content.decode())
+    return finder.found
+
+
+def table_rows(response, testid: str) -> list[str]:
+    page = response.content.decode()
+    start = page.index(f'data-testid="{testid}"')
+    table = page[start : page.index("</table>", start)]
+    return re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]  # without the header row
+
+
+def fresh_form_id(client: Client) -> str:
+    """The one-time id of the create form, as the browser gets it by loading the Settings page."""
+    return client.get("/settings/").context["token_form"].initial["form_id"]
+
+
+def create_token(client: Client, name: str = "Production stream"):
+    return client.post("/settings/tokens/", {"name": name, "form_id": fresh_form_id(client)})
+
+
+def shown_token(response) -> str:
+    [element] = elements_with_testid(response, "new-token")
+    return element["value"]
+
+
+@pytest.fixture
+def live_token(acme_token) -> ApiToken:
+    return acme_token[0]
+
+
+def test_owner_creates_a_token_and_sees_it_once(alice_client, acme):
+    response = create_token(alice_client)
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    plaintext = shown_token(response)
+    assert secret.is_well_formed(plaintext)
+    token = ApiToken.objects.get(team=acme)
+    assert token.digest == secret.digest(plaintext)
+    assert token.name == "Production stream"
+    page = response.content.decode()
+    assert "cannot be recovered" in page
+    assert 'data-copy-target="new-token"' in page
+    assert list(AuditEntry.objects.values_list("action", "actor__email", "token_hint", "ip_address")) == [
+        (AuditAction.TOKEN_CREATED, "alice@acme.test", token.hint, "127.0.0.1")
+    ]
+
+
+def test_resubmitting_the_same_form_creates_nothing_and_shows_no_token(alice_client, acme):
+    form = {"name": "Production stream", "form_id": fresh_form_id(alice_client)}
+    plaintext = shown_token(alice_client.post("/settings/tokens/", form))
+
+    resubmitted = alice_client.post("/settings/tokens/", form, follow=True)
+
+    assert ApiToken.objects.filter(team=acme).count() == 1
+    assert elements_with_testid(resubmitted, "new-token") == []
+    page = resubmitted.content.decode()
+    assert plaintext not in page
+    assert FORM_ALREADY_USED_MESSAGE in page
+    assert AuditEntry.objects.filter(action=AuditAction.TOKEN_CREATED).count() == 1
+
+
+def test_a_made_up_form_id_creates_nothing(alice_client, acme):
+    fresh_form_id(alice_client)
+    alice_client.post("/settings/tokens/", {"name": "Production stream", "form_id": "made-up"})
+    assert not ApiToken.objects.filter(team=acme).exists()
+
+
+def test_the_plaintext_is_on_no_later_page(alice_client, acme):
+    plaintext = shown_token(create_token(alice_client))
+    token = ApiToken.objects.get(team=acme)
+
+    for url in ["/settings/", f"/settings/tokens/{token.pk}/revoke/confirm/"]:
+        page = alice_client.get(url).content.decode()
+        assert token.hint in page
+        assert plaintext not in page
+        assert plaintext[4:36] not in page
+
+
+def test_the_plaintext_is_in_no_log_line(alice_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    plaintext = shown_token(create_token(alice_client))
+    alice_client.get("/settings/")
+    assert plaintext[4:36] not in caplog.text
+
+
+def test_the_token_list_shows_name_hint_creator_and_last_use(alice_client, live_token):
+    [row] = table_rows(alice_client.get("/settings/"), "token-list")
+    assert "Production stream" in row
+    assert live_token.hint in row
+    assert "alice@acme.test" in row
+    assert "never" in row
+    assert "Revoke" in row
+
+
+def test_the_section_shows_the_endpoint_and_examples_with_a_placeholder(alice_client):
+    page = alice_client.get("/settings/").content.decode()
+    assert "https://events.canvasapp.com/v1/event" in page
+    for example in ["curl", "Python (requests)", "Node.js (axios)"]:
+        assert example in page
+    assert "[your_api_token]" in page
+    assert "cnv_" not in page  # no real token, no token-like string on a page without a new token
+
+
+def test_member_cannot_create_token(bob_client, acme):
+    page = bob_client.get("/settings/")
+    assert page.status_code == 200
+    assert not CREATE_BUTTON.search(page.content.decode())
+    assert OWNERS_ONLY_NOTE in page.content.decode()
+
+    response = bob_client.post("/settings/tokens/", {"name": "Sneaky", "form_id": "whatever"})
+
+    assert response.status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_member_sees_the_tokens_without_revoke(bob_client, live_token):
+    [row] = table_rows(bob_client.get("/settings/"), "token-list")
+    assert live_token.hint in row
+    assert "Revoke" not in row
+
+
+def test_owner_of_a_team_without_the_api_cannot_create_token(alice_client, acme):
+    acme.events_api_enabled = False
+    acme.save()
+
+    page = alice_client.get("/settings/").content.decode()
+    assert API_NOT_ENABLED_MESSAGE in page
+    assert not CREATE_BUTTON.search(page)
+
+    response = alice_client.post("/settings/tokens/", {"name": "Production stream", "form_id": "whatever"})
+    assert response.status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        pytest.param("", NAME_REQUIRED_MESSAGE, id="empty"),
+        pytest.param("   ", NAME_REQUIRED_MESSAGE, id="only-spaces"),
+        pytest.param("x" * 101, "at most 100 characters", id="too-long"),
+    ],
+)
+def test_a_bad_name_is_a_field_error(alice_client, name, message):
+    response = alice_client.post("/settings/tokens/", {"name": name, "form_id": fresh_form_id(alice_client)})
+
+    assert response.status_code == 400
+    assert re.search(rf'<small class="error">[^<]*{re.escape(message)}', response.content.decode())
+    assert elements_with_testid(response, "new-token") == []
+    assert not ApiToken.objects.exists()
+
+
+def test_the_corrected_form_creates_the_token(alice_client, acme):
+    form_id = fresh_form_id(alice_client)
+    alice_client.post("/settings/tokens/", {"name": "", "form_id": form_id})
+
+    response = alice_client.post("/settings/tokens/", {"name": "Production stream", "form_id": form_id})
+
+    assert secret.is_well_formed(shown_token(response))
+    assert ApiToken.objects.filter(team=acme).count() == 1
+
+
+def test_owner_revokes_a_token_after_confirming(alice_client, live_token):
+    confirm = alice_client.get(f"/settings/tokens/{live_token.pk}/revoke/confirm/")
+    assert confirm.status_code == 200
+    assert "Revocation is permanent" in confirm.content.decode()
+    assert live_token.hint in confirm.content.decode()
+    assert not ApiToken.objects.get(pk=live_token.pk).is_revoked  # showing the page changes nothing
+
+    response = alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/", follow=True)
+
+    assert response.redirect_chain == [("/settings/", 302)]
+    live_token.refresh_from_db()
+    assert live_token.is_revoked
+    assert "revoked" in response.content.decode()
+    assert "token-list" not in response.content.decode()  # no live token left to list
+    assert AuditEntry.objects.filter(action=AuditAction.TOKEN_REVOKED, token_hint=live_token.hint).count() == 1
+
+
+def test_revoking_needs_a_post(alice_client, live_token):
+    assert alice_client.get(f"/settings/tokens/{live_token.pk}/revoke/").status_code == 405
+    assert not ApiToken.objects.get(pk=live_token.pk).is_revoked
+
+
+def test_a_revoked_token_cannot_be_revoked_again(alice_client, live_token):
+    alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/")
+    assert alice_client.get(f"/settings/tokens/{live_token.pk}/revoke/confirm/").status_code == 404
+    assert alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/").status_code == 404
+    assert AuditEntry.objects.filter(action=AuditAction.TOKEN_REVOKED).count() == 1
+
+
+@pytest.mark.parametrize("method, suffix", [("get", "revoke/confirm/"), ("post", "revoke/")], ids=["confirm", "revoke"])
+def test_outsider_cannot_find_another_teams_token(charlie_client, live_token, method, suffix):
+    response = getattr(charlie_client, method)(f"/settings/tokens/{live_token.pk}/{suffix}")
+    assert response.status_code == 404
+    assert not ApiToken.objects.get(pk=live_token.pk).is_revoked
+
+
+@pytest.mark.parametrize("method, suffix", [("get", "revoke/confirm/"), ("post", "revoke/")], ids=["confirm", "revoke"])
+def test_member_cannot_revoke_token(bob_client, live_token, method, suffix):
+    response = getattr(bob_client, method)(f"/settings/tokens/{live_token.pk}/{suffix}")
+    assert response.status_code == 403
+    assert not ApiToken.objects.get(pk=live_token.pk).is_revoked
+
+
+def test_outsider_sees_nothing_of_another_teams_tokens(charlie_client, live_token):
+    page = charlie_client.get("/settings/").content.decode()
+    assert live_token.hint not in page
+    assert "Production stream" not in page
+    assert "alice@acme.test" not in page
+
+
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        pytest.param("post", "/settings/tokens/", id="create"),
+        pytest.param("get", "/settings/tokens/1/revoke/confirm/", id="confirm"),
+        pytest.param("post", "/settings/tokens/1/revoke/", id="revoke"),
+    ],
+)
+def test_anonymous_visitors_are_sent_to_log_in(client, db, method, url):
+    response = getattr(client, method)(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_owners_see_the_last_fifty_audit_entries(alice_client, acme, alice):
+    for number in range(AUDIT_ENTRIES_SHOWN + 5):
+        services.api_token_create(team=acme, created_by=alice, name=f"Stream {number}", ip="192.0.2.1")
+    newest = AuditEntry.objects.filter(team=acme).first()
+
+    rows = table_rows(alice_client.get("/settings/"), "audit-log")
+
+    assert len(rows) == AUDIT_ENTRIES_SHOWN
+    assert newest.token_hint in rows[0]
+    assert "alice@acme.test" in rows[0]
+    assert "192.0.2.1" in rows[0]
+    assert "Token created" in rows[0]
+
+
+def test_members_see_no_audit_log(bob_client, live_token):
+    assert elements_with_testid(bob_client.get("/settings/"), "audit-log") == []
+
+
+def test_outsiders_see_only_their_own_teams_audit_log(charlie_client, live_token, globex, charlie):
+    services.api_token_create(team=globex, created_by=charlie, name="Globex stream")
+    rows = table_rows(charlie_client.get("/settings/"), "audit-log")
+    assert len(rows) == 1
+    assert live_token.hint not in rows[0]
+
+
+class _IdCollector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.ids.extend(value for name, value in attrs if name == "id")
+
+
+@pytest.mark.parametrize("persona", ["alice_client", "bob_client"])
+def test_every_id_on_the_settings_page_is_unique(request, persona, live_token):
+    # The team's rename form and the token form both have a `name` field; a shared id would send the
+    # "Token name" label (and anything that looks the field up by label) to the team's name.
+    client = request.getfixturevalue(persona)
+    collector = _IdCollector()
+    collector.feed(client.get("/settings/").content.decode())
+    assert len(collector.ids) == len(set(collector.ids)), sorted(collector.ids)
+
+
+def test_the_token_name_label_points_at_the_token_field(alice_client):
+    page = alice_client.get("/settings/").content.decode()
+    form = page[page.index('class="create-token"') :]
+    label_then_field = r'<label for="id_token_name">Token name</label>\s*<input[^>]*name="name"[^>]*id="id_token_name"'
+    assert re.search(label_then_field, form)

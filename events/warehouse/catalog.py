@@ -1,0 +1,496 @@
+"""The catalog: per team, every event name and property seen, with counts and inferred types, and the hourly
+volume behind the Events page's chart.
+
+Computed incrementally, off the request path: `catalog_sync` reads the events stored since the last sync
+(by id), adds them up in memory and adds the totals to the catalog tables, one transaction per chunk of ids.
+Ingest writes nothing but the event row, so there is no per-event write to a shared row anywhere.
+
+Why a list of gaps next to the watermark: ids are handed out by a sequence when a row is inserted, but rows
+become visible when their transaction commits, and concurrent transactions (group commits of many events)
+commit in any order. A sync can therefore see id 105 while 104 is still in flight. Each id the sync passes
+without finding it goes into `open_gaps`; later syncs look for those ids again and count them when they
+appear. Ids that never appear (a duplicate messageId still takes an id; a rolled-back insert too) are let go
+after GAP_TTL, far longer than any insert transaction runs.
+
+One team's data can never stop the others: each team's rows are counted in a savepoint of its own. When a
+team's fail, the watermark still moves on; that team's ids wait in its `catalog_backlog` (ranges of ids),
+every later row of it joins them, and each sync retries them first. Its error, and since when, are on its
+TeamWarehouse (Django admin, /metrics).
+"""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Q
+from django.utils import timezone
+
+from accounts.models import Team
+from events.models import (
+    CatalogEvent,
+    CatalogOther,
+    CatalogProperty,
+    CatalogSyncState,
+    DailyEventVolume,
+    Event,
+    EventType,
+    EventVolume,
+    SyncStep,
+    TeamWarehouse,
+)
+from events.warehouse.distinct_count import empty_sketch, sketch_add
+from events.warehouse.sync import (
+    MAX_CATALOG_EVENTS,
+    MAX_CATALOG_PROPERTIES,
+    TYPE_VIEWS,
+    TypeCounts,
+    column_name_for,
+    flatten,
+    path_digest,
+    path_key,
+    table_name_for,
+    value_type,
+    warehouse_for_team,
+)
+
+CHUNK_SIZE = 5000
+GAP_TTL = timedelta(minutes=10)
+MAX_OPEN_GAPS = 20_000
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CatalogSyncResult:
+    events: int = 0
+    teams_changed: set[int] = field(default_factory=set)  # teams whose views need a rebuild
+    teams_failed: set[int] = field(default_factory=set)  # teams whose events wait in their backlog
+
+
+@dataclass
+class _EventTally:
+    first_id: int
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 0
+    properties: dict[tuple[str, ...], TypeCounts] = field(default_factory=dict)
+
+
+@dataclass
+class _Tally:
+    events: dict[tuple[int, str, str], _EventTally] = field(default_factory=dict)  # (team, type, name)
+    volume: dict[tuple[int, str, datetime], int] = field(default_factory=dict)  # (team, name, hour)
+
+    def add(self, event_id, team_id, event_type, name, properties, timestamp, received_at) -> None:
+        key = (team_id, event_type, name)
+        tally = self.events.get(key)
+        if tally is None:
+            tally = self.events[key] = _EventTally(event_id, received_at, received_at)
+        tally.count += 1
+        tally.first_seen = min(tally.first_seen, received_at)
+        tally.last_seen = max(tally.last_seen, received_at)
+        for path, value in flatten(properties):
+            kind = value_type(value)
+            if kind is not None:
+                tally.properties.setdefault(path, TypeCounts()).add_value(kind)
+        hour = (team_id, name, timestamp.replace(minute=0, second=0, microsecond=0))
+        self.volume[hour] = self.volume.get(hour, 0) + 1
+
+
+_ROW_FIELDS = ("id", "team_id", "type", "event", "properties", "timestamp", "received_at")
+
+
+def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) -> CatalogSyncResult:
+    """Add every event stored since the last sync to the catalog. Safe to run from several processes at once
+    (they take turns on the state row) and to repeat: each event is counted once.
+
+    Each team is catalogued in a savepoint of its own. A team that fails holds back only itself: the
+    watermark moves on, its events wait in its backlog (retried first on every sync), and its error is
+    recorded on its TeamWarehouse for staff and /metrics.
+    """
+    result = CatalogSyncResult()
+    CatalogSyncState.objects.get_or_create(pk=1)
+    first_chunk = True
+    while True:
+        with transaction.atomic():
+            state = CatalogSyncState.objects.select_for_update().get(pk=1)
+            now = time.time()
+            gaps = [gap for gap in state.open_gaps if now - gap[1] < gap_ttl.total_seconds()]
+            ceiling = max(_highest_allocated_id(), state.last_event_id)
+            upper = min(state.last_event_id + chunk_size, ceiling)
+            rows = list(Event.objects.filter(id__gt=state.last_event_id, id__lte=upper).values_list(*_ROW_FIELDS))
+            if first_chunk:
+                wanted = [gap[0] for gap in gaps]
+                for start in range(0, len(wanted), 1000):
+                    rows += Event.objects.filter(id__in=wanted[start : start + 1000]).values_list(*_ROW_FIELDS)
+                # A backlog retry counts the waiting gaps it finds: they must not be counted twice.
+                counted = _retry_backlogs(chunk_size=chunk_size, result=result)
+                gaps = [gap for gap in gaps if gap[0] not in counted]
+                rows = [row for row in rows if row[0] not in counted]
+            rows.sort()
+            found = {row[0] for row in rows}
+            gaps = [gap for gap in gaps if gap[0] not in found]
+            gaps += [[i, int(now)] for i in range(state.last_event_id + 1, upper + 1) if i not in found]
+            _add_to_catalog(rows, passed=(state.last_event_id + 1, upper), result=result)
+            state.last_event_id = upper
+            state.open_gaps = gaps[-MAX_OPEN_GAPS:]
+            state.synced_at = timezone.now()
+            state.save()
+        result.events += len(rows)
+        first_chunk = False
+        if upper >= ceiling:
+            return result
+
+
+def _highest_allocated_id() -> int:
+    """The last id the events sequence handed out (committed or not). Reading it costs nothing, where
+    max(id) would scan: the primary key on PostgreSQL is (team_id, id)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass)", [Event._meta.db_table]
+            )
+            return cursor.fetchone()[0] or 0
+    return Event.objects.aggregate(highest=Max("id"))["highest"] or 0
+
+
+def _add_to_catalog(rows: list[tuple], *, passed: tuple[int, int], result: CatalogSyncResult) -> None:
+    """Add rows (ordered by id) to the catalog and the volume, each team on its own. `passed` is the range of
+    ids this sync has just moved past: a team that cannot take its rows keeps that range in its backlog."""
+    by_team: dict[int, list[tuple]] = {}
+    for row in rows:
+        by_team.setdefault(row[1], []).append(row)
+    for team in Team.objects.filter(pk__in=by_team):
+        warehouse_for_team(team=team)
+    for warehouse in TeamWarehouse.objects.filter(team_id__in=by_team).order_by("team_id"):
+        team_rows = by_team[warehouse.team_id]
+        if warehouse.catalog_backlog:
+            _defer(warehouse, team_rows, passed=passed)  # in id order: behind the events already waiting
+        elif not _catalog_team(warehouse, team_rows, result=result):
+            _defer(warehouse, team_rows, passed=passed)
+
+
+def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: CatalogSyncResult) -> bool:
+    """Count one team's rows in a savepoint. False (and the error recorded) if the team's catalog refused
+    them: nothing of them is counted then."""
+    tally = _Tally()
+    for row in rows:
+        tally.add(*row)
+    changed: set[int] = set()
+    try:
+        with transaction.atomic():
+            catalog_events = _update_events(tally, changed)
+            _update_properties(tally, catalog_events, changed)
+            _update_volume(tally)
+            if changed:
+                TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
+    except Exception as error:  # whatever one team's data does, the other teams are synced
+        logger.exception("Could not catalog the events of %s; they wait in its backlog.", warehouse.schema_name)
+        warehouse.record_sync_failure(step=SyncStep.CATALOG, error=error)
+        result.teams_failed.add(warehouse.team_id)
+        return False
+    warehouse.clear_sync_failure(step=SyncStep.CATALOG)
+    if changed:
+        result.teams_changed.add(warehouse.team_id)
+    return True
+
+
+def _defer(warehouse: TeamWarehouse, rows: list[tuple], *, passed: tuple[int, int]) -> None:
+    """Put a team's rows in its backlog. Rows of the range just passed take the whole range, so the team's
+    rows still in flight there are waited for too; rows found in the gaps take their own id."""
+    backlog = warehouse.catalog_backlog
+    for row in rows:
+        event_id = row[0]
+        if not _covers(backlog, event_id):
+            first, last = passed if passed[0] <= event_id <= passed[1] else (event_id, event_id)
+            backlog = _with_range(backlog, first, last)
+    warehouse.catalog_backlog = backlog
+    TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=backlog)
+
+
+def _covers(backlog: list[list[int]], event_id: int) -> bool:
+    return any(first <= event_id <= last for first, last in backlog)
+
+
+def _with_range(backlog: list[list[int]], first: int, last: int) -> list[list[int]]:
+    """The backlog's ranges with [first, last] added, sorted, touching ranges merged."""
+    merged: list[list[int]] = []
+    for start, end in sorted([*backlog, [first, last]]):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> set[int]:
+    """Try again, for each team with a backlog, to catalog up to chunk_size of its waiting events, oldest
+    first. Returns the ids counted."""
+    counted: set[int] = set()
+    for warehouse in TeamWarehouse.objects.exclude(catalog_backlog=[]).order_by("team_id"):
+        rows: list[tuple] = []
+        left = []
+        for first, last in warehouse.catalog_backlog:
+            room = chunk_size - len(rows)
+            if room <= 0:
+                left.append([first, last])
+                continue
+            found = list(
+                Event.objects.filter(team_id=warehouse.team_id, id__gte=first, id__lte=last)
+                .order_by("id")
+                .values_list(*_ROW_FIELDS)[:room]
+            )
+            rows += found
+            if len(found) == room and found[-1][0] < last:
+                left.append([found[-1][0] + 1, last])
+        if _catalog_team(warehouse, rows, result=result):
+            warehouse.catalog_backlog = left
+            TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=left)
+            counted |= {row[0] for row in rows}
+            result.events += len(rows)
+    return counted
+
+
+def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str], CatalogEvent]:
+    teams = {key[0] for key in tally.events}
+    names = {key[2] for key in tally.events}
+    existing = {(e.team_id, e.type, e.name): e for e in CatalogEvent.objects.filter(team_id__in=teams, name__in=names)}
+    for key, event in existing.items():
+        counted = tally.events.get(key)
+        if counted is not None:
+            event.count += counted.count
+            event.first_seen_at = min(event.first_seen_at, counted.first_seen)
+            event.last_seen_at = max(event.last_seen_at, counted.last_seen)
+    CatalogEvent.objects.bulk_update(
+        [e for key, e in existing.items() if key in tally.events], ["count", "first_seen_at", "last_seen_at"]
+    )
+    taken_tables: dict[int, set[str]] = {}
+    room = _catalog_room({key[0] for key in tally.events if key not in existing})
+    new, others = {}, []
+    # Names are given in the order events were first stored, so the same history always gives the same names.
+    for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
+        if key in existing:
+            continue
+        team_id, event_type, name = key
+        if room[team_id] <= 0:
+            others.append(key)
+            continue
+        room[team_id] -= 1
+        if event_type == EventType.TRACK:
+            if team_id not in taken_tables:
+                taken_tables[team_id] = set(
+                    CatalogEvent.objects.filter(team_id=team_id, type=EventType.TRACK)
+                    .exclude(table_name="")
+                    .values_list("table_name", flat=True)
+                )
+            table_name = table_name_for(name, taken=taken_tables[team_id])
+        else:
+            table_name = TYPE_VIEWS[event_type]
+        new[key] = CatalogEvent(
+            team_id=team_id,
+            type=event_type,
+            name=name,
+            table_name=table_name,
+            count=counted.count,
+            first_seen_at=counted.first_seen,
+            last_seen_at=counted.last_seen,
+        )
+        changed.add(team_id)
+    # One INSERT, in the order above (ids follow it), rather than one per name: a burst of names is cheap.
+    CatalogEvent.objects.bulk_create(new.values(), batch_size=1000)
+    existing.update(new)
+    # Names with no room leave the tally: their properties are not catalogued and their volume is Other's.
+    other_names = [((key[0], None), _OtherTally.of(tally.events.pop(key), [key[2]])) for key in others]
+    _count_as_other(other_names)
+    return existing
+
+
+def _catalog_room(teams: set[int]) -> dict[int, int]:
+    """How many more names each team's catalog takes (MAX_CATALOG_EVENTS in all)."""
+    rows = CatalogEvent.objects.filter(team_id__in=teams).values("team_id").annotate(names=Count("pk"))
+    held = {row["team_id"]: row["names"] for row in rows}
+    return {team_id: MAX_CATALOG_EVENTS - held.get(team_id, 0) for team_id in teams}
+
+
+@dataclass
+class _OtherTally:
+    """What one sync adds to an "Other" row: how many events (or values), and which names (or paths)."""
+
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    values: list[str]
+
+    @classmethod
+    def of(cls, counted: _EventTally, values: list[str], count: int | None = None) -> "_OtherTally":
+        return cls(counted.count if count is None else count, counted.first_seen, counted.last_seen, values)
+
+    def add(self, other: "_OtherTally") -> None:
+        self.count += other.count
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.values += other.values
+
+
+def _count_as_other(tallies: Iterable[tuple[tuple[int, int | None], _OtherTally]]) -> None:
+    """Add to the "Other" rows, keyed (team, None) for a team's other names and (team, catalog event id) for an
+    event's other properties."""
+    merged: dict[tuple[int, int | None], _OtherTally] = {}
+    for key, counted in tallies:
+        if key in merged:
+            merged[key].add(counted)
+        else:
+            merged[key] = counted
+    if not merged:
+        return
+    teams = {team_id for team_id, _ in merged}
+    event_ids = [event_id for _, event_id in merged if event_id is not None]
+    rows = CatalogOther.objects.filter(team_id__in=teams).filter(
+        Q(catalog_event__isnull=True) | Q(catalog_event_id__in=event_ids)
+    )
+    existing = {(row.team_id, row.catalog_event_id): row for row in rows}
+    created = []
+    for key, counted in merged.items():
+        row = existing.get(key)
+        if row is None:
+            row = CatalogOther(
+                team_id=key[0],
+                catalog_event_id=key[1],
+                first_seen_at=counted.first_seen,
+                last_seen_at=counted.last_seen,
+                distinct_sketch=empty_sketch(),
+            )
+            created.append(row)
+        row.count += counted.count
+        row.first_seen_at = min(row.first_seen_at, counted.first_seen)
+        row.last_seen_at = max(row.last_seen_at, counted.last_seen)
+        row.distinct_sketch = sketch_add(row.distinct_sketch, counted.values)
+    CatalogOther.objects.bulk_update(
+        [row for key, row in existing.items() if key in merged],
+        ["count", "first_seen_at", "last_seen_at", "distinct_sketch"],
+        batch_size=500,
+    )
+    CatalogOther.objects.bulk_create(created, batch_size=500)
+
+
+@dataclass
+class _ViewColumns:
+    """The property columns of one view: which path has which column, and which names are taken."""
+
+    by_digest: dict[str, str]
+    taken: set[str]
+
+
+def _view_columns(event: CatalogEvent, cache: dict) -> _ViewColumns:
+    # A track event has its own view; the events of other types share their type's view (and its columns).
+    key = (event.team_id, event.pk) if event.type == EventType.TRACK else (event.team_id, event.type)
+    if key not in cache:
+        props = CatalogProperty.objects.filter(team_id=event.team_id).exclude(column_name="")
+        if event.type == EventType.TRACK:
+            props = props.filter(catalog_event=event)
+        else:
+            props = props.filter(catalog_event__type=event.type)
+        by_digest = dict(props.values_list("path_digest", "column_name"))
+        cache[key] = _ViewColumns(by_digest, set(by_digest.values()))
+    return cache[key]
+
+
+def _update_properties(
+    tally: _Tally, catalog_events: dict[tuple[int, str, str], CatalogEvent], changed: set[int]
+) -> None:
+    event_ids = [catalog_events[key].pk for key in tally.events]
+    existing: dict[tuple[int, str], CatalogProperty] = {}
+    for start in range(0, len(event_ids), 500):  # at most MAX_CATALOG_PROPERTIES properties per event
+        for prop in CatalogProperty.objects.filter(catalog_event_id__in=event_ids[start : start + 500]):
+            existing[(prop.catalog_event_id, prop.path_digest)] = prop
+    per_event = Counter(event_id for event_id, _ in existing)
+    updated, created = [], []
+    others: list[tuple[tuple[int, int], _OtherTally]] = []
+    views: dict = {}
+    for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
+        event = catalog_events[key]
+        if event.type == EventType.TRACK and not per_event[event.pk]:
+            views[(event.team_id, event.pk)] = _ViewColumns({}, set())  # a name's own view, with no column yet
+        for path, counts in counted.properties.items():
+            digest = path_digest(path)
+            prop = existing.get((event.pk, digest))
+            if prop is not None:
+                before = prop.inferred_type
+                prop.count += counts.count
+                prop.numeric_count += counts.numeric
+                prop.boolean_count += counts.boolean
+                prop.timestamp_count += counts.timestamp
+                prop.text_count += counts.text
+                updated.append(prop)
+                if prop.inferred_type != before and prop.column_name:
+                    changed.add(event.team_id)
+                continue
+            if per_event[event.pk] >= MAX_CATALOG_PROPERTIES:
+                others.append(((event.team_id, event.pk), _OtherTally.of(counted, [path_key(path)], counts.count)))
+                continue
+            if event.type == EventType.ALIAS or (event.type == EventType.TRACK and not event.table_name):
+                column = ""  # no view holds these properties
+            else:
+                view = _view_columns(event, views)
+                column = view.by_digest.get(digest) or column_name_for(path, event_type=event.type, taken=view.taken)
+                if column:
+                    view.by_digest[digest] = column
+            prop = CatalogProperty(
+                team_id=event.team_id,
+                catalog_event=event,
+                path=list(path),
+                path_digest=digest,
+                column_name=column,
+                count=counts.count,
+                numeric_count=counts.numeric,
+                boolean_count=counts.boolean,
+                timestamp_count=counts.timestamp,
+                text_count=counts.text,
+            )
+            created.append(prop)
+            existing[(event.pk, digest)] = prop
+            per_event[event.pk] += 1
+            if column:
+                changed.add(event.team_id)
+    CatalogProperty.objects.bulk_update(
+        updated, ["count", "numeric_count", "boolean_count", "timestamp_count", "text_count"], batch_size=1000
+    )
+    CatalogProperty.objects.bulk_create(created, batch_size=1000)
+    _count_as_other(others)
+
+
+def _update_volume(tally: _Tally) -> None:
+    # A name counted as Other (under every type it came with) is counted under Other's blank name here too.
+    catalogued = {(team_id, name) for team_id, _, name in tally.events}
+    hours: dict[tuple[int, str, datetime], int] = {}
+    days: dict[tuple[int, str, datetime], int] = {}
+    for (team_id, name, hour), count in tally.volume.items():
+        name = name if (team_id, name) in catalogued else EventVolume.OTHER_NAMES
+        hours[(team_id, name, hour)] = hours.get((team_id, name, hour), 0) + count
+        day = (team_id, name, hour.replace(hour=0))
+        days[day] = days.get(day, 0) + count
+    _add_volume(EventVolume, "hour", hours)
+    _add_volume(DailyEventVolume, "day", days)
+
+
+def _add_volume(model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
+    """Add {(team, name, start of the bucket): count} to the rows of an hourly or daily volume table."""
+    teams = {team_id for team_id, _, _ in counts}
+    names = {name for _, name, _ in counts}
+    starts = {start for _, _, start in counts}
+    rows = model.objects.filter(team_id__in=teams, event__in=names, **{f"{bucket}__in": starts})
+    existing = {(row.team_id, row.event, getattr(row, bucket)): row for row in rows}
+    updated, created = [], []
+    for key, count in counts.items():
+        row = existing.get(key)
+        if row is None:
+            created.append(model(team_id=key[0], event=key[1], count=count, **{bucket: key[2]}))
+        else:
+            row.count += count
+            updated.append(row)
+    model.objects.bulk_update(updated, ["count"], batch_size=1000)
+    model.objects.bulk_create(created, batch_size=1000)
