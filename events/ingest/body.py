@@ -8,6 +8,8 @@ comes (canvas.buffering_worker, set in gunicorn.conf.py): reading past what arri
 """
 
 import zlib
+from collections.abc import Mapping
+from typing import IO, Any, Protocol
 
 from django.http import UnreadablePostError
 from rest_framework import status
@@ -19,6 +21,12 @@ from events.ingest.validation import InvalidJSON, parse_json
 
 BODY_TIMEOUT = ("request_timeout", "The body did not arrive in time: send it whole, without pausing.")
 BODY_UNREADABLE = "The connection broke before the whole body arrived."
+
+
+class Readable(Protocol):
+    """A request body: Django's request, DRF's stream or the WSGI input."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 def _too_large(limit: int) -> ApiError:
@@ -43,7 +51,7 @@ def _gunzip(compressed: bytes, *, limit: int) -> bytes:
     return expanded
 
 
-def read_body(stream, *, meta: dict, limit: int) -> bytes:
+def read_body(stream: Readable | None, *, meta: Mapping[str, Any], limit: int) -> bytes:
     """The request body, expanded if gzipped, at most `limit` bytes; 413 past it, 400 when empty."""
     encoding = meta.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
     if encoding not in ("identity", "gzip", ""):
@@ -64,7 +72,7 @@ def read_body(stream, *, meta: dict, limit: int) -> bytes:
     return raw
 
 
-def _read(stream, *, size: int) -> bytes:
+def _read(stream: Readable, *, size: int) -> bytes:
     """At most `size` bytes of the body; 408 if the server's deadline passed first, 400 if the connection broke."""
     try:
         return stream.read(size)
@@ -79,7 +87,10 @@ class StrictJSONParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:  # any JSON document: the view refuses what is not an object
+        assert parser_context is not None  # DRF's Request always passes the view and itself
         view, request = parser_context["view"], parser_context["request"]
         raw = read_body(stream, meta=request.META, limit=view.max_body_bytes)
         request.raw_body = raw  # kept for the refused-events log

@@ -5,9 +5,14 @@
 Codes and messages are constants so tests and clients can rely on them.
 """
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from events.ingest.validation import FieldError
 
 # Authentication and access
 MISSING_TOKEN = ("missing_token", "Send your Events API token in the X-Auth-Token header.")
@@ -31,7 +36,15 @@ NOT_FOUND = ("not_found", "There is no such endpoint.")
 class ApiError(exceptions.APIException):
     """An error answer in the one shape, with optional field errors and headers."""
 
-    def __init__(self, status_code: int, code_and_message: tuple[str, str], *, fields=(), headers=None, message=None):
+    def __init__(
+        self,
+        status_code: int,
+        code_and_message: tuple[str, str],
+        *,
+        fields: Iterable[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+        message: str | None = None,
+    ):
         self.status_code = status_code
         self.code, default_message = code_and_message
         self.message = message or default_message
@@ -40,7 +53,7 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=self.message, code=self.code)
 
 
-def error_body(code: str, message: str, fields: list | None = None) -> dict:
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or []}}
 
 
@@ -54,16 +67,16 @@ _DRF_CODES = {
 }
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every exception a DRF view raises in the one error shape."""
     if isinstance(exc, ApiError):
-        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+        answer = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
         for name, value in exc.headers.items():
-            response[name] = value
-        return response
+            answer[name] = value
+        return answer
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
     code, message = _DRF_CODES.get(type(exc), (getattr(exc, "default_code", "error"), None))
     detail = exc.detail if isinstance(exc.detail, str) else None
     response.data = error_body(code, message or detail or str(exc.default_detail))

@@ -13,12 +13,13 @@ import queue
 import select
 import threading
 import time
+from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.db import connection
 
-from events.ingest.storage import StoredEvent, prepare_group, store_group, store_rows
+from events.ingest.storage import EventRow, StoredEvent, prepare_group, store_group, store_rows
 from events.metrics import record_group_commit
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class _Pending:
 
     __slots__ = ("done", "error", "result", "row")
 
-    def __init__(self, row: tuple) -> None:
+    def __init__(self, row: EventRow) -> None:
         self.row = row
         self.done = threading.Lock()
         self.done.acquire()
@@ -83,7 +84,7 @@ class GroupCommitter:
         self.wait_seconds = wait_seconds
         self.pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self.on_the_way: set[Arrival] = set()  # announced requests whose row has not been handed over yet
-        self.connection: psycopg.Connection | None = None
+        self.connection: psycopg.Connection[Any] | None = None
         self.connection_lock = threading.Lock()
         self.commits = 0
         self.rows = 0
@@ -95,7 +96,7 @@ class GroupCommitter:
         """How many announced requests have not handed their row over yet."""
         return len(self.on_the_way)
 
-    def submit(self, row: tuple, *, arrival: Arrival | None = None) -> StoredEvent:
+    def submit(self, row: EventRow, *, arrival: Arrival | None = None) -> StoredEvent:
         """Store one row; returns once the transaction holding it has committed."""
         pending = _Pending(row)
         if arrival is not None:
@@ -107,6 +108,7 @@ class GroupCommitter:
             raise CommitterUnavailable("the database did not answer in time")
         if pending.error is not None:
             raise pending.error
+        assert pending.result is not None  # the lock is released with a result or an error
         return pending.result
 
     def _gather(self) -> list[_Pending]:
@@ -153,11 +155,11 @@ class GroupCommitter:
         else:
             pending.set_result(result)
 
-    def _commit(self, rows: list[tuple]) -> list[StoredEvent]:
+    def _commit(self, rows: list[EventRow]) -> list[StoredEvent]:
         with self.connection_lock:
             return self._commit_locked(rows)
 
-    def _commit_locked(self, rows: list[tuple]) -> list[StoredEvent]:
+    def _commit_locked(self, rows: list[EventRow]) -> list[StoredEvent]:
         try:
             db = self._connect()
             if len(rows) > COPY_ABOVE_ROWS:  # several statements: a transaction
@@ -173,7 +175,7 @@ class GroupCommitter:
         record_group_commit(len(rows))
         return results
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> psycopg.Connection[Any]:
         if self.connection is not None and not self.connection.closed and connection_was_cut(self.connection):
             self._disconnect()
         if self.connection is None or self.connection.closed:
@@ -188,7 +190,7 @@ class GroupCommitter:
                 self.connection = None
 
 
-def open_connection() -> psycopg.Connection:
+def open_connection() -> psycopg.Connection[Any]:
     """A connection of the committer's own to the default database, in autocommit mode, with store_group's
     statement prepared on it."""
     params = connection.get_connection_params()
@@ -212,7 +214,7 @@ def open_connection() -> psycopg.Connection:
     return fresh
 
 
-def connection_was_cut(idle: psycopg.Connection) -> bool:
+def connection_was_cut(idle: psycopg.Connection[Any]) -> bool:
     """Whether the server has hung up on an idle connection (a restart, a failover, a terminated backend).
 
     An idle connection has nothing to read; if its socket is readable, the server has sent its goodbye or

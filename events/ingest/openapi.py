@@ -1,14 +1,18 @@
 """Serializers that describe the Events API in the OpenAPI schema. Validation itself is events.ingest.validation,
 which checks what serializers cannot (duplicate keys, NUL, lone surrogates, depth) and reports JSON paths."""
 
+from typing import Any
+
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import Direction
 from rest_framework import serializers
 
 from events.ingest import validation
 
 
-class EventRequest(serializers.Serializer):
+class EventRequest(serializers.Serializer[Any]):
     version = serializers.ChoiceField(choices=[1], help_text="Always 1.")
     type = serializers.ChoiceField(choices=["event"], help_text='Always "event".')
     event = serializers.CharField(
@@ -41,32 +45,32 @@ class EventRequestIsClosed(OpenApiSerializerExtension):
 
     target_class = EventRequest
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         return {**schema, "additionalProperties": False}
 
 
-class EventStored(serializers.Serializer):
+class EventStored(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="The stored event's id.")
     duplicate = serializers.BooleanField(help_text="True when this messageId was already stored; nothing new is.")
 
 
-class FieldProblem(serializers.Serializer):
+class FieldProblem(serializers.Serializer[Any]):
     path = serializers.CharField(help_text='JSON Pointer to the problem, e.g. "/properties/revenue".')
     message = serializers.CharField()
 
 
-class ErrorDetail(serializers.Serializer):
+class ErrorDetail(serializers.Serializer[Any]):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = FieldProblem(many=True)
+    fields = FieldProblem(many=True)  # type: ignore[assignment]  # DRF's metaclass takes fields off the class
 
 
-class ErrorResponse(serializers.Serializer):
+class ErrorResponse(serializers.Serializer[Any]):
     error = ErrorDetail()
 
 
-class SegmentMessage(serializers.Serializer):
+class SegmentMessage(serializers.Serializer[Any]):
     type = serializers.ChoiceField(
         choices=list(validation.SEGMENT_TYPES),
         required=False,
@@ -80,7 +84,7 @@ class SegmentMessage(serializers.Serializer):
     traits = serializers.DictField(required=False, help_text="identify/group.")
     groupId = serializers.CharField(required=False, help_text="group: required.")
     previousId = serializers.CharField(required=False, help_text="alias: required.")
-    context = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)  # type: ignore[assignment]  # as ErrorDetail.fields
     integrations = serializers.DictField(required=False)
     timestamp = serializers.DateTimeField(required=False)
     sentAt = serializers.DateTimeField(required=False)
@@ -92,22 +96,24 @@ class SegmentStored(EventStored):
     success = serializers.BooleanField()
 
 
-class BatchRequest(serializers.Serializer):
+class BatchRequest(serializers.Serializer[Any]):
     batch = serializers.ListField(
         child=serializers.DictField(), max_length=2500, help_text="Segment messages or Canvas events."
     )
-    context = serializers.DictField(required=False, help_text="Applies to items without their own context.")
+    context = serializers.DictField(  # type: ignore[assignment]  # as ErrorDetail.fields
+        required=False, help_text="Applies to items without their own context."
+    )
     sentAt = serializers.DateTimeField(required=False, help_text="Applies to items without their own sentAt.")
 
 
-class BatchItemReceipt(serializers.Serializer):
+class BatchItemReceipt(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["stored", "duplicate", "rejected"])
     id = serializers.IntegerField(required=False)
-    errors = FieldProblem(many=True, required=False)
+    errors = FieldProblem(many=True, required=False)  # type: ignore[assignment]  # as ErrorDetail.fields
 
 
-class BatchReceipt(serializers.Serializer):
+class BatchReceipt(serializers.Serializer[Any]):
     stored = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
@@ -118,5 +124,5 @@ class EventsTokenScheme(OpenApiAuthenticationExtension):
     target_class = "events.tokens.authentication.EventsTokenAuthentication"
     name = "EventsToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}

@@ -6,6 +6,7 @@ KEEP_PER_TEAM rows per team are kept, so a stream of bad events cannot grow the 
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 
 from django.db import DatabaseError, transaction
 
@@ -20,7 +21,13 @@ KEEP_PER_TEAM = 100
 
 
 def rejection_record(
-    *, team_id: int, token_hint: str, endpoint: str, status: int, payload: bytes | str, problems: list
+    *,
+    team_id: int,
+    token_hint: str,
+    endpoint: str,
+    status: int,
+    payload: bytes | str,
+    problems: Sequence[FieldError | Mapping[str, str]],
 ) -> RejectedEvent:
     # A body in UTF-16 or UTF-32 (refused: JSON must be UTF-8) read as UTF-8 would spell a token between NULs.
     text = payload.decode(json.detect_encoding(payload), "replace") if isinstance(payload, bytes) else payload
@@ -37,7 +44,7 @@ def rejection_record(
     )
 
 
-def _problem(problem) -> dict:
+def _problem(problem: FieldError | Mapping[str, str]) -> dict[str, str]:
     """A problem as stored: its path and message may quote keys and values of what was sent."""
     if isinstance(problem, FieldError):
         problem = {"path": problem.path, "message": problem.message}

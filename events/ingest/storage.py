@@ -21,13 +21,15 @@ import time
 from datetime import datetime
 from functools import partial
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias, cast
 
 import orjson
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.backends.utils import CursorWrapper
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
+from psycopg.pq.abc import PGresult
 
 from events.ingest.validation import EventPayload
 
@@ -47,6 +49,10 @@ COLUMNS = (
     "context",
     "extra",
 )
+# One events_event row, its values in COLUMNS order (see event_row): query parameters of several types.
+EventRow: TypeAlias = tuple[Any, ...]
+# psycopg's own cursor, or Django's wrapper around it (which hands psycopg's methods through).
+Cursor: TypeAlias = psycopg.Cursor[Any] | CursorWrapper
 _COLUMN_LIST = ", ".join(COLUMNS)
 _CONFLICT = "ON CONFLICT (team_id, message_id) WHERE message_id IS NOT NULL DO NOTHING"
 
@@ -132,7 +138,7 @@ class StoredEvent(NamedTuple):
 _stored_new = partial(tuple.__new__, StoredEvent)
 
 
-def json_text(value) -> str:
+def json_text(value: object) -> str:
     """JSON text for a jsonb column. orjson refuses integers beyond 64 bits, which parse_json keeps exact and
     PostgreSQL's numeric stores; for those (rare) documents the json module writes them instead."""
     try:
@@ -141,11 +147,11 @@ def json_text(value) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _json(value) -> str | None:
+def _json(value: object) -> str | None:
     return None if value is None else json_text(value)
 
 
-def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> tuple:
+def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, received_at: datetime) -> EventRow:
     """The values of one events_event row, in COLUMNS order."""
     return (
         team_id,
@@ -165,7 +171,7 @@ def event_row(*, team_id: int, token_id: int | None, payload: EventPayload, rece
     )
 
 
-def _extra(payload: EventPayload) -> dict | None:
+def _extra(payload: EventPayload) -> dict[str, object] | None:
     if (
         payload.group_id is None
         and payload.previous_id is None
@@ -184,7 +190,7 @@ def _extra(payload: EventPayload) -> dict | None:
     return {key: value for key, value in extra.items() if value is not None} or None
 
 
-def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
+def store_rows(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
     """Insert many rows (from `event_row`) on a psycopg cursor, inside a transaction, through COPY into a staging
     table: fastest for a large batch. Returns one StoredEvent per row, in order. A messageId already stored, or
     repeated within `rows`, is a duplicate that answers the id of the row that holds it.
@@ -199,13 +205,13 @@ def store_rows(cursor, rows: list[tuple]) -> list[StoredEvent]:
 GROUP_STATEMENT = b"events_store_group"
 
 
-def prepare_group(connection: psycopg.Connection) -> None:
+def prepare_group(connection: psycopg.Connection[Any]) -> None:
     """Prepare store_group's statement on a new connection of the group committer."""
     sql = _FROM_JSON.replace("%s", "$1").encode()
     _checked(connection, connection.pgconn.prepare(GROUP_STATEMENT, sql, None), psycopg.pq.ExecStatus.COMMAND_OK)
 
 
-def store_group(connection: psycopg.Connection, rows: list[tuple]) -> list[StoredEvent]:
+def store_group(connection: psycopg.Connection[Any], rows: list[EventRow]) -> list[StoredEvent]:
     """Insert the few rows of a group commit (from `event_row`) with one statement over a JSON array of them (see
     _FROM_JSON), on a connection in autocommit mode where prepare_group has run. Being one statement it is atomic
     and committed by itself. Answers as store_rows.
@@ -223,7 +229,7 @@ def store_group(connection: psycopg.Connection, rows: list[tuple]) -> list[Store
         psycopg.pq.ExecStatus.TUPLES_OK,
     )
     value = result.get_value
-    ids = [int(value(row, 0)) for row in range(result.ntuples)]
+    ids = [int(cast(bytes, value(row, 0))) for row in range(result.ntuples)]  # an id is never NULL
     inserted = {event_id for row, event_id in enumerate(ids) if value(row, 1) == b"t"}
     if len(inserted) == len(rows):
         return list(map(_stored_new, zip(ids, repeat(False))))
@@ -231,7 +237,7 @@ def store_group(connection: psycopg.Connection, rows: list[tuple]) -> list[Store
         return _results(cursor, rows, ids, inserted)
 
 
-def _checked(connection: psycopg.Connection, result, expected: psycopg.pq.ExecStatus):
+def _checked(connection: psycopg.Connection[Any], result: PGresult, expected: psycopg.pq.ExecStatus) -> PGresult:
     """The result, or the error psycopg would have raised for it (a lost connection is an OperationalError)."""
     if result.status == expected:
         return result
@@ -240,7 +246,7 @@ def _checked(connection: psycopg.Connection, result, expected: psycopg.pq.ExecSt
     raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
 
 
-def _results(cursor, rows: list[tuple], ids: list[int], inserted: set[int]) -> list[StoredEvent]:
+def _results(cursor: Cursor, rows: list[EventRow], ids: list[int], inserted: set[int]) -> list[StoredEvent]:
     """One StoredEvent per row: stored when its id was inserted, else the duplicate of the row holding its
     messageId (looked up on `cursor`)."""
     results: list[StoredEvent | None] = [
@@ -254,7 +260,7 @@ def _results(cursor, rows: list[tuple], ids: list[int], inserted: set[int]) -> l
         holders = {(team_id, message_id): event_id for team_id, message_id, event_id in cursor.fetchall()}
         for i, team_id, message_id in zip(missing, team_ids, message_ids, strict=True):
             results[i] = StoredEvent(holders[(team_id, message_id)], duplicate=True)
-    return results
+    return cast(list[StoredEvent], results)  # every None was filled in above
 
 
 class _JsonTextDumper(Dumper):
@@ -268,7 +274,7 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _copy_rows(cursor, statement: str, ids: list[int], rows: list[tuple]) -> None:
+def _copy_rows(cursor: Cursor, statement: str, ids: list[int], rows: list[EventRow]) -> None:
     cursor.adapters.register_dumper(None, _JsonTextDumper)  # on this cursor only: by type oid, for COPY
     with cursor.copy(statement) as copy:
         copy.set_types(_COPY_OIDS)
@@ -276,7 +282,7 @@ def _copy_rows(cursor, statement: str, ids: list[int], rows: list[tuple]) -> Non
             copy.write_row((event_id, *row))
 
 
-def _insert_through_copy(cursor, ids: list[int], rows: list[tuple]) -> set[int]:
+def _insert_through_copy(cursor: Cursor, ids: list[int], rows: list[EventRow]) -> set[int]:
     cursor.execute(_STAGE)
     _copy_rows(cursor, _COPY_STAGE, ids, rows)
     cursor.execute(_FROM_STAGE)
@@ -285,7 +291,7 @@ def _insert_through_copy(cursor, ids: list[int], rows: list[tuple]) -> set[int]:
     return inserted
 
 
-def store_batch(rows: list[tuple]) -> list[StoredEvent]:
+def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
     """Store many rows atomically on this thread's connection (COPY on PostgreSQL).
 
     Straight into the table when the batch repeats no messageId of its own; should one of them be stored
@@ -315,14 +321,17 @@ def store_batch(rows: list[tuple]) -> list[StoredEvent]:
         return store_rows(cursor, rows)
 
 
-def _repeats_a_message_id(rows: list[tuple]) -> bool:
+def _repeats_a_message_id(rows: list[EventRow]) -> bool:
     message_ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
     return len(set(message_ids)) != len(message_ids)
 
 
-def _next_ids(cursor, count: int) -> list[int]:
+def _next_ids(cursor: Cursor, count: int) -> list[int]:
     cursor.execute(_NEXT_ID_ARRAY, (count,))
-    return cursor.fetchone()[0]
+    row = cursor.fetchone()
+    assert row is not None  # an aggregate answers one row
+    ids: list[int] = row[0]
+    return ids
 
 
 # How long ids drawn ahead may wait for their batch, and how many a process draws ahead at most. Kept short and
@@ -349,7 +358,7 @@ class _IdReserve:
         self.drawn_at = 0.0
         self.ahead = 0
 
-    def take(self, cursor, count: int) -> list[int]:
+    def take(self, cursor: Cursor, count: int) -> list[int]:
         with self.lock:
             if self._stale():
                 self._let_go()
@@ -388,13 +397,13 @@ def drop_reserved_ids() -> None:
         _reserve._let_go()
 
 
-def _copy_straight(cursor, rows: list[tuple]) -> list[StoredEvent]:
+def _copy_straight(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
     ids = _reserve.take(cursor, len(rows))
     _copy_rows(cursor, _COPY_STRAIGHT, ids, rows)
     return list(map(_stored_new, zip(ids, repeat(False))))
 
 
-def store_row(row: tuple) -> StoredEvent:
+def store_row(row: EventRow) -> StoredEvent:
     """Insert one row on this thread's connection; a messageId the team already sent stores nothing.
 
     In autocommit mode the row is committed (synchronous_commit=on) when this returns.

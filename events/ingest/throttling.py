@@ -12,11 +12,17 @@ import logging
 import time
 from collections.abc import Iterator
 from itertools import count as count_from
+from typing import TypedDict, cast
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from events.tokens.lookup import TokenSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +41,27 @@ return count
 # than the limit; a process may leave part of its last reservation unused, so near the limit up to one
 # reservation per process can go unused in a window. Limits under 100/s reserve one request at a time (exact).
 LEASE_SHARE = 100
+_SCRIPT_ATTRIBUTE = "_events_count_script"  # where _redis_script keeps the bound script on a cache backend
 
 
-def _redis_script(backend: RedisCache):
+class Usage(TypedDict):
+    """One token's use of this window: a count past the limit means refused; `reset` is in seconds."""
+
+    count: int
+    limit: int
+    reset: float
+
+
+def _redis_script(backend: RedisCache) -> Script:
     """The counting script, bound once to this cache backend's Redis client (Django keeps a backend per thread).
 
     Django's RedisCache builds a new client object for every call, and redis-py's client setup costs about
     half a millisecond of CPU: on the hot path that was more than the whole rest of the request.
     """
-    script = getattr(backend, "_events_count_script", None)
+    script: Script | None = getattr(backend, _SCRIPT_ATTRIBUTE, None)
     if script is None:
         script = backend._cache.get_client(None, write=True).register_script(_COUNT_SCRIPT)
-        backend._events_count_script = script
+        setattr(backend, _SCRIPT_ATTRIBUTE, script)
     return script
 
 
@@ -107,7 +122,7 @@ def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
     return False, count
 
 
-def usage_of(token_id: int, *, limit: int | None = None) -> dict | None:
+def usage_of(token_id: int, *, limit: int | None = None) -> Usage | None:
     """Admit one request of this token: {"count", "limit", "reset"}, a count past the limit meaning refused.
     None when the counter is unreachable: see the module docstring. `limit` defaults to
     EVENTS_RATE_LIMIT_PER_SECOND (the fast lane passes the value it has read already)."""
@@ -127,22 +142,23 @@ def usage_of(token_id: int, *, limit: int | None = None) -> dict | None:
     }
 
 
-def is_refused(usage: dict | None) -> bool:
+def is_refused(usage: Usage | None) -> bool:
     return usage is not None and usage["count"] > usage["limit"]
 
 
 class TokenRateThrottle(BaseThrottle):
-    def allow_request(self, request, view) -> bool:
-        usage = usage_of(request.auth.id)
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        token = cast(TokenSnapshot, request.auth)  # EventsTokenAuthentication's; the stubs assume DRF's Token
+        usage = usage_of(token.id)
         if usage is not None:
-            request.rate_limit = usage
+            request.rate_limit = usage  # type: ignore[attr-defined]  # read back by the view for its headers
         return not is_refused(usage)
 
     def wait(self) -> float:
         return WINDOW_SECONDS
 
 
-def rate_limit_headers(usage: dict) -> dict[str, str]:
+def rate_limit_headers(usage: Usage) -> dict[str, str]:
     """IETF draft RateLimit header fields, plus Retry-After once the limit is reached."""
     reset = max(1, round(usage["reset"] + 0.5))
     headers = {
