@@ -3,10 +3,18 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from .models import Membership
+from .models import Membership, User
 
 SESSION_TEAM_KEY = "current_team_id"
 OWNER_ONLY_MESSAGE = "Only the team's Owners can do that."
+NO_TEAM_MESSAGE = "You are not a member of any team."
+_CACHED_MEMBERSHIP = "_membership"  # get_membership's answer, kept on the request
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request of a view behind login_required: its user is a User, never AnonymousUser."""
+
+    user: User
 
 
 def get_membership(request: HttpRequest) -> Membership:
@@ -14,15 +22,17 @@ def get_membership(request: HttpRequest) -> Membership:
 
     A user without any team gets 404: there is nothing of any team for them to see.
     """
-    cached = getattr(request, "_membership", None)
+    cached: Membership | None = getattr(request, _CACHED_MEMBERSHIP, None)
     if cached is not None:
         return cached
+    if not request.user.is_authenticated:  # views ask for a login first
+        raise Http404(NO_TEAM_MESSAGE)
     memberships = Membership.objects.filter(user=request.user).select_related("team")
     team_id = request.session.get(SESSION_TEAM_KEY)
     membership = (memberships.filter(team_id=team_id).first() if team_id else None) or memberships.first()
     if membership is None:
-        raise Http404("You are not a member of any team.")
-    request._membership = membership
+        raise Http404(NO_TEAM_MESSAGE)
+    setattr(request, _CACHED_MEMBERSHIP, membership)
     return membership
 
 

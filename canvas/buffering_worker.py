@@ -27,6 +27,7 @@ import selectors
 import socket
 import time
 from functools import partial
+from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
@@ -66,6 +67,8 @@ class ReceivedBytes:
 
 
 class BufferedConnection(TConn):
+    parser: Any  # gunicorn's request parser (untyped), made by init()
+
     def __init__(self, cfg, sock, client, server) -> None:
         super().__init__(cfg, sock, client, server)  # which makes the socket non-blocking
         self.data_ready = True  # gthread's thread-side wait for a first byte is never needed
@@ -99,9 +102,15 @@ class BufferedConnection(TConn):
 
     def unread(self) -> bytes:
         """What the thread left unread: the start of a pipelined next request."""
-        left = self.parser.unreader.take_buffered() + bytes(self.received.data)
+        left: bytes = self.parser.unreader.take_buffered() + bytes(self.received.data)
         self.received.data = memoryview(b"")
         return left
+
+
+def _deadline(conn: BufferedConnection) -> float:
+    """The deadline of a connection the loop receives on or lingers on (only an idle one has none)."""
+    assert conn.deadline is not None
+    return conn.deadline
 
 
 class BufferingWorker(ThreadWorker):
@@ -184,6 +193,7 @@ class BufferingWorker(ThreadWorker):
     def _reserve(self, conn: BufferedConnection) -> bool:
         """Count the request's whole length in the budget if it fits, or if no other request has a reservation (one
         always goes on: unreserved requests' first reads may fill the budget alone)."""
+        assert conn.request_end is not None  # the head is in
         if not conn.reserved and (
             conn.request_end <= RECEIVE_BYTES
             or self.buffered - conn.charge + conn.request_end <= self.max_buffered_bytes
@@ -214,7 +224,7 @@ class BufferingWorker(ThreadWorker):
     def _resume(self) -> None:
         """Read again the paused requests that now fit, those closest to their deadline first; a stalled one only
         when no other request holds a reservation."""
-        for paused in sorted(self.paused, key=lambda paused: paused.deadline):
+        for paused in sorted(self.paused, key=_deadline):
             if paused.request_end is None:
                 if self.buffered > self.max_buffered_bytes:
                     continue
@@ -274,7 +284,7 @@ class BufferingWorker(ThreadWorker):
         if now < self.next_sweep:
             return
         self.next_sweep = now + SWEEP_SECONDS
-        for conn in [conn for conn in self.receiving if conn.deadline <= now]:
+        for conn in [conn for conn in self.receiving if _deadline(conn) <= now]:
             if conn.request_end is None:  # the head is not in: nothing to answer
                 self._close(conn)
             else:  # the body is late: the app answers 408 for it
@@ -287,7 +297,7 @@ class BufferingWorker(ThreadWorker):
                 conn.stalled = True
             if stalled:
                 self._resume()
-        for conn in [conn for conn in self.lingering if conn.deadline <= now]:
+        for conn in [conn for conn in self.lingering if _deadline(conn) <= now]:
             self._close(conn)
 
     # --- After a thread answered ----------------------------------------------------------------------------------

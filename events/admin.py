@@ -3,6 +3,7 @@ import json
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from events.models import ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
@@ -30,8 +31,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "team"]
     search_fields = ["name", "hint", "team__name"]
     list_select_related = ["team", "created_by"]
-    fields = ["team", "name", "hint", "digest", "created_by", "created_at", "last_used_at", "revoked_at", "revoked_by"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "team",
+        "name",
+        "hint",
+        "digest",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    )
     actions = ["revoke_tokens"]
 
     def has_add_permission(self, request):
@@ -85,7 +95,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or not isinstance(self.object_list, QuerySet):
             return super().count
         plan = self.object_list.explain(format="json")
         estimate = int(json.loads(plan)[0]["Plan"]["Plan Rows"])
@@ -127,7 +137,7 @@ class TeamWarehouseAdmin(ReadOnlyAdmin):
     search_fields = ["team__name", "team__slug", "schema_name"]
     list_select_related = ["team"]
     ordering = ["-sync_failing_since", "team__name"]
-    fields = [
+    fields = readonly_fields = (
         "team",
         "schema_name",
         "role_name",
@@ -140,8 +150,7 @@ class TeamWarehouseAdmin(ReadOnlyAdmin):
         "views_version",
         "views_synced_at",
         "credentials_rotated_at",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="waiting ids")
     def waiting_events(self, warehouse: TeamWarehouse) -> int:

@@ -2,6 +2,7 @@
 
 import random
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -18,15 +19,15 @@ def _demo_payload(rng: random.Random, when) -> EventPayload:
     user = f"user-{rng.randint(1, 60)}"
     name, price = rng.choice(PRODUCTS)
     kind = rng.choices(["Product Viewed", "Product Added", "Order Completed", "Signed Up"], [60, 20, 8, 4])[0]
-    properties = {
+    properties_of_kind: dict[str, dict[str, Any]] = {
         "Product Viewed": {"product": name, "price": price},
         "Product Added": {"product": name, "price": price, "quantity": rng.randint(1, 3)},
         "Order Completed": {"revenue": price, "shippingMethod": rng.choice(["2-day", "standard"]), "coupon": False},
         "Signed Up": {"plan": rng.choice(["free", "pro"]), "referrer": {"source": "newsletter"}},
-    }[kind]
+    }
     return EventPayload(
         event=kind,
-        properties=properties,
+        properties=properties_of_kind[kind],
         timestamp=when,
         original_timestamp=when,
         sent_at=None,

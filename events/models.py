@@ -256,6 +256,9 @@ class CatalogEvent(models.Model):
     count = models.PositiveBigIntegerField(default=0)
     first_seen_at = models.DateTimeField(help_text="received_at of the first event of this name.")
     last_seen_at = models.DateTimeField(help_text="received_at of the latest event of this name.")
+    # Set on the events of a page by events.explorer.selectors.catalog_page.
+    property_count: int
+    other_properties: "CatalogOther | None"
 
     class Meta:
         ordering = ["type", "name"]

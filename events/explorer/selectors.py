@@ -6,6 +6,7 @@ Everything is scoped to one team by the caller's `team`; nothing here takes an i
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
@@ -227,6 +228,11 @@ def catalog_event_as_json(*, team: Team, event_id: int, number: int | str = 1) -
     }
 
 
+class VolumeSeries(TypedDict):
+    event: str
+    counts: list[int]  # one per bucket start
+
+
 VOLUME_RANGES = {
     # name: (bucket, number of buckets); hours from EventVolume, days from DailyEventVolume
     "24h": ("hour", 24),
@@ -260,7 +266,9 @@ def volume_series(*, team: Team, period: str, event: str = "", now: datetime | N
     totals: dict[str, dict[datetime, int]] = {name: {} for name in shown}
     for name, start, total in rows.filter(event__in=shown).values_list("event", bucket, "count"):
         totals[name][start] = total
-    series = [{"event": name, "counts": [totals[name].get(start, 0) for start in starts]} for name in shown]
+    series: list[VolumeSeries] = [
+        {"event": name, "counts": [totals[name].get(start, 0) for start in starts]} for name in shown
+    ]
     everything = dict(rows.values(bucket).annotate(n=Sum("count")).values_list(bucket, "n").order_by())
     others = [everything.get(start, 0) - sum(s["counts"][i] for s in series) for i, start in enumerate(starts)]
     if any(others):

@@ -10,6 +10,7 @@ event id of another team is a 404, exactly like an id that does not exist.
 import csv
 import logging
 from datetime import datetime
+from typing import TypeVar
 
 import orjson
 from django import forms
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import get_membership, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
 from accounts.views import render_settings
 from events.explorer import selectors
 from events.explorer.selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
@@ -97,12 +98,19 @@ def _json(data, *, status: int = 200, **dumps) -> JsonResponse:
     return JsonResponse(data, status=status, encoder=DjangoJSONEncoder, safe=False, json_dumps_params=dumps)
 
 
-def _valid_form(form_class, request: HttpRequest) -> tuple[forms.Form, JsonResponse | None]:
+_Form = TypeVar("_Form", bound=forms.Form)
+
+
+def _valid_form(form_class: type[_Form], request: HttpRequest) -> tuple[_Form, JsonResponse | None]:
     """The bound form, and the 400 answer to send instead when it is not valid."""
     form = form_class(request.GET)
     if form.is_valid():
         return form, None
-    fields = [{"path": name, "message": message} for name, errors in form.errors.items() for message in errors]
+    fields = [
+        {"path": name, "message": error["message"]}
+        for name, errors in form.errors.items()
+        for error in errors.get_json_data()
+    ]
     return form, _json(error_body(*INVALID_FILTERS, fields), status=400)
 
 
@@ -120,7 +128,13 @@ def events_page(request: HttpRequest) -> HttpResponse:
     catalog = selectors.catalog_page(team=team, search=search.get("q", ""), number=search.get("page") or 1)
     filter_query = QueryDict(mutable=True)
     if valid:
-        filter_query.update({name: value for name, value in request.GET.items() if name in form.fields and value})
+        filter_query.update(
+            {
+                name: value
+                for name, value in request.GET.items()
+                if name in form.fields and isinstance(value, str) and value
+            }
+        )
     context = {
         "membership": membership,
         "team": team,
@@ -238,7 +252,7 @@ def _csv_cell(value) -> str:
 
 @login_required
 @require_GET
-def events_export(request: HttpRequest) -> HttpResponse:
+def events_export(request: HttpRequest) -> StreamingHttpResponse | JsonResponse:
     """The filtered events as CSV, streamed: rows are written as they are read, never all held at once."""
     team = get_membership(request).team
     form, error = _valid_form(EventFilterForm, request)
@@ -262,7 +276,7 @@ def events_export(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_POST
-def warehouse_credentials_create(request: HttpRequest) -> HttpResponse:
+def warehouse_credentials_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Settings → Warehouse: create (or rotate) the team's read-only login. The URL with its password is in
     this one response only (never_cache sends Cache-Control: no-store)."""
     membership = get_owner_membership(request)

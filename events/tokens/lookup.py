@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -60,7 +61,7 @@ def _from_database(digest: str) -> TokenSnapshot | None:
     return _snapshots(ApiToken.objects.filter(digest=digest)).get(digest)
 
 
-def _shared_get(digest: str) -> TokenSnapshot | bool | None:
+def _shared_get(digest: str) -> TokenSnapshot | Literal[False] | None:
     """The shared copy, or False when there is none or the shared cache cannot be reached.
 
     A cache outage must not stop ingestion: the database still answers, only more often.

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts.access import get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, get_owner_membership
 from accounts.reauth import needs_reauthentication, reauthenticate
 from accounts.views import render_settings
 from events.models import ApiToken
@@ -35,7 +35,7 @@ def _owner_of_enabled_team(request: HttpRequest):
 @never_cache
 @login_required
 @require_POST
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     membership = _owner_of_enabled_team(request)
     form = TokenCreateForm(request.POST, needs_password=needs_reauthentication(request))
     if form.is_valid() and "password" in form.fields and not reauthenticate(request, form.cleaned_data["password"]):
@@ -65,7 +65,7 @@ def token_revoke_confirm(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     token = _team_token(request, pk)
     services.api_token_revoke(token=token, by=request.user, ip=client_ip(request))
     messages.success(request, f"Token “{token.name}” ({token.hint}) revoked. It stops working at once.")

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
@@ -405,10 +406,11 @@ def _update_properties(
     event_ids = [catalog_events[key].pk for key in tally.events]
     existing: dict[tuple[int, str], CatalogProperty] = {}
     for start in range(0, len(event_ids), 500):  # at most MAX_CATALOG_PROPERTIES properties per event
-        for prop in CatalogProperty.objects.filter(catalog_event_id__in=event_ids[start : start + 500]):
-            existing[(prop.catalog_event_id, prop.path_digest)] = prop
+        for stored in CatalogProperty.objects.filter(catalog_event_id__in=event_ids[start : start + 500]):
+            existing[(stored.catalog_event_id, stored.path_digest)] = stored
     per_event = Counter(event_id for event_id, _ in existing)
-    updated, created = [], []
+    updated: list[CatalogProperty] = []
+    created: list[CatalogProperty] = []
     others: list[tuple[tuple[int, int], _OtherTally]] = []
     views: dict = {}
     for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
@@ -477,14 +479,18 @@ def _update_volume(tally: _Tally) -> None:
     _add_volume(DailyEventVolume, "day", days)
 
 
-def _add_volume(model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
+_Volume = TypeVar("_Volume", EventVolume, DailyEventVolume)
+
+
+def _add_volume(model: type[_Volume], bucket: str, counts: dict[tuple[int, str, datetime], int]) -> None:
     """Add {(team, name, start of the bucket): count} to the rows of an hourly or daily volume table."""
     teams = {team_id for team_id, _, _ in counts}
     names = {name for _, name, _ in counts}
     starts = {start for _, _, start in counts}
     rows = model.objects.filter(team_id__in=teams, event__in=names, **{f"{bucket}__in": starts})
     existing = {(row.team_id, row.event, getattr(row, bucket)): row for row in rows}
-    updated, created = [], []
+    updated: list[_Volume] = []
+    created: list[_Volume] = []
     for key, count in counts.items():
         row = existing.get(key)
         if row is None:

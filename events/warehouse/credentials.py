@@ -183,8 +183,8 @@ def login_settings_apply(cursor, *, role: str, schema: str) -> None:
     cursor.execute("SELECT quote_ident(current_user)")
     (app_role,) = cursor.fetchone()
     for parameter, value in login_settings(schema=schema).items():
-        value = sql.Identifier(value) if parameter == "search_path" else sql.Literal(value)
-        statement = sql.SQL("ALTER ROLE {} SET {} = {}").format(sql.Identifier(role), sql.Identifier(parameter), value)
+        quoted = sql.Identifier(value) if parameter == "search_path" else sql.Literal(value)
+        statement = sql.SQL("ALTER ROLE {} SET {} = {}").format(sql.Identifier(role), sql.Identifier(parameter), quoted)
         try:
             cursor.execute(statement.as_string(connection.connection))
         except DatabaseError as error:
@@ -331,7 +331,10 @@ def warehouse_logins_enforce() -> int:
                     login_settings_apply(cursor, role=role, schema=logins[role])
             except WarehouseLoginUnsafe as error:
                 logger.error("Could not set the settings of warehouse login %s: %s", role, error)
-        limits = {"timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT, "queue_limit": NOTIFY_QUEUE_LIMIT}
+        limits: dict[str, str | float] = {
+            "timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
+            "queue_limit": NOTIFY_QUEUE_LIMIT,
+        }
         cursor.execute(_OVERDUE_SESSIONS, {"logins": list(logins), **limits})
         ended = cursor.fetchall()
     for role, reason, _ in ended:

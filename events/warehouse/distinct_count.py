@@ -8,6 +8,7 @@ per cent (1.04 / sqrt(REGISTERS), 3.3 %).
 
 import hashlib
 import math
+from collections.abc import Iterable
 
 PRECISION = 10
 REGISTERS = 1 << PRECISION
@@ -19,7 +20,7 @@ def empty_sketch() -> bytes:
     return bytes(REGISTERS)
 
 
-def sketch_add(sketch: bytes, values) -> bytes:
+def sketch_add(sketch: bytes | memoryview, values: Iterable[str]) -> bytes:
     """The sketch with `values` (strings) added; the argument is left as it was."""
     registers = bytearray(sketch or empty_sketch())
     rest_bits = _HASH_BITS - PRECISION
@@ -32,7 +33,7 @@ def sketch_add(sketch: bytes, values) -> bytes:
     return bytes(registers)
 
 
-def sketch_estimate(sketch: bytes) -> int:
+def sketch_estimate(sketch: bytes | memoryview) -> int:
     """About how many distinct values were added."""
     if not sketch:
         return 0

@@ -75,7 +75,7 @@ MAX_NUMERIC_LENGTH = 1000
 # A view rebuild waits this long for BI queries holding the view, then gives up until the next sync.
 LOCK_TIMEOUT = "5s"
 
-TYPE_VIEWS = {
+TYPE_VIEWS: dict[str, str] = {
     EventType.TRACK: "tracks",
     EventType.IDENTIFY: "identifies",
     EventType.PAGE: "pages",
@@ -352,7 +352,7 @@ _CONTEXT_COLUMNS = tuple(
         ("context_page_title", ("page", "title")),
     )
 )
-_TYPE_COLUMNS = {
+_TYPE_COLUMNS: dict[str, tuple[Column, ...]] = {
     EventType.TRACK: (),  # event and event_text differ between tracks and the per-event views: see team_views
     EventType.IDENTIFY: (),
     EventType.PAGE: (
@@ -392,6 +392,7 @@ def property_column(name: str, path: tuple[str, ...], column_type: str) -> Colum
     """A property column: the value at `path`, cast to `column_type` behind a guard, so it is NULL if it
     does not fit rather than an error."""
     value = _json_text("properties", path)
+    expression: sql.Composable
     if column_type == ColumnType.NUMERIC:
         expression = sql.SQL("CASE WHEN length({v}) <= {max} AND {v} ~ {pattern} THEN {v}::numeric END").format(
             v=value, max=sql.Literal(MAX_NUMERIC_LENGTH), pattern=sql.Literal(f"^(?:{NUMERIC_PATTERN})$")
@@ -674,7 +675,7 @@ def warehouse_changes(*, team: Team, payloads: Iterable) -> dict:
             kind = value_type(value)
             if kind is not None and not other.takes_property(payload, path, known):
                 layout.add(path, kind, event_type=payload.type, changes=columns, view=view)
-    changes = {"schema": schema, "views": views, "columns": list(columns.values())}
+    changes: dict[str, Any] = {"schema": schema, "views": views, "columns": list(columns.values())}
     if other.report:
         changes["counted_as_other"] = other.report
     return changes
