@@ -140,7 +140,8 @@ def machine_facts() -> dict:
         model += f", {float(cpu['cpu MHz']):,.0f} MHz"
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
     with psycopg.connect(DATABASE_URL) as connection:
-        postgres = connection.execute("SHOW server_version").fetchone()[0]
+        row = connection.execute("SHOW server_version").fetchone()
+        postgres = row[0] if row else "unknown"
     redis_version = redis.Redis.from_url(REDIS_URL).info("server")["redis_version"]
     wrk_version = run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     commit = run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)

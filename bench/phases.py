@@ -10,6 +10,7 @@ Every function appends its runs to a `Results`; the verdicts are taken from them
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -40,7 +41,7 @@ def measure_http_baseline_and_single_events(
     print(
         "B0-http (hello-world WSGI app under gunicorn.conf.py) and B1 (POST /v1/event, one event per request), by turns"
     )
-    single = {"path": "/v1/event", "template": template}
+    single: dict[str, Any] = {"path": "/v1/event", "template": template}
     results.warmups.append(
         hello.run("B0-http", "b0-warmup", mode="hello", connections=8, seconds=WARMUP_SECONDS, **single)
     )
@@ -191,7 +192,7 @@ def measure_batches(
     it stays up between rounds. Skipped if /v1/batch answers 404."""
     phase, label, runs = ("B2-all", "b2-all", results.b2_all) if every_core else ("B2", "b2", results.b2)
     suffix, which = (f"-r{round_number}", f", round {round_number}") if round_number else ("", "")
-    batch = {"path": "/v1/batch", "mode": "batch", "template": template}
+    batch: dict[str, Any] = {"path": "/v1/batch", "mode": "batch", "template": template}
     print(f"{phase}{which}: POST /v1/batch, {BATCH_SIZE} events per request")
     if round_number <= 1:
         status, _ = http_request(wrk.port, "POST", "/v1/batch", b'{"batch": []}', wrk.token)

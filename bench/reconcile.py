@@ -1,6 +1,7 @@
 """After the runs: is every acknowledged event in the table? A missing one makes `make bench` exit 1."""
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,7 +27,7 @@ def reconcile(results: Results, ids_dir: Path, acknowledged: dict[str, int], *, 
     fine: requests in flight when wrk stopped were stored, their answers not counted."""
     summary: dict = {"missing": 0}
     with psycopg.connect(database_url) as connection:
-        summary["rows_counted"] = connection.execute("SELECT count(*) FROM events_event").fetchone()[0]
+        summary["rows_counted"] = _count(connection, "SELECT count(*) FROM events_event")
         for phase, prefix in PHASE_PREFIXES:
             ids = [int(line) for path in sorted(ids_dir.glob(f"{prefix}*.ids")) for line in path.read_text().split()]
             found, rows = _found_and_rows(connection, ids, prefix)
@@ -41,15 +42,20 @@ def reconcile(results: Results, ids_dir: Path, acknowledged: dict[str, int], *, 
     return summary
 
 
-def _found_and_rows(connection: psycopg.Connection, ids: list[int], prefix: str) -> tuple[int, int]:
+def _found_and_rows(connection: psycopg.Connection[Any], ids: list[int], prefix: str) -> tuple[int, int]:
     """How many of the distinct `ids` are in events_event, and how many rows have a messageId with `prefix`."""
     # The primary key is (team_id, id): naming the team lets each look-up use it.
-    found = connection.execute(
+    found = _count(
+        connection,
         "SELECT count(*) FROM unnest(%s::bigint[]) AS acknowledged(id) "
         "JOIN events_event e ON e.id = acknowledged.id AND e.team_id IN (SELECT id FROM accounts_team)",
         (list(set(ids)),),
-    ).fetchone()[0]
-    rows = connection.execute("SELECT count(*) FROM events_event WHERE message_id LIKE %s", (prefix + "%",)).fetchone()[
-        0
-    ]
+    )
+    rows = _count(connection, "SELECT count(*) FROM events_event WHERE message_id LIKE %s", (prefix + "%",))
     return found, rows
+
+
+def _count(connection: psycopg.Connection[Any], query: str, params: tuple[object, ...] = ()) -> int:
+    row = connection.execute(query, params).fetchone()
+    assert row is not None  # count(*) answers one row
+    return int(row[0])

@@ -16,6 +16,7 @@ report and chart to docs/. Modules: servers (processes), wrk, phases, reconcile,
 """
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -218,7 +219,8 @@ def finish(bench: Bench) -> int:
 
 def main() -> int:
     arguments = parse_arguments()
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make bench does it).")
     require_free_ports(arguments.port, arguments.port + 1)

@@ -35,6 +35,7 @@ class Wrk:
         seconds: int | None = None,
     ) -> Run:
         """One wrk run; `mode` is ingest.lua's: "event", "batch" or "hello" (an event body, answer not read)."""
+        assert self.server is not None, "set Wrk.server to the server under test first"
         seconds = seconds or self.seconds
         events_per_request = BATCH_SIZE if mode == "batch" else 1
         command = self._command(path, mode, name, template, connections, think_ms, seconds, events_per_request)

@@ -63,7 +63,7 @@ class EventFilterForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        since, until = cleaned.get("since"), cleaned.get("until")
+        since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
         if since and until and until <= since:
             self.add_error("until", RANGE_REVERSED)
         return cleaned

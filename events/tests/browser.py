@@ -1,6 +1,7 @@
 """Headless Chromium for the browser tests (Playwright): only those tests import this module."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def screenshot_path(name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Browser:
+def browser() -> Iterator[Browser]:
     # Module scope, not session: Playwright's running loop and the environment variable below must not outlive
     # the browser tests (other modules start Playwright themselves, or run `check --deploy` in a subprocess).
     # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM calls from a

@@ -6,7 +6,9 @@ Also saves docs/screenshots/events-page.png for the README.
 import random
 import re
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -41,7 +43,7 @@ def acme_owner(transactional_db):
 
 
 @pytest.fixture
-def page(browser, live_server, settings, acme_owner) -> Page:
+def page(browser, live_server, settings, acme_owner) -> Iterator[Page]:
     # live_server serves /static/ through Django's finders, which do not know the hashed names the manifest
     # storage (DEBUG off) puts in pages: plain names instead, or the browser would get 404 for CSS and JS.
     settings.STORAGES = {
@@ -70,24 +72,25 @@ def a_day_of_events(team: Team) -> None:
     """A realistic day: a storefront's events over the last 24 hours, busier in the afternoon."""
     rng = random.Random(6)
     now = timezone.now()
-    kinds = [
+    kinds: list[tuple[str, int, Callable[[], dict[str, Any]]]] = [
         ("Product Viewed", 10, lambda: {"product_id": f"sku-{rng.randint(100, 140)}", "price": rng.choice([19, 49.5])}),
         ("Product Added", 4, lambda: {"product_id": f"sku-{rng.randint(100, 140)}", "quantity": rng.randint(1, 3)}),
         ("Order Completed", 2, lambda: {"revenue": f"{rng.randint(20, 300)}.95", "shippingMethod": "2-day"}),
         ("Signed Up", 1, lambda: {"plan": rng.choice(["free", "pro"]), "referrer": {"source": "newsletter"}}),
     ]
-    events = []
+    events: list[tuple[int, str, dict[str, Any], dict[str, str]]] = []
     for hours_ago in range(24):
         busy = 1 + (hours_ago in range(2, 9))
-        for name, weight, properties in kinds:
+        for name, weight, make_properties in kinds:
             for _ in range(rng.randint(0, weight) * busy):
-                events.append((hours_ago, name, properties(), {"user_id": f"user-{rng.randint(1, 60)}"}))
+                events.append((hours_ago, name, make_properties(), {"user_id": f"user-{rng.randint(1, 60)}"}))
         if hours_ago % 3 == 0:
             events.append(
                 (hours_ago, "Pricing", {"url": "/pricing", "title": "Pricing"}, {"type": "page", "name": "Pricing"})
             )
     stamped = [
-        (now - timedelta(hours=h, minutes=rng.randint(0, 59), seconds=rng.randint(0, 59)), *e) for h, *e in events
+        (now - timedelta(hours=h, minutes=rng.randint(0, 59), seconds=rng.randint(0, 59)), name, properties, fields)
+        for h, name, properties, fields in events
     ]
     for timestamp, name, properties, fields in sorted(stamped, key=lambda item: item[0]):  # as they arrived
         store_event(team, name, properties, timestamp=timestamp, received_at=timestamp, **fields)

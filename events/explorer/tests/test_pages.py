@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
@@ -315,7 +316,7 @@ def test_the_login_action_only_answers_post(alice_client, acme):
 
 def _render_section(user, team, **extra) -> str:
     request = RequestFactory().get("/settings/")
-    request.user, request.session = user, {}
+    request.user, request.session = user, SessionStore()
     membership = Membership.objects.get(user=user, team=team)
     return render_to_string(
         "events/warehouse_section.html", {"team": team, "membership": membership, **extra}, request=request

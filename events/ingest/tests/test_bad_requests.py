@@ -65,7 +65,7 @@ class Answer:
     headers: dict = field(default_factory=dict)
 
 
-def invalid_json(path: str, message: str) -> Answer:
+def invalid_json(path: str, message: str | re.Pattern[str]) -> Answer:
     return Answer(400, errors.INVALID_JSON, [(path, message)])
 
 

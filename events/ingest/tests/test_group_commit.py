@@ -67,6 +67,7 @@ def _row(token, message_id: str) -> tuple:
         {"version": 1, "type": "event", "event": "Announced", "messageId": message_id}, received_at=received_at
     )
     assert problems == []
+    assert payload is not None
     return event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
 
 

@@ -9,6 +9,7 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -92,7 +93,9 @@ def iso_8601(draw, moment: datetime) -> str:
     fraction = f".{moment.microsecond:06d}" if moment.microsecond else draw(st.sampled_from(["", ".000"]))
     if moment.microsecond and draw(st.booleans()):
         fraction += "000"  # nanoseconds, as .NET and Go send them
-    minutes = int(moment.utcoffset().total_seconds()) // 60
+    utc_offset = moment.utcoffset()
+    assert utc_offset is not None  # `moment` is aware
+    minutes = int(utc_offset.total_seconds()) // 60
     sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
     offset = f"{sign}{minutes // 60:02d}{draw(st.sampled_from([':', '']))}{minutes % 60:02d}"
     if minutes == 0 and draw(st.booleans()):
@@ -138,7 +141,7 @@ NEAR_EVENT = st.fixed_dictionaries(
     optional={"properties": OBJECT, "timestamp": TIMESTAMP, "sentAt": TIMESTAMP, "messageId": mostly(MESSAGE_IDS)},
 )
 # The fields each Segment type has besides the common ones, and those it needs.
-SEGMENT_FIELDS = {
+SEGMENT_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "track": {"event": EVENT_NAMES, "properties": ITEM_PROPERTIES},
     "identify": {"traits": ITEM_PROPERTIES},
     "page": {"name": EVENT_NAMES, "category": TEXT, "properties": ITEM_PROPERTIES},

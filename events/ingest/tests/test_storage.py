@@ -225,6 +225,7 @@ def _group_row(token, message_id: str, *, team_id: int | None = None) -> tuple:
     body = {"version": 1, "type": "event", "event": "Signed up", "properties": {"plan": "pro"}, "messageId": message_id}
     payload, problems = validate_event(body, received_at=now)
     assert problems == []
+    assert payload is not None
     return event_row(team_id=team_id or token.team_id, token_id=token.id, payload=payload, received_at=now)
 
 

@@ -97,7 +97,7 @@ def test_disabling_the_api_keeps_the_tokens_unrevoked(acme, alice):
 
 def database_text() -> str:
     """Every row of every table, as PostgreSQL prints it: whatever is stored, in any column, shows up here."""
-    dump = []
+    dump: list[str] = []
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):
             cursor.execute(f"SELECT row_to_json(t)::text FROM {connection.ops.quote_name(table)} AS t")  # noqa: S608

@@ -1,6 +1,7 @@
 """Settings → Events API in real headless Chromium: what an Owner, a Member and a team without the API see."""
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -20,7 +21,7 @@ SCREENSHOT = "settings-events-api.png"
 
 
 @pytest.fixture
-def page(browser, live_server, settings) -> Page:
+def page(browser, live_server, settings) -> Iterator[Page]:
     # live_server serves /static/ through Django's finders, which know app.css but not the hashed names the
     # manifest storage (DEBUG off) puts in pages: without this the browser would get 404 for CSS and JS.
     settings.STORAGES = {

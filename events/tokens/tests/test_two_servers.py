@@ -105,7 +105,7 @@ def burst_within_one_second(servers, plaintext: str) -> list[Answer]:
     """
     jobs = [server for server in (0, 1) for _ in range(REQUESTS_PER_SERVER)]
     for _ in range(3):
-        window = {}
+        window: dict[str, float] = {}
 
         def open_window(window=window):
             sleep_until_next_second()

@@ -12,6 +12,7 @@ import io
 import re
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -64,7 +65,7 @@ def cleanup(transactional_db):
 
 
 @pytest.fixture(scope="module")
-def initech_url(django_db_setup, django_db_blocker) -> str:
+def initech_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """The login of Initech, which has an event; Hooli, another team, has one too."""
     with django_db_blocker.unblock():
         before = _logins_and_schemas()
@@ -396,6 +397,7 @@ def test_the_url_names_the_public_host_when_set(settings, cleanup, acme):
 def _verifier_matches(stored: str, password: str) -> bool:
     """Check a SCRAM-SHA-256 verifier independently of the code that made it (RFC 5802)."""
     match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", stored)
+    assert match is not None
     iterations, salt, stored_key = int(match[1]), base64.b64decode(match[2]), base64.b64decode(match[3])
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
