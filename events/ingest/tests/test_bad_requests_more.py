@@ -673,9 +673,7 @@ class _Failing:
     "cause, status, code, message",
     [
         pytest.param(TimeoutError("timed out"), 408, body.BODY_TIMEOUT[0], body.BODY_TIMEOUT[1], id="stalled"),
-        pytest.param(
-            ConnectionResetError(104, "reset"), 400, errors.INVALID_JSON[0], body.BODY_UNREADABLE, id="reset"
-        ),
+        pytest.param(ConnectionResetError(104, "reset"), 400, errors.INVALID_JSON[0], body.BODY_UNREADABLE, id="reset"),
     ],
 )
 def test_a_body_the_connection_does_not_deliver_is_a_4xx(cause, status, code, message):
