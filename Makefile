@@ -1,6 +1,6 @@
 # Canvas Events: two commands set everything up on a fresh machine.
 #   make run   serve the app with demo data on http://127.0.0.1:8000 (SQLite under var/ unless DATABASE_URL is set)
-#   make test  run the whole suite against PostgreSQL (and Redis)
+#   make test  the checks (ruff, mypy), then the whole suite against PostgreSQL (and Redis)
 
 PYTHON ?= python3
 VENV := .venv
@@ -47,6 +47,8 @@ TEST_ENV := DEBUG=0 SECRET_KEY=test-only-secret-key-not-for-production \
 
 test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/mypy
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run -v1
 	$(TEST_ENV) $(PY) manage.py collectstatic --noinput -v0
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
@@ -54,6 +56,7 @@ test: $(VENV)/.dev node_modules/.installed
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/mypy
 
 # Benchmark, not part of `make test` (~10 minutes): its own database (canvas_bench) and Redis db (14), the
 # production server pinned to one core and wrk to the other (and /v1/batch once more with the server on both,
@@ -79,4 +82,4 @@ vendor: node_modules/.installed
 	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/
 
 clean:
-	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache .mypy_cache
