@@ -61,7 +61,7 @@ class AuditEntry(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_entries")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    action = models.CharField(max_length=32, choices=AuditAction)
     token_hint = models.CharField(max_length=16, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -99,7 +99,7 @@ class Event(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
     token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
-    type = models.CharField(max_length=16, choices=EventType.choices, default=EventType.TRACK)
+    type = models.CharField(max_length=16, choices=EventType, default=EventType.TRACK)
     event = models.CharField(max_length=200)
     properties = models.JSONField(default=dict)
     timestamp = models.DateTimeField(help_text="Corrected for client clock skew.")
@@ -209,7 +209,7 @@ class TeamWarehouse(models.Model):
         help_text="[[first id, last id], ...]: this team's events not catalogued yet because its sync failed.",
     )
     sync_error = models.TextField(blank=True, help_text="Why this team's last sync failed; blank when it worked.")
-    sync_error_step = models.CharField(max_length=16, choices=SyncStep.choices, blank=True)
+    sync_error_step = models.CharField(max_length=16, choices=SyncStep, blank=True)
     sync_failing_since = models.DateTimeField(null=True, blank=True)
     sync_failures = models.PositiveBigIntegerField(default=0, help_text="Failed syncs of this team, ever.")
 
@@ -248,7 +248,7 @@ class CatalogEvent(models.Model):
     """One event name of a team (per Segment type), with the warehouse view that holds it."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
-    type = models.CharField(max_length=16, choices=EventType.choices)
+    type = models.CharField(max_length=16, choices=EventType)
     name = models.CharField(max_length=200)
     table_name = models.CharField(
         max_length=63, blank=True, help_text="The view holding these events; blank past the per-team view limit."
