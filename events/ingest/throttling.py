@@ -42,6 +42,7 @@ return count
 # reservation per process can go unused in a window. Limits under 100/s reserve one request at a time (exact).
 LEASE_SHARE = 100
 _SCRIPT_ATTRIBUTE = "_events_count_script"  # where _redis_script keeps the bound script on a cache backend
+USAGE_ATTRIBUTE = "rate_limit"  # where TokenRateThrottle leaves the Usage on the request, for the view's headers
 
 
 class Usage(TypedDict):
@@ -151,7 +152,7 @@ class TokenRateThrottle(BaseThrottle):
         token = cast(TokenSnapshot, request.auth)  # EventsTokenAuthentication's; the stubs assume DRF's Token
         usage = usage_of(token.id)
         if usage is not None:
-            request.rate_limit = usage  # type: ignore[attr-defined]  # read back by the view for its headers
+            setattr(request, USAGE_ATTRIBUTE, usage)
         return not is_refused(usage)
 
     def wait(self) -> float:
