@@ -1,0 +1,173 @@
+"""`make compare BASELINE=<rev>`: the server CPU per request of the working tree against another revision, by
+turns in one run.
+
+The baseline is checked out in a detached git worktree under var/compare/. Each side gets its own database
+migrated and seeded by its own code (chaos.processes.migrate_and_create_token of that checkout), its own Redis
+db and its own gunicorn; both servers stay up, pinned to the same core, with wrk on the other. Then, in rounds,
+/v1/event and /v1/batch are loaded by each side in turn (base, head; then head, base; ...), so that a slow minute
+on a shared machine falls on both sides. The table gives each side's median CPU per request and the median of
+the rounds' head/base ratios; requests per second are beside it, but on a shared machine only the CPU is fair.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chaos.processes import Gunicorn, NewToken, run
+
+from .config import BATCH_SIZE, ROOT
+from .machine import cpu_list
+from .payloads import batch_item_template, event_template
+from .phases import WARMUP_SECONDS
+from .results import Run
+from .servers import CANVAS_APP, bench_environment, reset_stores
+from .wrk import Wrk
+
+WORK_DIR = ROOT / "var" / "compare"
+SIDES = ("base", "head")
+STORES = {  # this helper's databases and Redis dbs, never the development or test ones
+    "base": ("postgres://postgres@127.0.0.1:5432/canvas_compare_base", "redis://127.0.0.1:6379/7"),
+    "head": ("postgres://postgres@127.0.0.1:5432/canvas_compare_head", "redis://127.0.0.1:6379/8"),
+}
+ENDPOINTS = ("/v1/event", "/v1/batch")
+THREADS = 32  # gunicorn.conf.py's default
+
+# Run in the side's checkout, so that its own migrations and its own token service make the team and token.
+MIGRATE_AND_SEED = (
+    "import json, os; from chaos.processes import migrate_and_create_token; "
+    "print(json.dumps(migrate_and_create_token(dict(os.environ), who='compare')))"
+)
+
+
+def schedule(rounds: int) -> list[tuple[int, str, str]]:
+    """(round, endpoint, side) in the order they run: in odd rounds base goes first, in even rounds head, so that
+    each side meets as many turns first as second."""
+    turns = []
+    for number in range(1, rounds + 1):
+        sides = SIDES if number % 2 else SIDES[::-1]
+        turns += [(number, endpoint, side) for endpoint in ENDPOINTS for side in sides]
+    return turns
+
+
+def summary(measured: dict[tuple[int, str, str], Run]) -> list[str]:
+    """The table: per endpoint, each side's median CPU per request and req/s, and the median and range of the
+    rounds' head/base ratios of CPU per request."""
+    lines = [
+        f"{'endpoint':<10} {'base CPU':>10} {'head CPU':>10} {'head/base':>9} {'(min-max)':>11}"
+        f" {'base req/s':>11} {'head req/s':>11}"
+    ]
+    rounds = sorted({number for number, _, _ in measured})
+    for endpoint in ENDPOINTS:
+        runs = {side: [measured[number, endpoint, side] for number in rounds] for side in SIDES}
+        ratios = [head.server_cpu_ms / base.server_cpu_ms for base, head in zip(*runs.values(), strict=True)]
+        cpu = {side: statistics.median(run.server_cpu_ms for run in runs[side]) for side in SIDES}
+        rate = {side: statistics.median(run.rate for run in runs[side]) for side in SIDES}
+        lines.append(
+            f"{endpoint:<10} {cpu['base']:7.3f} ms {cpu['head']:7.3f} ms {statistics.median(ratios):9.3f}"
+            f" {f'({min(ratios):.2f}-{max(ratios):.2f})':>11} {rate['base']:11.0f} {rate['head']:11.0f}"
+        )
+    return lines
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("baseline", help="the git revision to compare the working tree against")
+    add("--rounds", type=int, default=4, help="rounds of both endpoints on both sides (4)")
+    add("--duration", type=int, default=10, help="seconds per wrk run (10)")
+    add("--connections", type=int, default=16, help="wrk connections for /v1/event (16)")
+    add("--batch-connections", type=int, default=4, help=f"wrk connections for /v1/batch of {BATCH_SIZE} (4)")
+    add("--server-cpus", default="1", help="taskset list for both servers (1)")
+    add("--client-cpus", default="0", help="taskset list for wrk (0)")
+    return parser.parse_args()
+
+
+def check_out(revision: str) -> Path:
+    """A detached worktree of `revision` under var/compare/, made afresh."""
+    path = WORK_DIR / "baseline"
+    if path.exists():
+        run(["git", "worktree", "remove", "--force", path], cwd=ROOT, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    run(["git", "worktree", "prune"], cwd=ROOT)
+    run(["git", "worktree", "add", "--detach", "--quiet", path, revision], cwd=ROOT)
+    return path
+
+
+def prepare_stores(side: str, root: Path, workers: int) -> tuple[dict[str, str], NewToken]:
+    """The side's fresh database and Redis db, migrated by the side's own code, with a team and a token."""
+    database_url, redis_url = STORES[side]
+    reset_stores(database_url, redis_url)
+    env = bench_environment(workers, THREADS, database_url=database_url, redis_url=redis_url)
+    result = run([sys.executable, "-c", MIGRATE_AND_SEED], cwd=root, env=env, capture_output=True, text=True)
+    return env, NewToken(*json.loads(result.stdout.splitlines()[-1]))
+
+
+def measure(wrk: dict[str, Wrk], arguments: argparse.Namespace, templates: dict[str, tuple[str, str]]) -> dict:
+    """Warm each side up on each endpoint, then run the schedule; a run with errors or refusals stops it."""
+    loads = {
+        "/v1/event": {"mode": "event", "template": templates["event"], "connections": arguments.connections},
+        "/v1/batch": {"mode": "batch", "template": templates["batch"], "connections": arguments.batch_connections},
+    }
+    for endpoint in ENDPOINTS:
+        for side in SIDES:
+            name = f"{side}-{endpoint[4:]}-warm"
+            wrk[side].run("warmup", name, path=endpoint, seconds=WARMUP_SECONDS, **loads[endpoint])
+    measured = {}
+    for number, endpoint, side in schedule(arguments.rounds):
+        done = wrk[side].run(side, f"{side}-{endpoint[4:]}-r{number}", path=endpoint, **loads[endpoint])
+        if not done.clean or not done.requests:
+            raise SystemExit(f"{side} answered {endpoint} with errors or refusals; see {WORK_DIR}/{side}.log")
+        measured[number, endpoint, side] = done
+    return measured
+
+
+def start_side(side: str, root: Path, arguments: argparse.Namespace, ids_dir: Path) -> Wrk:
+    """The side's stores and its gunicorn (started), and a wrk aimed at it."""
+    env, token = prepare_stores(side, root, workers=len(cpu_list(arguments.server_cpus)))
+    log = WORK_DIR / f"{side}.log"
+    log.unlink(missing_ok=True)
+    server = Gunicorn(env, log=log, app=CANVAS_APP, cpus=arguments.server_cpus, root=root)  # picks a free port
+    wrk = Wrk(
+        port=server.port, token=token.plaintext, cpus=arguments.client_cpus, seconds=arguments.duration, ids_dir=ids_dir
+    )
+    wrk.server = server.start()
+    return wrk
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    sys.stdout.reconfigure(line_buffering=True)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make compare does it).")
+    os.sched_setaffinity(0, cpu_list(arguments.client_cpus))  # this script and wrk stay off the servers' core
+    ids_dir = WORK_DIR / "ids"
+    shutil.rmtree(ids_dir, ignore_errors=True)
+    ids_dir.mkdir(parents=True)
+    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    templates = {"event": event_template(timestamp), "batch": batch_item_template(timestamp)}
+    roots = {"base": check_out(arguments.baseline), "head": ROOT}
+    wrk: dict[str, Wrk] = {}
+    try:
+        for side in SIDES:
+            wrk[side] = start_side(side, roots[side], arguments, ids_dir)
+        print(
+            f"base {arguments.baseline} against head (the working tree), both servers on cpu{arguments.server_cpus},"
+            f" wrk on cpu{arguments.client_cpus}; load average {os.getloadavg()[0]:.2f}"
+        )
+        measured = measure(wrk, arguments, templates)
+    finally:
+        for side in wrk.values():
+            side.server.stop()
+        run(["git", "worktree", "remove", "--force", roots["base"]], cwd=ROOT, check=False)
+    print(f"\nServer CPU per request, median of {arguments.rounds} rounds of {arguments.duration} s each:")
+    print("\n".join(summary(measured)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
