@@ -3,10 +3,11 @@ turns in one run.
 
 The baseline is checked out in a detached git worktree under var/compare/. Each side gets its own database
 migrated and seeded by its own code (chaos.processes.migrate_and_create_token of that checkout), its own Redis
-db and its own gunicorn; both servers stay up, pinned to the same core, with wrk on the other. Then, in rounds,
-/v1/event and /v1/batch are loaded by each side in turn (base, head; then head, base; ...), so that a slow minute
-on a shared machine falls on both sides. The table gives each side's median CPU per request and the median of
-the rounds' head/base ratios; requests per second are beside it, but on a shared machine only the CPU is fair.
+db and its own gunicorn, pinned to the same core as the other's, with wrk on the other core. In each round both
+servers start afresh, and /v1/event and /v1/batch are loaded by each side in turn (base, head; then head, base;
+...), so that a slow minute on a shared machine falls on both sides. The table gives each side's median CPU per
+request and the median of the rounds' head/base ratios; requests per second are beside it, but on a shared
+machine only the CPU is fair.
 """
 
 import argparse
@@ -15,8 +16,12 @@ import os
 import shutil
 import statistics
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
+from typing import NamedTuple
 
 from chaos.processes import Gunicorn, NewToken, run
 
@@ -82,6 +87,7 @@ def parse_arguments() -> argparse.Namespace:
     add("--duration", type=int, default=10, help="seconds per wrk run (10)")
     add("--connections", type=int, default=16, help="wrk connections for /v1/event (16)")
     add("--batch-connections", type=int, default=4, help=f"wrk connections for /v1/batch of {BATCH_SIZE} (4)")
+    add("--together", action="store_true", help="load both servers at once, each with its own wrk, not by turns")
     add("--server-cpus", default="1", help="taskset list for both servers (1)")
     add("--client-cpus", default="0", help="taskset list for wrk (0)")
     return parser.parse_args()
@@ -107,36 +113,57 @@ def prepare_stores(side: str, root: Path, workers: int) -> tuple[dict[str, str],
     return env, NewToken(*json.loads(result.stdout.splitlines()[-1]))
 
 
-def measure(wrk: dict[str, Wrk], arguments: argparse.Namespace, templates: dict[str, tuple[str, str]]) -> dict:
-    """Warm each side up on each endpoint, then run the schedule; a run with errors or refusals stops it."""
+class Side(NamedTuple):
+    root: Path  # the checkout whose code the side runs
+    env: dict[str, str]
+    log: Path
+    wrk: Wrk
+
+
+def prepare_side(side: str, root: Path, arguments: argparse.Namespace, ids_dir: Path) -> Side:
+    """The side's stores, migrated by its own code, and a wrk with its token."""
+    env, token = prepare_stores(side, root, workers=len(cpu_list(arguments.server_cpus)))
+    log = WORK_DIR / f"{side}.log"
+    log.unlink(missing_ok=True)
+    wrk = Wrk(port=0, token=token.plaintext, cpus=arguments.client_cpus, seconds=arguments.duration, ids_dir=ids_dir)
+    return Side(root, env, log, wrk)
+
+
+def measure(sides: dict[str, Side], arguments: argparse.Namespace, templates: dict[str, tuple[str, str]]) -> dict:
+    """Round by round: both servers started afresh, in the round's order, and warmed up on each endpoint, then
+    the round's turns. A server keeps its luck for life (docs/performance.md#how-changes-are-compared), so each
+    round draws it again. A run with errors or refusals stops the comparison."""
     loads = {
         "/v1/event": {"mode": "event", "template": templates["event"], "connections": arguments.connections},
         "/v1/batch": {"mode": "batch", "template": templates["batch"], "connections": arguments.batch_connections},
     }
-    for endpoint in ENDPOINTS:
-        for side in SIDES:
-            name = f"{side}-{endpoint[4:]}-warm"
-            wrk[side].run("warmup", name, path=endpoint, seconds=WARMUP_SECONDS, **loads[endpoint])
     measured = {}
-    for number, endpoint, side in schedule(arguments.rounds):
-        done = wrk[side].run(side, f"{side}-{endpoint[4:]}-r{number}", path=endpoint, **loads[endpoint])
-        if not done.clean or not done.requests:
-            raise SystemExit(f"{side} answered {endpoint} with errors or refusals; see {WORK_DIR}/{side}.log")
-        measured[number, endpoint, side] = done
+    for number, turns in groupby(schedule(arguments.rounds), key=lambda turn: turn[0]):
+        turns = list(turns)
+        order = [side for _, endpoint, side in turns if endpoint == ENDPOINTS[0]]
+        with ExitStack() as running:
+            for name in order:
+                side = sides[name]
+                server = Gunicorn(side.env, log=side.log, app=CANVAS_APP, cpus=arguments.server_cpus, root=side.root)
+                side.wrk.server, side.wrk.port = running.enter_context(server), server.port
+            for endpoint in ENDPOINTS:
+                for name in order:
+                    warmup = f"{name}-{endpoint[4:]}-w{number}"
+                    sides[name].wrk.run("warmup", warmup, path=endpoint, seconds=WARMUP_SECONDS, **loads[endpoint])
+            for endpoint in ENDPOINTS:
+                names = [name for _, each, name in turns if each == endpoint]
+                label = f"{endpoint[4:]}-r{number}"
+                # By turns, or with --together both at once (each under its own wrk), in the round's order.
+                with ThreadPoolExecutor(max_workers=2 if arguments.together else 1) as pool:
+                    runs = [
+                        pool.submit(sides[name].wrk.run, name, f"{name}-{label}", path=endpoint, **loads[endpoint])
+                        for name in names
+                    ]
+                for name, done in zip(names, (run.result() for run in runs), strict=True):
+                    if not done.clean or not done.requests:
+                        raise SystemExit(f"{name} answered {endpoint} with errors or refusals; see {sides[name].log}")
+                    measured[number, endpoint, name] = done
     return measured
-
-
-def start_side(side: str, root: Path, arguments: argparse.Namespace, ids_dir: Path) -> Wrk:
-    """The side's stores and its gunicorn (started), and a wrk aimed at it."""
-    env, token = prepare_stores(side, root, workers=len(cpu_list(arguments.server_cpus)))
-    log = WORK_DIR / f"{side}.log"
-    log.unlink(missing_ok=True)
-    server = Gunicorn(env, log=log, app=CANVAS_APP, cpus=arguments.server_cpus, root=root)  # picks a free port
-    wrk = Wrk(
-        port=server.port, token=token.plaintext, cpus=arguments.client_cpus, seconds=arguments.duration, ids_dir=ids_dir
-    )
-    wrk.server = server.start()
-    return wrk
 
 
 def main() -> int:
@@ -151,18 +178,14 @@ def main() -> int:
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     templates = {"event": event_template(timestamp), "batch": batch_item_template(timestamp)}
     roots = {"base": check_out(arguments.baseline), "head": ROOT}
-    wrk: dict[str, Wrk] = {}
     try:
-        for side in SIDES:
-            wrk[side] = start_side(side, roots[side], arguments, ids_dir)
+        sides = {side: prepare_side(side, roots[side], arguments, ids_dir) for side in SIDES}
         print(
             f"base {arguments.baseline} against head (the working tree), both servers on cpu{arguments.server_cpus},"
             f" wrk on cpu{arguments.client_cpus}; load average {os.getloadavg()[0]:.2f}"
         )
-        measured = measure(wrk, arguments, templates)
+        measured = measure(sides, arguments, templates)
     finally:
-        for side in wrk.values():
-            side.server.stop()
         run(["git", "worktree", "remove", "--force", roots["base"]], cwd=ROOT, check=False)
     print(f"\nServer CPU per request, median of {arguments.rounds} rounds of {arguments.duration} s each:")
     print("\n".join(summary(measured)))
