@@ -67,7 +67,7 @@ bench-publish:
 	test -f var/bench/benchmarks.md || (echo "No report in var/bench/: run make bench first." >&2 && exit 1)
 	cp var/bench/benchmarks.md var/bench/benchmarks.png docs/
 
-# Server CPU per request of the working tree against BASELINE (a git revision), by turns on one core (~4 min);
+# Server CPU per request of the working tree against BASELINE (a git revision), by turns on one core (~5 min);
 # bench/compare.py --help lists COMPARE_ARGS.
 compare: $(VENV)/.bench
 	test -n "$(BASELINE)" || (echo "Usage: make compare BASELINE=<git revision>" >&2 && exit 1)

@@ -35,7 +35,7 @@ from .wrk import Wrk
 
 WORK_DIR = ROOT / "var" / "compare"
 SIDES = ("base", "head")
-STORES = {  # this helper's databases and Redis dbs, never the development or test ones
+STORES = {  # the comparison's own databases and Redis dbs, never the development or test ones
     "base": ("postgres://postgres@127.0.0.1:5432/canvas_compare_base", "redis://127.0.0.1:6379/7"),
     "head": ("postgres://postgres@127.0.0.1:5432/canvas_compare_head", "redis://127.0.0.1:6379/8"),
 }
@@ -109,7 +109,11 @@ def prepare_stores(side: str, root: Path, workers: int) -> tuple[dict[str, str],
     database_url, redis_url = STORES[side]
     reset_stores(database_url, redis_url)
     env = bench_environment(workers, THREADS, database_url=database_url, redis_url=redis_url)
-    result = run([sys.executable, "-c", MIGRATE_AND_SEED], cwd=root, env=env, capture_output=True, text=True)
+    result = run(
+        [sys.executable, "-c", MIGRATE_AND_SEED], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode:  # e.g. a baseline older than chaos.processes.migrate_and_create_token
+        raise SystemExit(f"Preparing {side} ({root}) failed:\n{result.stderr[-3000:]}")
     return env, NewToken(*json.loads(result.stdout.splitlines()[-1]))
 
 
