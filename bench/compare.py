@@ -99,8 +99,8 @@ def check_out(revision: str) -> Path:
     if path.exists():
         run(["git", "worktree", "remove", "--force", path], cwd=ROOT, check=False)
     shutil.rmtree(path, ignore_errors=True)
-    run(["git", "worktree", "prune"], cwd=ROOT)
-    run(["git", "worktree", "add", "--detach", "--quiet", path, revision], cwd=ROOT)
+    # --force: a worktree of an earlier run whose directory is gone is still registered under this path.
+    run(["git", "worktree", "add", "--force", "--detach", "--quiet", path, revision], cwd=ROOT)
     return path
 
 
