@@ -130,7 +130,7 @@ def prepare_side(side: str, root: Path, arguments: argparse.Namespace, ids_dir: 
     log = WORK_DIR / f"{side}.log"
     log.unlink(missing_ok=True)
     wrk = Wrk(port=0, token=token.plaintext, cpus=arguments.client_cpus, seconds=arguments.duration, ids_dir=ids_dir)
-    return Side(root, env, log, wrk)
+    return Side(root, env, log, wrk)  # each round's server sets the wrk's port and server
 
 
 def measure(sides: dict[str, Side], arguments: argparse.Namespace, templates: dict[str, tuple[str, str]]) -> dict:
