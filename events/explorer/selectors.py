@@ -24,7 +24,9 @@ from events.models import (
     EventVolume,
     TeamWarehouse,
 )
-from events.warehouse.sync import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, TYPE_VIEWS, flatten
+from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
+from events.warehouse.column_types import flatten
+from events.warehouse.view_definitions import TYPE_VIEWS
 
 TAIL_LIMIT = 50
 PREVIEW_LENGTH = 120

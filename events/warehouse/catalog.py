@@ -42,21 +42,15 @@ from events.models import (
     SyncStep,
     TeamWarehouse,
 )
+from events.warehouse.column_types import TypeCounts, flatten, value_type
 from events.warehouse.distinct_count import empty_sketch, sketch_add
-from events.warehouse.sync import (
-    MAX_CATALOG_EVENTS,
-    MAX_CATALOG_PROPERTIES,
-    TYPE_VIEWS,
-    TypeCounts,
-    column_name_for,
-    flatten,
-    path_digest,
-    path_key,
-    table_name_for,
-    value_type,
-    warehouse_for_team,
-)
+from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
+from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
+# Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
+# names must not grow the catalog, or the Events page that lists it, without end.
+MAX_CATALOG_EVENTS = 2 * MAX_EVENT_VIEWS  # per team, every type; room for views and for non-track names
+MAX_CATALOG_PROPERTIES = MAX_COLUMNS_PER_VIEW  # per event name
 CHUNK_SIZE = 5000
 GAP_TTL = timedelta(minutes=10)
 MAX_OPEN_GAPS = 20_000

@@ -52,12 +52,12 @@ from psycopg import sql
 
 from accounts.models import Team, User
 from events.models import AuditAction, AuditEntry, TeamWarehouse
+from events.warehouse.naming import warehouse_for_team
 from events.warehouse.sync import (
     WarehouseUnavailable,
     grant_read,
     require_postgresql,
     role_exists,
-    warehouse_for_team,
     warehouse_sync_team,
 )
 
