@@ -7,9 +7,10 @@ event's properties, `identifies` and `groups` the traits, `pages` and `screens` 
 screen. `team_views` plans them (plain data); `view_sql` writes one as CREATE OR REPLACE VIEW.
 
 The rule a newcomer must know: a view reads events_event itself, filtered to its team, as a security barrier
-running with its owner's (the app's) privileges. So an event is in the views the moment it is stored, and
-nothing a reader writes can see another team's rows or make a view fail: every typed column casts behind the
-pattern the inference uses (events.warehouse.column_types), inside CASE, so a value that does not fit is NULL.
+running with its owner's (the app's) privileges. So an event is in the views the moment it is stored, and a
+reader's own conditions never run on another team's rows. And a view never fails on a value: every typed
+column casts behind the pattern the inference uses (events.warehouse.column_types), inside CASE, so a value
+that does not fit reads as NULL.
 """
 
 from collections.abc import Iterable
