@@ -15,6 +15,7 @@ the whole body), built only when there is a problem.
 """
 
 import codecs
+import dataclasses
 import json
 import re
 import sys
@@ -101,8 +102,7 @@ class InvalidJSON(Exception):
         self.errors = errors
 
 
-# Not frozen, as a batch builds one per event (a frozen dataclass sets each field through object.__setattr__);
-# only validate_batch_item changes one, lending it the batch's context. Built by position: keep the order.
+# Not frozen, as a batch builds one per event (a frozen dataclass sets each field through object.__setattr__).
 @dataclass(slots=True)
 class EventPayload:
     """A validated event, ready to store. Timestamps are tz-aware; `timestamp` is corrected to UTC."""
@@ -110,9 +110,9 @@ class EventPayload:
     event: str
     properties: dict
     timestamp: datetime
-    original_timestamp: datetime | None
-    sent_at: datetime | None
-    message_id: str | None
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = None
     type: str = "track"
     context: dict | None = None
     user_id: str | None = None
@@ -437,14 +437,14 @@ def _string(value: Any, received_at: datetime) -> str:
 
 # RFC 3339 date-time (seconds required, T or space, Z or an offset with or without the colon, up to nine
 # fraction digits as .NET and Go send them); fromisoformat does the arithmetic, in C.
-_TIMESTAMP = re.compile(
+_timestamp_shape = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})",
-)
+).fullmatch
 
 
 def _timestamp(value: Any, received_at: datetime) -> datetime:
     """An aware datetime that PostgreSQL can store, from 1970 to a day after the time received."""
-    if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
+    if type(value) is not str or _timestamp_shape(value) is None:
         raise _Refused(TIMESTAMP_INVALID)
     try:
         moment = datetime.fromisoformat(value)
@@ -515,28 +515,36 @@ def _array(value: Any, received_at: datetime) -> list:
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """How one field of a message is checked, and where the value it keeps goes."""
+
     rule: Rule | None  # None: accepted and ignored
+    into: str | None = None  # the attribute of the result that takes the value; None: checked, not kept
     missing: str | None = None  # the problem when the field is absent; None: the field is optional
 
 
-def required(rule: Rule, missing: str = REQUIRED) -> Field:
-    return Field(rule, missing)
+def required(rule: Rule, *, into: str | None = None, missing: str = REQUIRED) -> Field:
+    return Field(rule, into, missing)
 
 
-def optional(rule: Rule) -> Field:
-    return Field(rule)
+def optional(rule: Rule, *, into: str | None = None) -> Field:
+    return Field(rule, into)
 
 
 IGNORED = Field(None)
 
 
 class MessageKind:
-    """The fields one kind of message may have, in the order their problems are reported. Where
-    nulls_are_absent, a field set to null counts as not sent (Segment's libraries send null for what is
-    unset); elsewhere null is a value like any other, and its field's rule judges it."""
+    """The fields one kind of message may have, in the order their problems are reported, and what it builds
+    (EventPayload, BatchEnvelope). Where nulls_are_absent, a field set to null counts as not sent (Segment's
+    libraries send null for what is unset); elsewhere null is a value like any other, for the rule to judge."""
 
-    def __init__(self, fields: dict[str, Field], *, nulls_are_absent: bool) -> None:
-        self.rules = {name: field.rule for name, field in fields.items() if field.rule is not None}
+    __slots__ = ("fields", "ignored", "missing", "nulls_are_absent", "positions", "required")
+
+    def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
+        attributes = {attribute.name for attribute in dataclasses.fields(builds)}
+        if unknown := {field.into for field in fields.values()} - attributes - {None}:
+            raise ValueError(f"{builds.__name__} has no attribute {', '.join(sorted(unknown))}")
+        self.fields = {name: (field.rule, field.into) for name, field in fields.items() if field.rule is not None}
         self.ignored = frozenset(name for name, field in fields.items() if field.rule is None)
         self.missing = {name: field.missing for name, field in fields.items() if field.missing is not None}
         self.required = frozenset(self.missing)
@@ -549,23 +557,29 @@ Problem = tuple[int, FieldError]
 
 
 def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> dict:
-    """Walk `document` with the rules of `kind`: the values its fields keep, by name (a field that is absent or
-    refused has none). Appends every problem found to `problems`, with its JSON Pointer path."""
-    if kind.nulls_are_absent and None in document.values():
-        document = {name: value for name, value in document.items() if value is not None}
-    rules = kind.rules
+    """Walk `document` with the rules of `kind`: the values its fields keep, by the attribute each goes into.
+    Appends every problem found to `problems`, with its JSON Pointer path."""
+    fields, nulls_are_absent = kind.fields, kind.nulls_are_absent
     values = {}
     for name, value in document.items():
-        rule = rules.get(name)
-        if rule is not None:
+        field = fields.get(name)
+        if field is None:
+            if name not in kind.ignored:
+                problems.append((len(kind.positions), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
+        elif value is None and nulls_are_absent:
+            if name in kind.missing:
+                problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
+        else:
+            rule, into = field
             try:
-                values[name] = rule(value, received_at)
+                if into is None:
+                    rule(value, received_at)
+                else:
+                    values[into] = rule(value, received_at)
             except _Refused as refused:
                 path, position = f"/{_escape(name)}", kind.positions[name]
                 problems.extend((position, FieldError(path + below, message)) for below, message in refused.problems)
-        elif name not in kind.ignored:
-            problems.append((len(kind.positions), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
-    if not kind.required <= document.keys():
+    if not document.keys() >= kind.required:
         problems.extend(
             (kind.positions[name], FieldError(f"/{name}", message))
             for name, message in kind.missing.items()
@@ -582,6 +596,24 @@ def _in_order(problems: list[Problem]) -> list[FieldError]:
 def _require_aware(received_at: datetime) -> None:
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
+
+
+def _event_payload(values: dict, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
+    """The payload of a valid event from the values its fields keep: the time it happened is its timestamp, else
+    its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's); no properties are
+    {}."""
+    original = values.get("timestamp")
+    if original is None:
+        original = values.get("original_timestamp")
+    else:
+        values["original_timestamp"] = original
+    sent_at = values.get("sent_at")
+    if sent_at is None and batch_sent_at is not None:
+        values["sent_at"] = sent_at = batch_sent_at
+    values["timestamp"] = _corrected_timestamp(original, sent_at, received_at)
+    if "properties" not in values:
+        values["properties"] = {}
+    return EventPayload(**values)
 
 
 def _corrected_timestamp(original: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
@@ -601,13 +633,14 @@ def _corrected_timestamp(original: datetime | None, sent_at: datetime | None, re
 CANVAS_EVENT = MessageKind(
     {
         "version": required(_version),
-        "type": required(_canvas_type),
-        "event": required(_event_name),
-        "properties": optional(_object),
-        "timestamp": optional(_timestamp),
-        "sentAt": optional(_timestamp),
-        "messageId": optional(_message_id),
+        "type": required(_canvas_type),  # stored as "track", EventPayload's default
+        "event": required(_event_name, into="event"),
+        "properties": optional(_object, into="properties"),
+        "timestamp": optional(_timestamp, into="timestamp"),
+        "sentAt": optional(_timestamp, into="sent_at"),
+        "messageId": optional(_message_id, into="message_id"),
     },
+    builds=EventPayload,
     nulls_are_absent=False,
 )
 
@@ -622,17 +655,7 @@ def validate_event(document: Any, *, received_at: datetime) -> tuple[EventPayloa
     values = check_fields(document, CANVAS_EVENT, received_at, problems)
     if problems:
         return None, _in_order(problems)
-    get = values.get
-    timestamp, sent_at = get("timestamp"), get("sentAt")
-    # By position, in EventPayload's field order (see EventPayload).
-    return EventPayload(
-        values["event"],
-        get("properties", {}),
-        _corrected_timestamp(timestamp, sent_at, received_at),
-        timestamp,
-        sent_at,
-        get("messageId"),
-    ), []
+    return _event_payload(values, received_at, None), []
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -643,35 +666,42 @@ def validate_event(document: Any, *, received_at: datetime) -> tuple[EventPayloa
 # channel, receivedAt (we stamp our own) and _metadata are accepted so that Segment libraries work unchanged.
 _SEGMENT_COMMON = {
     "type": IGNORED,
-    "userId": optional(_identifier),
-    "anonymousId": optional(_identifier),
-    "context": optional(_object),
-    "integrations": optional(_object),
-    "timestamp": optional(_timestamp),
-    "originalTimestamp": optional(_timestamp),
-    "sentAt": optional(_timestamp),
-    "messageId": optional(_message_id),
+    "userId": optional(_identifier, into="user_id"),
+    "anonymousId": optional(_identifier, into="anonymous_id"),
+    "context": optional(_object, into="context"),
+    "integrations": optional(_object, into="integrations"),
+    "timestamp": optional(_timestamp, into="timestamp"),
+    "originalTimestamp": optional(_timestamp, into="original_timestamp"),
+    "sentAt": optional(_timestamp, into="sent_at"),
+    "messageId": optional(_message_id, into="message_id"),
     "writeKey": optional(_string),
     "channel": optional(_string),
     "version": IGNORED,
     "receivedAt": IGNORED,
     "_metadata": IGNORED,
 }
-_PAGE = {"name": optional(_page_name), "category": optional(_string), "properties": optional(_object)}
+_PAGE = {
+    "name": optional(_page_name, into="name"),
+    "category": optional(_string, into="category"),
+    "properties": optional(_object, into="properties"),
+}
 SEGMENT_MESSAGES = {
-    "track": {"event": required(_event_name), "properties": optional(_object)},
-    "identify": {"traits": optional(_object)},
+    "track": {"event": required(_event_name, into="event"), "properties": optional(_object, into="properties")},
+    "identify": {"traits": optional(_object, into="traits")},
     "page": _PAGE,
     "screen": _PAGE,
-    "group": {"traits": optional(_object), "groupId": required(_identifier)},
-    "alias": {"userId": required(_identifier), "previousId": required(_identifier)},
+    "group": {"traits": optional(_object, into="traits"), "groupId": required(_identifier, into="group_id")},
+    "alias": {"userId": required(_identifier, into="user_id"), "previousId": required(_identifier, into="previous_id")},
 }
 _SEGMENT_KINDS = {
-    name: MessageKind({**_SEGMENT_COMMON, **fields}, nulls_are_absent=True) for name, fields in SEGMENT_MESSAGES.items()
+    name: MessageKind({**_SEGMENT_COMMON, **fields}, builds=EventPayload, nulls_are_absent=True)
+    for name, fields in SEGMENT_MESSAGES.items()
 }
 # A message whose type is missing or wrong: its common fields are checked, and those of any type allowed.
 _ANY_TYPE_FIELDS = sorted({name for fields in SEGMENT_MESSAGES.values() for name in fields} - _SEGMENT_COMMON.keys())
-_ANY_SEGMENT_KIND = MessageKind({**_SEGMENT_COMMON, **dict.fromkeys(_ANY_TYPE_FIELDS, IGNORED)}, nulls_are_absent=True)
+_ANY_SEGMENT_KIND = MessageKind(
+    {**_SEGMENT_COMMON, **dict.fromkeys(_ANY_TYPE_FIELDS, IGNORED)}, builds=EventPayload, nulls_are_absent=True
+)
 
 
 def validate_segment_message(
@@ -690,6 +720,17 @@ def validate_segment_message(
     properties.
     """
     _require_aware(received_at)
+    return _segment_message(document, received_at, default_type, batch_sent_at, None)
+
+
+def _segment_message(
+    document: Any,
+    received_at: datetime,
+    default_type: str | None,
+    batch_sent_at: datetime | None,
+    batch_context: dict | None,
+) -> tuple[EventPayload | None, list[FieldError]]:
+    """validate_segment_message, with the context of the batch the message is an item of."""
     if not isinstance(document, dict):
         return None, [FieldError("", NOT_AN_OBJECT)]
     problems: list[Problem] = []
@@ -700,39 +741,16 @@ def validate_segment_message(
         problems.append((kind.positions["anonymousId"], FieldError("", IDENTITY_REQUIRED)))
     if problems:
         return None, _in_order(problems)
-
-    get = values.get
-    timestamp = get("timestamp")
-    original = timestamp if timestamp is not None else get("originalTimestamp")
-    sent_at = get("sentAt")
-    if sent_at is None:
-        sent_at = batch_sent_at
-    traits = get("traits")
-    if message_type == "track":
-        event, properties = values["event"], get("properties")
-    elif message_type in ("identify", "group"):
-        event, properties = message_type, traits
-    else:
-        event, properties = get("name") or message_type, get("properties")
-    # By position, in EventPayload's field order (see EventPayload).
-    return EventPayload(
-        event,
-        properties if properties is not None else {},
-        _corrected_timestamp(original, sent_at, received_at),
-        original,
-        sent_at,
-        get("messageId"),
-        message_type,
-        get("context"),
-        get("userId"),
-        get("anonymousId"),
-        traits,
-        get("name"),
-        get("category"),
-        get("groupId"),
-        get("previousId"),
-        get("integrations"),
-    ), []
+    values["type"] = message_type
+    if message_type in ("identify", "group"):
+        values["event"] = message_type
+        if "traits" in values:
+            values["properties"] = values["traits"]
+    elif message_type != "track":
+        values["event"] = values.get("name") or message_type
+    if batch_context is not None and "context" not in values:
+        values["context"] = batch_context
+    return _event_payload(values, received_at, batch_sent_at), []
 
 
 def _segment_type(value: Any, default_type: str | None, problems: list[Problem]) -> str | None:
@@ -756,27 +774,29 @@ def _segment_type(value: Any, default_type: str | None, problems: list[Problem])
 
 MAX_BATCH_EVENTS = 2500  # more is answered 413 by the caller, before any item is looked at
 
-BATCH = MessageKind(
-    {
-        "batch": required(_array, missing=BATCH_NOT_AN_ARRAY),
-        "context": optional(_object),
-        "integrations": IGNORED,
-        "sentAt": optional(_timestamp),
-        "writeKey": IGNORED,
-        "metadata": IGNORED,
-        "_metadata": IGNORED,
-    },
-    nulls_are_absent=True,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class BatchEnvelope:
     """A batch's items, and what Segment lets a batch say once for all of them."""
 
     items: list
-    context: dict | None
-    sent_at: datetime | None
+    context: dict | None = None
+    sent_at: datetime | None = None
+
+
+BATCH = MessageKind(
+    {
+        "batch": required(_array, into="items", missing=BATCH_NOT_AN_ARRAY),
+        "context": optional(_object, into="context"),
+        "integrations": IGNORED,
+        "sentAt": optional(_timestamp, into="sent_at"),
+        "writeKey": IGNORED,
+        "metadata": IGNORED,
+        "_metadata": IGNORED,
+    },
+    builds=BatchEnvelope,
+    nulls_are_absent=True,
+)
 
 
 def validate_batch(document: Any, *, received_at: datetime) -> tuple[BatchEnvelope | None, list[FieldError]]:
@@ -789,7 +809,7 @@ def validate_batch(document: Any, *, received_at: datetime) -> tuple[BatchEnvelo
     values = check_fields(document, BATCH, received_at, problems)
     if problems:
         return None, _in_order(problems)
-    return BatchEnvelope(values["batch"], values.get("context"), values.get("sentAt")), []
+    return BatchEnvelope(**values), []
 
 
 def validate_batch_item(
@@ -801,9 +821,9 @@ def validate_batch_item(
     if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
         payload, problems = validate_event(item, received_at=received_at)
     else:
-        payload, problems = validate_segment_message(item, received_at=received_at, batch_sent_at=batch.sent_at)
-        if payload is not None and payload.context is None:
-            payload.context = batch.context
+        if received_at.tzinfo is None:  # validate_segment_message's check, without a call per item
+            _require_aware(received_at)
+        payload, problems = _segment_message(item, received_at, None, batch.sent_at, batch.context)
     if problems:
         prefix = f"/batch/{index}"
         problems = [FieldError(prefix + problem.path, problem.message) for problem in problems]
