@@ -135,8 +135,8 @@ class EventPayload:
 # the total equals raw.count(b":"). Anything the fast path cannot judge goes to the slow path, which parses
 # again with the json module and hooks, and finds and names every problem.
 #
-# Before the walk, orjson's own indented output of the result answers the same three questions in C, at less
-# than half the walk's cost: its colons are the keys left plus the colons inside strings (orjson never escapes
+# Before the walk, orjson's own indented output of the result answers the same three questions in C, more
+# cheaply (docs/performance.md#validation): its colons are the keys left plus the colons inside strings (orjson never escapes
 # one), so a duplicate key, which drops a key and its value, leaves it fewer colons than the body; an object or
 # array below MAX_DOCUMENT_DEPTH starts a line indented by 2 * MAX_DOCUMENT_DEPTH spaces (newlines inside
 # strings are escaped); a float of 2**63 or more is written with "e+" (orjson uses an exponent from 1e16). A
