@@ -135,12 +135,12 @@ class EventPayload:
 # the total equals raw.count(b":"). Anything the fast path cannot judge goes to the slow path, which parses
 # again with the json module and hooks, and finds and names every problem.
 #
-# Before the walk, orjson's own indented output of the result answers the same three questions in C, more
-# cheaply (docs/performance.md#validation): its colons are the keys left plus the colons inside strings (orjson never escapes
-# one), so a duplicate key, which drops a key and its value, leaves it fewer colons than the body; an object or
-# array below MAX_DOCUMENT_DEPTH starts a line indented by 2 * MAX_DOCUMENT_DEPTH spaces (newlines inside
-# strings are escaped); a float of 2**63 or more is written with "e+" (orjson uses an exponent from 1e16). A
-# body whose output has such a line or any "+" (in a string, say) is walked as before.
+# Before the walk, orjson's own indented output of the result answers the same three questions in C, more cheaply
+# (docs/performance.md#validation): its colons are the keys left plus the colons inside strings (orjson never escapes
+# one), so a duplicate key, which drops a key and its value, leaves it fewer colons than the body; an object or array
+# below MAX_DOCUMENT_DEPTH starts a line indented by 2 * MAX_DOCUMENT_DEPTH spaces (newlines inside strings are
+# escaped); a float of 2**63 or more is written with "e+" (orjson uses an exponent from 1e16). A body whose output has
+# such a line or any "+" (in a string, say) is walked as before.
 # --------------------------------------------------------------------------------------------------------
 
 # "\u0000" decodes to NUL and "\u003a" to a colon missing from the raw bytes (it would upset the count).
@@ -538,16 +538,14 @@ class MessageKind:
     (EventPayload, BatchEnvelope). Where nulls_are_absent, a field set to null counts as not sent (Segment's
     libraries send null for what is unset); elsewhere null is a value like any other, for the rule to judge."""
 
-    __slots__ = ("fields", "ignored", "missing", "nulls_are_absent", "positions", "required")
+    __slots__ = ("fields", "missing", "nulls_are_absent", "positions")
 
     def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
         attributes = {attribute.name for attribute in dataclasses.fields(builds)}
         if unknown := {field.into for field in fields.values()} - attributes - {None}:
             raise ValueError(f"{builds.__name__} has no attribute {', '.join(sorted(unknown))}")
-        self.fields = {name: (field.rule, field.into) for name, field in fields.items() if field.rule is not None}
-        self.ignored = frozenset(name for name, field in fields.items() if field.rule is None)
+        self.fields = {name: (field.rule, field.into) for name, field in fields.items()}
         self.missing = {name: field.missing for name, field in fields.items() if field.missing is not None}
-        self.required = frozenset(self.missing)
         self.positions = {name: position for position, name in enumerate(fields)}
         self.nulls_are_absent = nulls_are_absent
 
@@ -562,15 +560,15 @@ def check_fields(document: dict, kind: MessageKind, received_at: datetime, probl
     fields, nulls_are_absent = kind.fields, kind.nulls_are_absent
     values = {}
     for name, value in document.items():
-        field = fields.get(name)
-        if field is None:
-            if name not in kind.ignored:
-                problems.append((len(kind.positions), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
-        elif value is None and nulls_are_absent:
+        try:
+            rule, into = fields[name]
+        except KeyError:
+            problems.append((len(fields), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
+            continue
+        if value is None and nulls_are_absent:
             if name in kind.missing:
                 problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
-        else:
-            rule, into = field
+        elif rule is not None:
             try:
                 if into is None:
                     rule(value, received_at)
@@ -579,12 +577,9 @@ def check_fields(document: dict, kind: MessageKind, received_at: datetime, probl
             except _Refused as refused:
                 path, position = f"/{_escape(name)}", kind.positions[name]
                 problems.extend((position, FieldError(path + below, message)) for below, message in refused.problems)
-    if not document.keys() >= kind.required:
-        problems.extend(
-            (kind.positions[name], FieldError(f"/{name}", message))
-            for name, message in kind.missing.items()
-            if name not in document
-        )
+    for name in kind.missing:
+        if name not in document:
+            problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
     return values
 
 
