@@ -7,11 +7,11 @@ Pure Python, no Django, so it can be tested and timed on its own. The API calls 
 
 (validate_segment_message for Segment's endpoints; validate_batch, then validate_batch_item for each item).
 
-Each field rule is written once, as a function of the field's value. A MessageKind is a table of them per
-kind (Canvas event, each Segment type, the batch envelope): field name -> rule, required or optional, and
-whether null counts as absent. check_fields walks a document with its table and reports every problem as a
-FieldError whose path is an RFC 6901 JSON Pointer into the request body ("/properties/address/city"; "" is
-the whole body), built only when there is a problem.
+Each field rule is written once, as a function of the field's value. A MessageKind is a table of them per kind
+(Canvas event, each Segment type, the batch envelope): field name -> rule, required or optional, the attribute of
+the payload its value goes into, and whether null counts as absent. check_fields walks a document with its table
+and reports every problem as a FieldError whose path is an RFC 6901 JSON Pointer into the request body
+("/properties/address/city"; "" is the whole body), built only when there is a problem.
 """
 
 import codecs
@@ -595,8 +595,8 @@ def _require_aware(received_at: datetime) -> None:
 
 def _event_payload(values: dict, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
     """The payload of a valid event from the values its fields keep: the time it happened is its timestamp, else
-    its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's); no properties are
-    {}."""
+    its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's); properties are {}
+    when it has none."""
     original = values.get("timestamp")
     if original is None:
         original = values.get("original_timestamp")

@@ -1449,3 +1449,12 @@ def test_a_batch_and_its_items_take_a_good_sent_at_alike(value):
     assert value is None or batch.sent_at.isoformat(timespec="microseconds") == datetime.fromisoformat(value).isoformat(
         timespec="microseconds"
     )
+
+
+def test_a_table_that_names_an_attribute_its_result_lacks_is_refused_at_once():
+    with pytest.raises(ValueError, match="EventPayload has no attribute userid"):
+        validation.MessageKind(
+            {"userId": validation.optional(validation._identifier, into="userid")},
+            builds=EventPayload,
+            nulls_are_absent=True,
+        )
