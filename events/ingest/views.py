@@ -34,7 +34,7 @@ from events.ingest.validation import (
 from events.metrics import record_answer
 from events.models import Event
 from events.tokens.authentication import EventsTokenAuthentication
-from events.warehouse.sync import warehouse_changes
+from events.warehouse.dry_run import warehouse_changes
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 
