@@ -517,7 +517,7 @@ CORPUS = [
     ),
     pytest.param(
         Sent({"batch": [track()], "sentAt": UNSTORABLE_OFFSET}, path="/v1/batch"),
-        invalid(("/sentAt", TIMESTAMP_INVALID)),
+        invalid(("/sentAt", TIMESTAMP_OFFSET_TOO_LARGE)),
         id="batch-sentAt-offset-of-16-hours",
     ),
     # --- HTTP Basic (what Segment's libraries send) and other credentials ---------------------------------------
