@@ -35,6 +35,7 @@ from events.ingest.validation import (
     IDENTITY_REQUIRED,
     KEY_EMPTY,
     KEY_TOO_LONG,
+    MAX_BATCH_EVENTS,
     MESSAGE_ID_TOO_LONG,
     NOT_A_NUMBER,
     NOT_A_STRING,
@@ -51,7 +52,6 @@ from events.ingest.validation import (
     UNKNOWN_FIELD,
     VERSION_INVALID,
 )
-from events.ingest.views import MAX_BATCH_EVENTS
 from events.models import Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db
