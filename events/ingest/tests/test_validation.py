@@ -6,6 +6,7 @@ Pure functions: no database, no Django settings needed.
 import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -1207,7 +1208,7 @@ _BAD_MOMENTS = [
     "soon",
     1354408208,
 ]
-_GOOD_FIELDS = {
+_GOOD_FIELDS: dict[str, list[Any]] = {
     "event": ["e", "Item Purchased", "x" * MAX_EVENT_NAME],
     "userId": ["u", "x" * 255, 7],
     "anonymousId": ["a", "x" * 255, 7],
@@ -1224,7 +1225,7 @@ _GOOD_FIELDS = {
     "version": [2],
     "_metadata": [{"bundled": []}],
 }
-_BAD_FIELDS = {
+_BAD_FIELDS: dict[str, list[Any]] = {
     "type": ["event", "TRACK", 1],
     "event": ["", " ", "\t", "x" * (MAX_EVENT_NAME + 1), 3],
     "userId": ["", "x" * 256, True, 1.5, ["u"]],
@@ -1269,7 +1270,7 @@ def _canvas(**fields) -> dict:
 
 # Values for each field of a Canvas event: good ones, and each kind of bad one, null included.
 _GOOD_CANVAS_FIELDS = {name: _GOOD_FIELDS[name] for name in ("event", "properties", "timestamp", "sentAt", "messageId")}
-_BAD_CANVAS_FIELDS = {
+_BAD_CANVAS_FIELDS: dict[str, list[Any]] = {
     "version": [2, True, 1.0, "1", None],
     "type": ["track", "EVENT", None, 1],
     **{name: [*_BAD_FIELDS[name], None] for name in ("event", "properties", "timestamp", "sentAt", "messageId")},
