@@ -31,7 +31,7 @@ def _fast_password_hashing(settings):
 def _fresh_caches():
     cache.clear()
     lookup.clear_local()
-    throttling._leases.by_token.clear()
+    throttling.reset()
     storage.drop_reserved_ids()
     yield
     lookup.clear_local()
