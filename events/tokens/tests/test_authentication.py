@@ -88,25 +88,10 @@ def just_after_the_token_is_read(change: Callable[[], None]):
     assert not pending, "the look-up never read the token from the database"
 
 
-class StoppedClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def worker_clock(monkeypatch) -> StoppedClock:
+def worker_clock(stop_monotonic_clock):
     """The clock by which this worker ages its copies of tokens (events/tokens/lookup.py), stopped."""
-    clock = StoppedClock()
-    monkeypatch.setattr(lookup, "monotonic", clock)
-    return clock
+    return stop_monotonic_clock(lookup)
 
 
 def test_a_live_token_authenticates_as_its_team(plaintext, acme):
