@@ -1,7 +1,6 @@
 """The Events API (`/v1/...`): thin DRF views over events.ingest.validation and .storage."""
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 
@@ -23,26 +22,21 @@ from events.ingest.renderers import JSONOnlyNegotiation, OrjsonRenderer
 from events.ingest.storage import StoredEvent, event_row, json_text, store_batch, store_row
 from events.ingest.throttling import TokenRateThrottle, rate_limit_headers
 from events.ingest.validation import (
-    EARLIEST_TIMESTAMP,
     EMPTY_BODY,
-    FUTURE_TOLERANCE,
-    TIMESTAMP_INVALID,
-    TIMESTAMP_TOO_EARLY,
-    TIMESTAMP_TOO_LATE,
+    MAX_BATCH_EVENTS,
+    BatchEnvelope,
     FieldError,
-    parse_timestamp,
-    plain_track,
+    validate_batch,
+    validate_batch_item,
     validate_event,
     validate_segment_message,
 )
 from events.metrics import record_answer
 from events.models import Event
 from events.tokens.authentication import EventsTokenAuthentication
-from events.warehouse.sync import warehouse_changes
+from events.warehouse.dry_run import warehouse_changes
 
 DATABASE_RETRY_AFTER_SECONDS = 5
-MAX_BATCH_EVENTS = 2500
-BATCH_FIELDS = frozenset({"batch", "context", "integrations", "sentAt", "writeKey", "metadata", "_metadata"})
 
 ERROR_RESPONSES = {
     400: OpenApiResponse(openapi.ErrorResponse, description="Invalid JSON or event; `fields` has paths."),
@@ -222,25 +216,6 @@ class SegmentMessageView(IngestAPIView):
         return Response({"success": True, "id": stored.id, "duplicate": stored.duplicate})
 
 
-def validate_batch_item(item, *, index: int, received_at, batch: "BatchEnvelope"):
-    """Each item is validated as it would be alone: Canvas's format or a Segment message. Its problems' paths
-    start with the item's own, /batch/<index> (built only when there are problems)."""
-    # Most items are a track call with nothing wrong with it. A batch with a context of its own lends it to items
-    # that have none (below), so its items take the general path.
-    if batch.context is None and (payload := plain_track(item, received_at, batch.sent_at)) is not None:
-        return payload, []
-    if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
-        payload, problems = validate_event(item, received_at=received_at)
-    else:
-        if isinstance(item, dict) and batch.context is not None and "context" not in item:
-            item = {**item, "context": batch.context}
-        payload, problems = validate_segment_message(item, received_at=received_at, batch_sent_at=batch.sent_at)
-    if problems:
-        prefix = f"/batch/{index}"
-        problems = [FieldError(prefix + problem.path, problem.message) for problem in problems]
-    return payload, problems
-
-
 class BatchIngestView(IngestAPIView):
     """POST /v1/batch: up to 2,500 events in one request, stored in one transaction."""
 
@@ -287,42 +262,18 @@ class BatchIngestView(IngestAPIView):
         return Response({**errors.error_body(code, message, _fields(all_problems)), **body}, status=400)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchEnvelope:
-    items: list
-    context: dict | None
-    sent_at: datetime | None
-
-
 def batch_envelope(document, *, received_at: datetime) -> BatchEnvelope:
-    """The batch's items and what Segment lets a batch say once for all of them (context, sentAt)."""
-    if not isinstance(document, dict):
-        raise _invalid([FieldError("", "Must be a JSON object with a batch array.")])
-    problems = [FieldError(f"/{name}", f'Unknown field "{name}".') for name in document if name not in BATCH_FIELDS]
-    items = document.get("batch")
-    if not isinstance(items, list):
-        problems.insert(0, FieldError("/batch", "Must be an array of events."))
-    context = document.get("context")
-    if context is not None and not isinstance(context, dict):
-        problems.append(FieldError("/context", "Must be a JSON object."))
-    sent_at = None
-    if document.get("sentAt") is not None:
-        sent_at = parse_timestamp(document["sentAt"])
-        if sent_at is None:
-            problems.append(FieldError("/sentAt", TIMESTAMP_INVALID))
-        elif sent_at < EARLIEST_TIMESTAMP:
-            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_EARLY))
-        elif sent_at > received_at + FUTURE_TOLERANCE:
-            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_LATE))
+    """validate_batch, its problems answered 400 and more than MAX_BATCH_EVENTS items 413."""
+    batch, problems = validate_batch(document, received_at=received_at)
     if problems:
         raise _invalid(problems)
-    if len(items) > MAX_BATCH_EVENTS:
+    if len(batch.items) > MAX_BATCH_EVENTS:
         raise ApiError(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             errors.BODY_TOO_LARGE,
-            message=f"A batch holds at most {MAX_BATCH_EVENTS:,} events; this one has {len(items):,}.",
+            message=f"A batch holds at most {MAX_BATCH_EVENTS:,} events; this one has {len(batch.items):,}.",
         )
-    return BatchEnvelope(items=items, context=context, sent_at=sent_at)
+    return batch
 
 
 def _fields(problems: list[FieldError]) -> list[dict]:

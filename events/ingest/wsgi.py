@@ -39,14 +39,13 @@ from events.ingest.errors import ApiError
 from events.ingest.group_commit import Arrival, CommitterUnavailable, committer, connection_was_cut
 from events.ingest.storage import event_row, store_batch
 from events.ingest.throttling import is_refused, rate_limit_headers, usage_of
-from events.ingest.validation import InvalidJSON, parse_json, plain_event, validate_event
+from events.ingest.validation import InvalidJSON, parse_json, validate_batch_item, validate_event
 from events.ingest.views import (
     DATABASE_RETRY_AFTER_SECONDS,
     BatchIngestView,
     EventIngestView,
     batch_envelope,
     stored_receipt,
-    validate_batch_item,
 )
 from events.metrics import record_answer
 from events.tokens.authentication import authenticate_token, token_from_headers
@@ -80,11 +79,9 @@ def _store_event(token, document, received_at, *, arrival: Arrival | None) -> tu
     """EventIngestView.post, for a valid event."""
     if arrival is None:  # group commit is off: the view writes the row itself
         raise _Detour
-    payload = plain_event(document, received_at)
-    if payload is None:
-        payload, problems = validate_event(document, received_at=received_at)
-        if problems:
-            raise _Detour
+    payload, problems = validate_event(document, received_at=received_at)
+    if problems:
+        raise _Detour
     headers = _admitted(token)
     row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
     try:
