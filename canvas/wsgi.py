@@ -9,10 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "canvas.settings")
 
 django_application = get_wsgi_application()
 
-from events.ingest.wsgi import FastLane  # noqa: E402 - needs the apps loaded by get_wsgi_application
+from events.ingest.wsgi import IngestFrontEnd  # noqa: E402 - needs the apps loaded by get_wsgi_application
 
-# An ordinary POST /v1/event is answered by the fast lane; every other request goes to Django.
-application = FastLane(django_application)
+# POSTs to the ingest endpoints are answered by the front end; every other request goes to Django.
+application = IngestFrontEnd(django_application)
 
 # Everything loaded so far (Django, the apps, settings, URL patterns: ~90,000 objects) lives as long as the worker.
 # Frozen, the cyclic garbage collector stops walking it: under /v1/event load a full collection took 60 ms,

@@ -1,8 +1,15 @@
+"""How every Events API answer is written: JSON, with any token it quotes hidden."""
+
 import orjson
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 
 from events.tokens import secret
+
+
+def render_json(data) -> bytes:
+    # Receipts and error messages may quote what was sent, and clients log them.
+    return secret.scrub(orjson.dumps(data).decode()).encode()
 
 
 class OrjsonRenderer(BaseRenderer):
@@ -11,10 +18,7 @@ class OrjsonRenderer(BaseRenderer):
     charset = None  # JSON is UTF-8 by definition (RFC 8259).
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if data is None:
-            return b""
-        # Receipts and error messages may quote what was sent, and clients log them.
-        return secret.scrub(orjson.dumps(data).decode()).encode()
+        return b"" if data is None else render_json(data)
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):

@@ -16,7 +16,6 @@ from itertools import count as count_from
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
-from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
 def usage_of(token_id: int, *, limit: int | None = None) -> dict | None:
     """Admit one request of this token: {"count", "limit", "reset"}, a count past the limit meaning refused.
     None when the counter is unreachable: see the module docstring. `limit` defaults to
-    EVENTS_RATE_LIMIT_PER_SECOND (the fast lane passes the value it has read already)."""
+    EVENTS_RATE_LIMIT_PER_SECOND."""
     if limit is None:
         limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
     now = time.time()
@@ -129,17 +128,6 @@ def usage_of(token_id: int, *, limit: int | None = None) -> dict | None:
 
 def is_refused(usage: dict | None) -> bool:
     return usage is not None and usage["count"] > usage["limit"]
-
-
-class TokenRateThrottle(BaseThrottle):
-    def allow_request(self, request, view) -> bool:
-        usage = usage_of(request.auth.id)
-        if usage is not None:
-            request.rate_limit = usage
-        return not is_refused(usage)
-
-    def wait(self) -> float:
-        return WINDOW_SECONDS
 
 
 def rate_limit_headers(usage: dict) -> dict[str, str]:

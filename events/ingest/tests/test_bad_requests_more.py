@@ -51,7 +51,7 @@ from events.ingest.validation import (
     UNKNOWN_FIELD,
     VERSION_INVALID,
 )
-from events.ingest.views import MAX_BATCH_EVENTS
+from events.ingest.pipeline import MAX_BATCH_EVENTS
 from events.models import Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from events.ingest import errors
-from events.ingest.views import DATABASE_RETRY_AFTER_SECONDS
+from events.ingest.pipeline import DATABASE_RETRY_AFTER_SECONDS
 from events.models import Event
 from events.tokens import lookup, services
 
