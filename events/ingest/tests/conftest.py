@@ -101,4 +101,3 @@ def front_end_live_server(request):
 def ingest_live_server(adapter, request):
     """The live server of the adapter under test: its `url` is where to send requests."""
     return request.getfixturevalue("front_end_live_server" if adapter == "front-end" else "live_server")
-

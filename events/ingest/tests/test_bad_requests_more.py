@@ -21,6 +21,7 @@ from gunicorn.http.unreader import SocketUnreader
 from canvas.buffering_worker import ReceivedBytes
 from events.ingest import body, errors, validation
 from events.ingest.errors import ApiError
+from events.ingest.pipeline import MAX_BATCH_EVENTS
 from events.ingest.tests.test_bad_requests import CORPUS as EVENT_CORPUS
 from events.ingest.tests.test_bad_requests import token_values  # noqa: F401 (a fixture: Acme's token and the ones that fail)
 from events.ingest.validation import (
@@ -51,7 +52,6 @@ from events.ingest.validation import (
     UNKNOWN_FIELD,
     VERSION_INVALID,
 )
-from events.ingest.pipeline import MAX_BATCH_EVENTS
 from events.models import Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db
@@ -673,9 +673,7 @@ class _Failing:
     "cause, status, code, message",
     [
         pytest.param(TimeoutError("timed out"), 408, body.BODY_TIMEOUT[0], body.BODY_TIMEOUT[1], id="stalled"),
-        pytest.param(
-            ConnectionResetError(104, "reset"), 400, errors.INVALID_JSON[0], body.BODY_UNREADABLE, id="reset"
-        ),
+        pytest.param(ConnectionResetError(104, "reset"), 400, errors.INVALID_JSON[0], body.BODY_UNREADABLE, id="reset"),
     ],
 )
 def test_a_body_the_connection_does_not_deliver_is_a_4xx(cause, status, code, message):
