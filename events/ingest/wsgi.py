@@ -20,8 +20,8 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.wsgi import LimitedStream, WSGIRequest
-from django.core.signals import request_finished, request_started, setting_changed
-from django.db import connection
+from django.core.signals import setting_changed
+from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse
 
 from canvas.observability import request_id, request_id_for
@@ -37,6 +37,8 @@ class IngestFrontEnd:
     def __init__(self, django_application) -> None:
         self.django_application = django_application
         self.headers: dict[tuple[str, bool], list[tuple[str, str]] | None] | None = None  # read when first needed
+        self.verdicts: dict[tuple, bool | str] = {}
+        self.host_and_scheme = _HOST_AND_SCHEME
         setting_changed.connect(self._forget_headers)
 
     def _forget_headers(self, **_) -> None:
@@ -52,12 +54,13 @@ class IngestFrontEnd:
             return self.django_application(environ, start_response)
         rid = request_id_for(environ)
         context = request_id.set(rid)
-        request_started.send(sender=self.__class__, environ=environ)
         try:
             answer = answer_request(endpoint, environ, _body(environ))
         finally:
-            request_finished.send(sender=self.__class__)
             request_id.reset(context)
+            # What Django's request signals do for an ingest request, without the signals: they cost a third of
+            # the front end's own CPU (docs/performance.md#the-front-end).
+            close_old_connections()
         body = render_json(answer.body)
         start_response(
             _status_line(answer.status),
@@ -74,14 +77,42 @@ class IngestFrontEnd:
         """The headers Django's middleware would add to this request's answer; None when Django should answer it."""
         if self.headers is None:
             self.headers = _django_headers() if _front_end_on() else {}
+            self.verdicts = {}
+            proxy_header = settings.SECURE_PROXY_SSL_HEADER
+            self.host_and_scheme = _HOST_AND_SCHEME + ((proxy_header[0],) if proxy_header else ())
         if not self.headers:
             return None
-        request = _RequestHead(environ)
-        try:
-            request.get_host()
-        except DisallowedHost:
-            return None  # Django answers 400 and logs it as it does for every path
-        return self.headers[(path, request.is_secure())]
+        # Django's verdict on a host and scheme is remembered: deciding it costs a tenth of the front end's CPU.
+        seen = tuple(map(environ.get, self.host_and_scheme))
+        secure = self.verdicts.get(seen)
+        if secure is None:
+            secure = _secure_if_allowed(environ)
+            if len(self.verdicts) < 100:  # hosts a client makes up are judged each time, not remembered
+                self.verdicts[seen] = secure
+        return None if secure is _DISALLOWED else self.headers[(path, secure)]
+
+
+# What HttpRequest.get_host() and is_secure() read of the environ, less SECURE_PROXY_SSL_HEADER's header.
+_HOST_AND_SCHEME = (
+    "HTTP_HOST",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+)
+_DISALLOWED = "disallowed"
+
+
+def _secure_if_allowed(environ) -> bool | str:
+    """Whether the request came over HTTPS, or _DISALLOWED when Django refuses its host (Django then answers 400,
+    and logs it as it does for every path)."""
+    request = _RequestHead(environ)
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return _DISALLOWED
+    return request.is_secure()
 
 
 def _front_end_on() -> bool:
@@ -152,5 +183,8 @@ def _django_headers() -> dict[tuple[str, bool], list[tuple[str, str]] | None]:
     return headers
 
 
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
 def _status_line(status: int) -> str:
-    return f"{status} {HTTPStatus(status).phrase}"
+    return _STATUS_LINES[status]

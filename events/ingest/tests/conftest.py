@@ -6,15 +6,16 @@ canvas/wsgi.py puts it in front of Django: a POST to an ingest path is answered 
 is passed on to Django. `ingest_live_server` does the same for tests that need a server on a port.
 """
 
+from unittest import mock
+
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.http import HttpResponse
 from django.test import Client
 from django.test.client import ClientHandler
 from pytest_django.live_server_helper import LiveServer
 
+from events.ingest import wsgi
 from events.ingest.wsgi import IngestFrontEnd
 
 ADAPTERS = ["django", "front-end"]
@@ -41,13 +42,8 @@ class FrontEndHandler(ClientHandler):
             answer.update(status=int(status.split()[0]), headers=headers)
 
         # As Django's test handler does: connections stay open, for the test's transaction holds them.
-        request_started.disconnect(close_old_connections)
-        request_finished.disconnect(close_old_connections)
-        try:
+        with mock.patch.object(wsgi, "close_old_connections", lambda: None):
             body = b"".join(self.front_end(environ, start_response))
-        finally:
-            request_started.connect(close_old_connections)
-            request_finished.connect(close_old_connections)
         if self.passed_on is not None:
             self.passed_on.answered_by_front_end = False
             return self.passed_on

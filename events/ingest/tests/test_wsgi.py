@@ -4,7 +4,7 @@ The HTTP contract itself (answers, bodies, the refused-events log) runs through 
 modules (see conftest.py). Here each request goes to the production WSGI application (canvas.wsgi.application:
 the front end in front of Django) as gunicorn calls it, and where it matters to Django alone as well: the two
 answers must be alike, down to the headers Django's middleware adds. Django's request_started signal says who
-answered: each sends it under its own class.
+answered: the front end does not send it.
 """
 
 import gzip
@@ -92,7 +92,7 @@ def wsgi_post(app, body: bytes, *, token: str | None, path="/v1/event", query=""
         answer["status"],
         dict(answer["headers"]),
         chunks,
-        by_django=any(sender is not IngestFrontEnd for sender in senders),
+        by_django=bool(senders),
         header_names=sorted(name for name, _ in answer["headers"]),
     )
 
@@ -310,12 +310,13 @@ def test_an_unexpected_failure_is_a_500_in_the_one_shape_and_stores_nothing(acme
 
 @pytest.fixture
 def kept_connection(acme_token, monkeypatch):
-    """After one batch (so the token is known to this process), this thread's connection, kept open between
-    requests as in production (CONN_MAX_AGE; the tests run with 0). Returns the token's plaintext."""
+    """This thread's connection, opened by a first batch and kept open after it as in production (CONN_MAX_AGE;
+    the tests run with 0). Returns the token's plaintext."""
     _, plaintext = acme_token
-    assert wsgi_post(application, batch(track("warm")), token=plaintext, path="/v1/batch").status == 200
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
-    connection.ensure_connection()
+    connection.close()
+    assert wsgi_post(application, batch(track("warm")), token=plaintext, path="/v1/batch").status == 200
+    assert connection.connection is not None
     return plaintext
 
 
