@@ -1,9 +1,8 @@
 """Per-token rate limit, counted in the shared cache (Redis) so every worker and app server share one limit.
 
 A fixed one-second window per token, counted with one Lua script (INCRBY, EXPIRE on first count) per round
-trip, and reserved in small shares so that most requests need no round trip at all (see LEASE_SHARE). (We
-used django-ratelimit first; its counter costs three round trips per request — SET NX, EXISTS, INCR — which
-cost more than the rest of an ingest request on a busy machine.) Without Redis (`make run`) the local-memory
+trip, and reserved in small shares so that most requests need no round trip at all (see LEASE_SHARE); round
+trips are what a counter costs (docs/performance.md#the-rate-limit). Without Redis (`make run`) the local-memory
 cache counts per process. If the cache is unreachable the limit fails open: refusing every event because the
 counter is down would lose data, which is worse than letting a burst through.
 """
@@ -39,8 +38,8 @@ LEASE_SHARE = 100
 def _redis_script(backend: RedisCache):
     """The counting script, bound once to this cache backend's Redis client (Django keeps a backend per thread).
 
-    Django's RedisCache builds a new client object for every call, and redis-py's client setup costs about
-    half a millisecond of CPU: on the hot path that was more than the whole rest of the request.
+    Django's RedisCache builds a new client object for every call, which costs more than the rest of the request
+    (docs/performance.md#the-rate-limit).
     """
     script = getattr(backend, "_events_count_script", None)
     if script is None:

@@ -27,11 +27,11 @@ ERROR_RESPONSES = {
 
 
 class IngestAPIView(APIView):
-    """What every ingest endpoint shares: the pipeline answers a POST; DRF renders the answer, and answers any
-    other method with 405."""
+    """What every ingest endpoint shares: the pipeline answers a POST, and DRF renders the answer. Any other
+    method is DRF's to answer: 401 without a valid token, else 405."""
 
-    # These two describe the API in the schema (the X-Auth-Token scheme, a JSON body); the pipeline itself
-    # authenticates and reads the body.
+    # These describe the API in the schema (the X-Auth-Token scheme, a JSON body); for a POST the pipeline
+    # authenticates and reads the body itself.
     authentication_classes = [EventsTokenAuthentication]
     parser_classes = [JSONParser]
     permission_classes: list = []
@@ -40,7 +40,8 @@ class IngestAPIView(APIView):
     endpoint: Endpoint = ROUTES["/v1/event"]
 
     def initial(self, request, *args, **kwargs):
-        """Nothing to do before the handler: authentication, throttling and parsing are the pipeline's steps."""
+        if request.method != "POST":  # a POST's authentication is the pipeline's first step
+            super().initial(request, *args, **kwargs)
 
     def post(self, request):
         answer = answer_request(self.endpoint, request.META, request._request)

@@ -611,6 +611,11 @@ EVENT_CORPUS = [
         Answer(405, errors.METHOD_NOT_ALLOWED, headers={"Allow": "POST, OPTIONS"}),
         id="method-GET",
     ),
+    pytest.param(
+        Sent(method="get", token=""),
+        Answer(401, errors.MISSING_TOKEN, headers=UNAUTHORIZED),
+        id="method-GET-without-token",
+    ),
     pytest.param(Sent(method="put"), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-PUT"),
     pytest.param(Sent(method="patch"), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-PATCH"),
     pytest.param(Sent(method="delete", body=b""), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-DELETE"),
