@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench bench-publish chaos vendor clean
+.PHONY: run test lint bench bench-publish compare chaos vendor clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,13 @@ bench: $(VENV)/.bench
 bench-publish:
 	test -f var/bench/benchmarks.md || (echo "No report in var/bench/: run make bench first." >&2 && exit 1)
 	cp var/bench/benchmarks.md var/bench/benchmarks.png docs/
+
+# Server CPU per request of the working tree against BASELINE (a git revision), by turns on one core (~5 min);
+# bench/compare.py --help lists COMPARE_ARGS.
+compare: $(VENV)/.bench
+	test -n "$(BASELINE)" || (echo "Usage: make compare BASELINE=<git revision>" >&2 && exit 1)
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(PY) -m bench.compare $(BASELINE) $(COMPARE_ARGS)
 
 # Fault injection: ~60 s of load on gunicorn (2 workers) while a worker is SIGKILLed every few seconds and a
 # throwaway PostgreSQL cluster (never the shared one) crashes twice; exits 1 if an acknowledged event is lost,

@@ -22,9 +22,7 @@ worker_class = buffering_worker(
     max_buffered_bytes=int(os.environ.get("GUNICORN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024)),
 )
 workers = int(os.environ.get("GUNICORN_WORKERS", os.cpu_count() or 2))
-# A thread waits for its group commit, and a worker reads no new request while all of its threads wait: with 16,
-# a worker under load sat idle about a tenth of the time. 32 gave /v1/event 20-27% more requests per second on a
-# core at the same p99 (make bench, docs/benchmarks.md), and hello-world the same; 48 and 64 gave no more.
+# Threads wait for their group commit: enough of them keep a loaded worker busy (docs/performance.md#gunicorn-threads).
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 # A worker whose loop stops turning this long is restarted.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))

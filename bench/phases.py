@@ -25,7 +25,7 @@ from .wrk import Wrk
 
 PACED_TRIES = 4  # one run and up to three corrections of its rate
 PACED_RUNS = 7  # in all, counting the runs set aside because the disk stalled
-PACED_WITHIN = 0.03  # of 80%: a run at 86% of B1 (as 7% allowed) is measured where the queue is longer
+PACED_WITHIN = 0.03  # of 80%: a run further off measures another queue (docs/performance.md#how-the-benchmark-measures)
 WARMUP_SECONDS = 3
 COPY_SECONDS = 5
 COPY_CONNECTIONS = (1, 2, 4)  # the server may run several COPYs at once too

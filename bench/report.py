@@ -42,10 +42,9 @@ def _header(results: Results) -> list[str]:
     return [
         "# Benchmarks",
         "",
-        "The last published run of `make bench` (bench/), on a machine shared with other work: throughput, and so",
-        "the ratios, can move by a factor of two between runs; server CPU per request barely moves. `make bench`",
-        "writes var/bench/; `make bench-publish` copies its report here when a change moves the figures. Why the",
-        "code is built as it is, with the measurements behind it: docs/performance.md.",
+        "The last published run of `make bench` (CONTRIBUTING.md), on a machine shared with other work: throughput,",
+        "and so the ratios, can move by a factor of two between runs; server CPU per request barely moves. Why the",
+        "code is built as it is, with the measurements behind it: [performance.md](performance.md).",
         "",
         f"- **Date**: {results.started_at} (UTC); code at {machine['commit']}",
         f"- **Machine**: {machine['cores']} cores ({machine['cpu']}{yardstick(machine)}), {machine['memory_gib']} "
@@ -117,23 +116,17 @@ def _method(results: Results) -> list[str]:
     return [
         "## Method",
         "",
-        "- `make bench` (about 10 minutes; `BENCH_ARGS`, see `python -m bench.run --help`) drops and creates its own "
-        "database (`BENCH_DATABASE_URL`, default `canvas_bench`) and Redis db (`BENCH_REDIS_URL`, default 14), "
-        "migrates, and creates a team and a token. The servers run `gunicorn -c gunicorn.conf.py` with the "
-        "production settings (plain HTTP on loopback, the per-token rate limit raised out of the way) under "
-        "`taskset`; wrk 4.1 (closed loop, keep-alive) and the COPY client run on the other cores.",
-        f"- B0-http is bench/hello_wsgi.py under the same config; it and B1 run by turns at each connection count "
-        f"({b1_counts}), {results.duration} s each after a {WARMUP_SECONDS} s warm-up. B1 is the highest rate with "
-        "p99 <= 50 ms and no error. The 80% run paces as many connections with random think times, corrected up to "
-        f"three times to within 3%; a paced run during which a COMMIT took over {DISK_STALL_MS:.0f} ms measured the "
-        f"disk and is run again (up to {PACED_RUNS} in all).",
-        f"- B0-copy is psycopg COPY, {BATCH_SIZE} rows per transaction, text and binary, from 1, 2 and 4 "
-        f"connections. It runs in {results.rounds} round(s), each right before B2 with the server on every core; its "
-        "rows are deleted and the table rewritten before B2 runs. B2/B0-copy is the median of the rounds' ratios. "
-        "B2 with the server pinned runs last.",
-        "- Server CPU per request is the user + system time of gunicorn's processes (/proc) over a run, per request.",
-        "- Afterwards every id the server acknowledged is looked up in events_event and rows are counted per phase: "
-        "a missing event fails `make bench`; a missed target is only reported.",
+        "- A fresh database and Redis db of the benchmark's own; `gunicorn -c gunicorn.conf.py` with the production "
+        "settings (the per-token rate limit out of the way) under `taskset`; wrk (closed loop, keep-alive) and the "
+        "COPY client on the other cores.",
+        f"- B0-http (bench/hello_wsgi.py, same config) and B1 by turns at each connection count ({b1_counts}), "
+        f"{results.duration} s each after a {WARMUP_SECONDS} s warm-up. The 80% run paces connections with random "
+        f"think times, corrected to within 3%; one during which a COMMIT took over {DISK_STALL_MS:.0f} ms is run "
+        f"again (up to {PACED_RUNS} in all).",
+        f"- B0-copy (psycopg COPY, text and binary, from 1, 2 and 4 connections) in {results.rounds} round(s), each "
+        "right before B2 on every core, its rows then deleted; B2/B0-copy is the median of the rounds' ratios.",
+        "- Server CPU per request: user + system time of gunicorn's processes (/proc) over a run, per request.",
+        "- Every acknowledged id is then looked up in events_event: a missing one fails `make bench`.",
         "",
     ]
 

@@ -25,26 +25,29 @@ def require_free_ports(*ports: int) -> None:
             raise SystemExit(f"Port {port} is in use: stop what listens there or set BENCH_PORT.")
 
 
-def reset_stores() -> None:
-    """Drop and create the benchmark database, flush the benchmark Redis db. Refuses any other name."""
-    database = urlsplit(DATABASE_URL).path.lstrip("/")
-    redis_db = urlsplit(REDIS_URL).path.lstrip("/") or "0"
-    if "bench" not in database:
-        raise SystemExit(f"BENCH_DATABASE_URL must name a database with 'bench' in it, not {database!r}.")
+def reset_stores(database_url: str = DATABASE_URL, redis_url: str = REDIS_URL) -> None:
+    """Drop and create a benchmark database, flush its Redis db. Refuses any name without "bench" or "compare",
+    and Redis db 0, so that the development and test stores are never touched."""
+    database = urlsplit(database_url).path.lstrip("/")
+    redis_db = urlsplit(redis_url).path.lstrip("/") or "0"
+    if "bench" not in database and "compare" not in database:
+        raise SystemExit(f"The benchmark's database must have 'bench' or 'compare' in its name, not {database!r}.")
     if redis_db == "0":
-        raise SystemExit("BENCH_REDIS_URL must name a Redis db other than 0, which the tests use.")
-    maintenance = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
+        raise SystemExit("The benchmark's Redis db must be another than 0, which the tests use.")
+    maintenance = urlsplit(database_url)._replace(path="/postgres").geturl()
     with psycopg.connect(maintenance, autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis.Redis.from_url(redis_url).flushdb()
 
 
-def bench_environment(workers: int, threads: int) -> dict[str, str]:
+def bench_environment(
+    workers: int, threads: int, *, database_url: str = DATABASE_URL, redis_url: str = REDIS_URL
+) -> dict[str, str]:
     """The production settings (README: Configuration) on the benchmark's database and Redis db."""
     return app_environment(
-        database_url=DATABASE_URL,
-        redis_url=REDIS_URL,
+        database_url=database_url,
+        redis_url=redis_url,
         workers=workers,
         threads=threads,
         rate_limit_per_second=RATE_LIMIT_OUT_OF_THE_WAY,

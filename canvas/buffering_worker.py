@@ -17,7 +17,8 @@ Requests not yet answered hold at most about `max_buffered_bytes` of a worker's 
 reserves its whole length; one that would not fit waits, unread, until a thread has answered another (or its
 deadline passes), so the reserved ones always complete. A head still arriving with more than one read's worth
 buffered is not read again past the budget either.
-gunicorn.conf.py sets the limits (`buffering_worker(...)`); TLS is left to the load balancer in front.
+gunicorn.conf.py sets the limits (`buffering_worker(...)`); TLS is left to the load balancer in front. What it
+costs against gthread and a buffering proxy: docs/performance.md#slow-clients-the-buffering-worker.
 """
 
 import contextlib

@@ -282,7 +282,8 @@ def migrate_and_create_token(env: dict[str, str], *, who: str = "chaos") -> NewT
 
 class Gunicorn:
     """`gunicorn -c gunicorn.conf.py APP` on a loopback port (a free one unless given), held to the cores `cpus`
-    (a taskset list) when given. A context manager: started on entry, stopped on exit."""
+    (a taskset list) when given, running the code of the checkout at `root` (another revision's, for
+    bench/compare.py). A context manager: started on entry, stopped on exit."""
 
     def __init__(
         self,
@@ -292,10 +293,11 @@ class Gunicorn:
         app: str = "canvas.wsgi:application",
         port: int | None = None,
         cpus: str | None = None,
+        root: Path = ROOT,
     ) -> None:
         self.port = port or free_port()
         self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
-        self.log, self.app, self.cpus = log, app, cpus
+        self.log, self.app, self.cpus, self.root = log, app, cpus, root
         self.process: subprocess.Popen | None = None
 
     @property
@@ -309,13 +311,13 @@ class Gunicorn:
 
     def start(self) -> "Gunicorn":
         # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is one per user, shared by every server.
-        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--no-control-socket"]
+        command = [sys.executable, "-m", "gunicorn", "-c", str(self.root / "gunicorn.conf.py"), "--no-control-socket"]
         command.append(self.app)
         if self.cpus is not None:
             command = [shutil.which("taskset") or "taskset", "-c", self.cpus, *command]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         try:
             wait_until(self._healthy, timeout=START_TIMEOUT_SECONDS, what=f"gunicorn on port {self.port}")

@@ -67,9 +67,8 @@ class _Tally:
     """What this process has counted and not yet written to its Prometheus values.
 
     Under gunicorn every Prometheus value is a file-backed mmap, and each write takes a lock and packs the value
-    into the file: the counter and the histogram (a sum and a bucket) of one /v1/event request were about 10 us of
-    a loaded worker's CPU, 4% of the request (gunicorn pinned to one core, measured by turns against the same
-    code with the writes left out). Counted here in plain Python instead, they are written at most once a second
+    into the file: too dear for every request (docs/performance.md#what-each-feature-costs). Counted here in
+    plain Python instead, they are written at most once a second
     by a background thread, and whenever /metrics is read in this process: a scrape sees every request answered
     a second or more before it, and this process's own up to the moment. The histogram's buckets are filled
     through prometheus-client's Histogram internals (_sum, _buckets, _upper_bounds: pinned in requirements.txt;

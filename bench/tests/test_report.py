@@ -56,7 +56,8 @@ def test_the_report_has_at_most_a_screen_of_prose(tmp_path):
     page = (tmp_path / "benchmarks.md").read_text()
 
     prose = [line for line in page.splitlines() if line and not line.startswith(("|", "#", "!"))]
-    assert sum(len(line) for line in prose) < 7_000  # about 60 lines of 110 characters
+    # About 30 lines of 110 characters: a real run's longer machine line and analysis make it about one screen.
+    assert sum(len(line) for line in prose) < 3_300
     assert "Tried and measured, not kept" not in page  # design decisions live in docs/performance.md
 
 

@@ -24,7 +24,7 @@ from events.metrics import record_group_commit
 logger = logging.getLogger(__name__)
 
 MAX_ROWS_PER_COMMIT = 1000
-# Measured here: one INSERT from arrays beats COPY through a staging table up to a few dozen rows.
+# A small group is cheaper as one INSERT than as COPY through a staging table (docs/performance.md#group-commit).
 COPY_ABOVE_ROWS = 32
 # Below gunicorn's 30 s timeout and the usual client timeouts, so a hung database is answered with a 503.
 RESULT_TIMEOUT_SECONDS = 10
@@ -61,9 +61,8 @@ class Arrival:
     """A request on its way to the committer (the fast lane announces each /v1/event as it starts).
 
     The committer waits for more rows only while announced requests have not handed theirs over: with none on
-    the way it commits at once, and a wait usually ends with a row arriving rather than with its deadline. (On
-    the AMD EPYC virtual machines it was measured on, a timed wait that runs out cost about 60 us of CPU; a wait
-    per commit that ran out cost more than the rest of the commit.) A request that leaves without a row
+    the way it commits at once, and a wait usually ends with a row arriving rather than with its deadline: a
+    timed wait that runs out is dear (docs/performance.md#group-commit). A request that leaves without a row
     (refused, or answered by Django) says so too.
     """
 

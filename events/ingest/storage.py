@@ -10,8 +10,8 @@ detected by the same statement that stores the event):
 - `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
   one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was
   stored or turned out to be a duplicate.
-- `store_batch` (POST /v1/batch) first tries COPY straight into the table, which is half the database's work
-  of the staging path; a messageId the team already sent makes that COPY fail on the unique index, and the
+- `store_batch` (POST /v1/batch) first tries COPY straight into the table, which spares the database the staging
+  path's second write; a messageId the team already sent makes that COPY fail on the unique index, and the
   batch is then written through the staging path, which tells stored from duplicate.
 """
 
@@ -61,7 +61,7 @@ _INSERT = {"postgresql": _insert_sql("::jsonb"), "sqlite": _insert_sql("")}
 _EXISTING = "SELECT id FROM events_event WHERE team_id = %s AND message_id = %s"
 _STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage (LIKE events_event INCLUDING DEFAULTS)"
 # The ids' sequence, named outright: `nextval(pg_get_serial_sequence(...))` looks the name up in the catalog for
-# every row, which measured three times the cost of the nextval itself. tests/test_ingest.py checks the name.
+# every row (docs/performance.md#group-commit). events/ingest/tests/test_storage.py checks the name.
 ID_SEQUENCE = "events_event_id_seq"
 _NEXT_ID = f"nextval('{ID_SEQUENCE}'::regclass)"
 # A batch's ids as one array: one row for psycopg to read instead of one per event.
@@ -91,13 +91,13 @@ _ARRAY_TYPES = (
     "jsonb",
 )
 # The same, as the oids COPY's set_types takes: given names, it looks each up in psycopg's type registry for
-# every batch (4.8 us against 0.6 us, measured).
+# every batch (docs/performance.md#batches-one-copy-per-request).
 _COPY_OIDS = [psycopg.postgres.types.get_oid(name) for name in _ARRAY_TYPES]
 # One statement for a small group: ids drawn from the sequence, the rows inserted, and for each row (in order)
 # its id and whether it was stored, in a single round trip. Being one statement it is atomic on its own, so in
-# autocommit mode it costs one commit and no BEGIN/COMMIT round trips. The rows travel as one JSON array
-# (orjson writes it in microseconds; adapting fourteen typed arrays cost psycopg far more), read as jsonb: each
-# `->>` on a json value scans its text again, fourteen times a row, which measured 40% more of PostgreSQL's CPU.
+# autocommit mode it costs one commit and no BEGIN/COMMIT round trips. The rows travel as one JSON array, which
+# psycopg adapts for less than fourteen typed arrays, read as jsonb, whose `->>` does not scan the text again for
+# each column (docs/performance.md#group-commit).
 _FROM_JSON_COLUMNS = ", ".join(
     f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(zip(COLUMNS, _ARRAY_TYPES[1:], strict=True))
 )
@@ -109,8 +109,8 @@ _FROM_JSON = (
     f"{_CONFLICT} RETURNING id) "
     "SELECT input.id, stored.id IS NOT NULL FROM input LEFT JOIN stored USING (id) ORDER BY input.ord"
 )
-# COPY's binary format: psycopg writes a row in a third of the time it takes to write it as text (a timestamp is
-# eight bytes, not a formatted string), and PostgreSQL reads it for no more CPU than the text.
+# COPY's binary format: cheaper for psycopg to write than text (a timestamp is eight bytes, not a formatted
+# string), and no dearer for PostgreSQL to read (docs/performance.md#batches-one-copy-per-request).
 _COPY_STRAIGHT = f"COPY events_event (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
 _COPY_STAGE = f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
 _MESSAGE_ID = COLUMNS.index("message_id")
@@ -211,9 +211,9 @@ def store_group(connection: psycopg.Connection, rows: list[tuple]) -> list[Store
     and committed by itself. Answers as store_rows.
 
     The statement runs on libpq directly (psycopg.pq, psycopg's documented libpq wrapper), not through a cursor:
-    a cursor's execute, its generators and its row makers cost the committer twice the CPU of the statement's own
-    round trip, measured in-process with groups of eight (about 120 against 60 us per commit), on a thread that
-    every request of the group waits for. libpq's blocking call releases the GIL while it waits, as the cursor does.
+    a cursor's execute, its generators and its row makers cost the committer more than the statement's round trip
+    (docs/performance.md#group-commit), on a thread that every request of the group waits for. libpq's blocking
+    call releases the GIL while it waits, as the cursor does.
     """
     if not rows:
         return []
@@ -298,10 +298,10 @@ def store_batch(rows: list[tuple]) -> list[StoredEvent]:
         return [store_row(row) for row in rows]
     if rows and not _repeats_a_message_id(rows):
         # Outside a transaction the COPY is one statement, committed by itself (and wholly rolled back should it
-        # fail): no BEGIN and COMMIT round trips, which cost more client CPU than writing the rows. It runs on
-        # psycopg's own cursor, with Django's error translation around it (what Django's cursor wrapper does per
-        # statement, less its bookkeeping): a batch's fixed cost is about its events' own, so that counts. Inside
-        # the caller's transaction, a savepoint keeps that transaction usable should the COPY fail.
+        # fail): no BEGIN and COMMIT round trips. It runs on psycopg's own cursor, with Django's error translation
+        # around it (what Django's cursor wrapper does per statement, less its bookkeeping): a batch's fixed cost
+        # counts (docs/performance.md#batches-one-copy-per-request). Inside the caller's transaction, a savepoint
+        # keeps that transaction usable should the COPY fail.
         try:
             if database.in_atomic_block:
                 with transaction.atomic(), database.cursor() as cursor:
@@ -336,8 +336,8 @@ class _IdReserve:
     """Ids this process drew ahead for its next batches.
 
     Drawing a batch's ids is a round trip of its own before the COPY, and a transaction of its own whose commit
-    waits for a WAL flush (nextval WAL-logs the sequence every 32 values). Measured in-process with 100-event
-    batches, that was about a tenth of the server's and PostgreSQL's CPU per event together. So a draw that
+    waits for a WAL flush (nextval WAL-logs the sequence every 32 values): dear beside a batch's own work
+    (docs/performance.md#batches-one-copy-per-request). So a draw that
     finds the reserve empty while its last draw is fresh takes twice as many ahead as the last one did (up to
     MAX_AHEAD), for the batches that follow; ids left longer than RESERVE_SECONDS are let go, and the next draw
     takes only what it needs. Ids are then not handed out in commit order, which concurrent transactions never
