@@ -159,7 +159,7 @@ class RejectedEvent(models.Model):
 
 
 class ColumnType(models.TextChoices):
-    """The PostgreSQL type of a warehouse column, inferred from every value seen (see events.warehouse.sync)."""
+    """The PostgreSQL type of a warehouse column, inferred from every value seen (see events.warehouse.column_types)."""
 
     NUMERIC = "numeric", "numeric"
     BOOLEAN = "boolean", "boolean"

@@ -1,6 +1,8 @@
 """Reads behind the Events page (events/explorer/views.py): live tail, one event, catalog, volume, warehouse, CSV rows.
 
-Everything is scoped to one team by the caller's `team`; nothing here takes an id without it.
+Everything is scoped to one team by the caller's `team`; nothing here takes an id without it. Each read holds
+a bounded amount whatever the team sends: the tail and the catalog come a page at a time, the volume from the
+catalog's hourly and daily counts, the export a chunk at a time through a server-side cursor.
 """
 
 from collections.abc import Iterator
@@ -24,7 +26,9 @@ from events.models import (
     EventVolume,
     TeamWarehouse,
 )
-from events.warehouse.sync import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, TYPE_VIEWS, flatten
+from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
+from events.warehouse.column_types import flatten
+from events.warehouse.view_definitions import TYPE_VIEWS
 
 TAIL_LIMIT = 50
 PREVIEW_LENGTH = 120
@@ -32,7 +36,7 @@ VOLUME_SERIES = 6  # the busiest event names get a series each; the others are a
 OTHER_EVENTS = "Other"
 EXPORT_CHUNK_SIZE = 2000
 # The catalog is read a page at a time, so the Events page stays small whatever a team sends (see
-# docs/performance.md): names per page, properties shown under each name, properties per page of one name.
+# docs/performance.md#catalog-caps): names per page, properties shown under each name, properties per page of one name.
 CATALOG_PAGE_SIZE = 20
 PROPERTY_PREVIEW = 5
 PROPERTY_PAGE_SIZE = 100
@@ -276,7 +280,7 @@ def volume_series(*, team: Team, period: str, event: str = "", now: datetime | N
 
 def warehouse_summary(*, team: Team) -> dict:
     """What the Events page and Settings say about the team's warehouse."""
-    # Not `views` itself: it holds every column of every view, megabytes for a team at its caps.
+    # Not `views` itself: it holds every column of every view; see docs/performance.md#catalog-caps.
     warehouse = TeamWarehouse.objects.filter(team=team).defer("views").first()
     state = CatalogSyncState.objects.filter(pk=1).first()
     views = _view_names(warehouse) if warehouse else []

@@ -1,4 +1,8 @@
-"""The Events page and its JSON endpoints, under /events/ (see canvas/urls.py)."""
+"""The Events page and its JSON endpoints, under /events/ (see canvas/urls.py).
+
+The page is whole HTML from the server; the .json endpoints feed static/js/events.js (the live tail, the raw
+JSON panel, the chart). Every route answers for the current team only.
+"""
 
 from django.urls import path
 

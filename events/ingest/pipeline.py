@@ -50,7 +50,7 @@ from events.metrics import record_answer
 from events.models import Event
 from events.tokens.authentication import authenticate_token, token_from_headers
 from events.tokens.lookup import TokenSnapshot
-from events.warehouse.sync import warehouse_changes
+from events.warehouse.dry_run import warehouse_changes
 
 logger = logging.getLogger(__name__)
 

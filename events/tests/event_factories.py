@@ -12,8 +12,8 @@ from accounts.models import Team
 from events.ingest.storage import event_row, store_row
 from events.ingest.validation import EventPayload
 from events.models import CatalogEvent
-from events.warehouse.catalog import catalog_sync
-from events.warehouse.sync import MAX_CATALOG_EVENTS, warehouse_sync
+from events.warehouse.catalog import MAX_CATALOG_EVENTS, catalog_sync
+from events.warehouse.sync import warehouse_sync
 
 
 def store_event(

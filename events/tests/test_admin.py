@@ -9,7 +9,7 @@ from events.ingest.errors import ApiError
 from events.models import ApiToken, AuditAction, AuditEntry
 from events.tokens import services
 from events.tokens.authentication import authenticate_token
-from events.warehouse.sync import warehouse_for_team
+from events.warehouse.naming import warehouse_for_team
 
 TOKENS = "/admin/events/apitoken/"
 AUDIT = "/admin/events/auditentry/"

@@ -1,4 +1,13 @@
-"""DRF authentication for the Events API: the token travels in the X-Auth-Token header and nowhere else."""
+"""Authenticating an Events API request by its token, for every way into the API.
+
+The token comes from `X-Auth-Token`, or from HTTP Basic with the token as username (what Segment's libraries
+send); never from the query string or the body, which end up in logs. A malformed token is refused before any
+query; a well-formed one is found by its digest (events.tokens.lookup, cached) and compared in constant time.
+`last_used_at` is written at most once a minute per token. EventsTokenAuthentication wraps it for DRF.
+
+The rule a newcomer must know: `authenticate_token` is the one place that decides 401 or 403; every adapter
+calls it rather than checking a token itself.
+"""
 
 import base64
 import hmac

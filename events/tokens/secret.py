@@ -4,6 +4,10 @@ The prefix lets secret scanners recognise a leaked token; the checksum lets us r
 token before any database query (GitHub's token format works the same way). Only the SHA-256 digest is
 stored: the secret has 190 bits of entropy, so a fast unsalted hash is safe and keeps the hot path cheap,
 where a password hasher would cost milliseconds per request.
+
+The second half keeps tokens out of what Canvas stores and logs (`scrub`, `scrub_document`). The rule a
+newcomer must know: anything written from a request (a refused payload, an event, a log line) goes through
+them first, so that whoever reads it sees a hint, never a working token.
 """
 
 import base64

@@ -1,4 +1,7 @@
-"""Reads for the Settings page's Events API section."""
+"""Reads for the Settings page's Events API section: the team's live tokens, its refused events, its audit log.
+
+Members see the tokens' hints and the refused events; only Owners get the token form and the audit log.
+"""
 
 from django.conf import settings
 from django.http import HttpRequest

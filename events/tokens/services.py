@@ -1,4 +1,10 @@
-"""Every write to Events API access (secret, enabling, audit) happens here."""
+"""Every write to Events API access happens here: creating and revoking tokens, switching a team's API on/off.
+
+Each write is one transaction with its audit row, and is a conditional UPDATE where two people could act at
+once, so a change is recorded once. The rule a newcomer must know: after a commit, the token cache is refreshed
+(events.tokens.lookup), which is what makes a revocation reach every worker within a second; a write that skips
+these functions leaves workers on the old answer for up to a minute.
+"""
 
 from django.db import transaction
 from django.utils import timezone

@@ -1,4 +1,10 @@
-"""Settings → Events API actions (browser pages). The ingestion API itself lives in events/ingest/views.py."""
+"""Settings → Events API actions for Owners: create a token, confirm and revoke one. The ingestion API itself
+is events.ingest.
+
+Thin views: each checks membership (accounts.access), calls one service and renders the Settings page. The rule
+a newcomer must know: the plaintext of a new token goes into the one response that creates it and nowhere else
+(never_cache keeps it out of every cache).
+"""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required

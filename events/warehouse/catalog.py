@@ -16,6 +16,10 @@ One team's data can never stop the others: each team's rows are counted in a sav
 team's fail, the watermark still moves on; that team's ids wait in its `catalog_backlog` (ranges of ids),
 every later row of it joins them, and each sync retries them first. Its error, and since when, are on its
 TeamWarehouse (Django admin, /metrics).
+
+The rule a newcomer must know: each stored event is counted exactly once, whatever order transactions commit
+in and however often the sync runs or fails; and a team's catalog holds at most MAX_CATALOG_EVENTS names and
+MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows.
 """
 
 import logging
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from accounts.models import Team
@@ -42,21 +46,15 @@ from events.models import (
     SyncStep,
     TeamWarehouse,
 )
+from events.warehouse.column_types import TypeCounts, flatten, value_type
 from events.warehouse.distinct_count import empty_sketch, sketch_add
-from events.warehouse.sync import (
-    MAX_CATALOG_EVENTS,
-    MAX_CATALOG_PROPERTIES,
-    TYPE_VIEWS,
-    TypeCounts,
-    column_name_for,
-    flatten,
-    path_digest,
-    path_key,
-    table_name_for,
-    value_type,
-    warehouse_for_team,
-)
+from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
+from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
+# Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
+# names must not grow the catalog, or the Events page that lists it, without end.
+MAX_CATALOG_EVENTS = 2 * MAX_EVENT_VIEWS  # per team, every type; room for views and for non-track names
+MAX_CATALOG_PROPERTIES = MAX_COLUMNS_PER_VIEW  # per event name
 CHUNK_SIZE = 5000
 GAP_TTL = timedelta(minutes=10)
 MAX_OPEN_GAPS = 20_000
@@ -82,11 +80,13 @@ class _EventTally:
 
 @dataclass
 class _Tally:
-    events: dict[tuple[int, str, str], _EventTally] = field(default_factory=dict)  # (team, type, name)
-    volume: dict[tuple[int, str, datetime], int] = field(default_factory=dict)  # (team, name, hour)
+    """One team's events of one sync, added up in memory."""
 
-    def add(self, event_id, team_id, event_type, name, properties, timestamp, received_at) -> None:
-        key = (team_id, event_type, name)
+    events: dict[tuple[str, str], _EventTally] = field(default_factory=dict)  # (type, name)
+    volume: dict[tuple[str, datetime], int] = field(default_factory=dict)  # (name, hour)
+
+    def add(self, event_id, event_type, name, properties, timestamp, received_at) -> None:
+        key = (event_type, name)
         tally = self.events.get(key)
         if tally is None:
             tally = self.events[key] = _EventTally(event_id, received_at, received_at)
@@ -97,7 +97,7 @@ class _Tally:
             kind = value_type(value)
             if kind is not None:
                 tally.properties.setdefault(path, TypeCounts()).add_value(kind)
-        hour = (team_id, name, timestamp.replace(minute=0, second=0, microsecond=0))
+        hour = (name, timestamp.replace(minute=0, second=0, microsecond=0))
         self.volume[hour] = self.volume.get(hour, 0) + 1
 
 
@@ -177,25 +177,26 @@ def _add_to_catalog(rows: list[tuple], *, passed: tuple[int, int], result: Catal
 def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: CatalogSyncResult) -> bool:
     """Count one team's rows in a savepoint. False (and the error recorded) if the team's catalog refused
     them: nothing of them is counted then."""
+    team_id = warehouse.team_id
     tally = _Tally()
-    for row in rows:
-        tally.add(*row)
-    changed: set[int] = set()
+    for event_id, _, event_type, name, properties, timestamp, received_at in rows:
+        tally.add(event_id, event_type, name, properties, timestamp, received_at)
     try:
         with transaction.atomic():
-            catalog_events = _update_events(tally, changed)
-            _update_properties(tally, catalog_events, changed)
-            _update_volume(tally)
+            catalog_events, names_added = _update_events(team_id, tally)
+            columns_changed = _update_properties(team_id, tally, catalog_events)
+            _update_volume(team_id, tally)
+            changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
     except Exception as error:  # whatever one team's data does, the other teams are synced
         logger.exception("Could not catalog the events of %s; they wait in its backlog.", warehouse.schema_name)
         warehouse.record_sync_failure(step=SyncStep.CATALOG, error=error)
-        result.teams_failed.add(warehouse.team_id)
+        result.teams_failed.add(team_id)
         return False
     warehouse.clear_sync_failure(step=SyncStep.CATALOG)
     if changed:
-        result.teams_changed.add(warehouse.team_id)
+        result.teams_changed.add(team_id)
     return True
 
 
@@ -255,10 +256,12 @@ def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> set[int]:
     return counted
 
 
-def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str], CatalogEvent]:
-    teams = {key[0] for key in tally.events}
-    names = {key[2] for key in tally.events}
-    existing = {(e.team_id, e.type, e.name): e for e in CatalogEvent.objects.filter(team_id__in=teams, name__in=names)}
+def _update_events(team_id: int, tally: _Tally) -> tuple[dict[tuple[str, str], CatalogEvent], bool]:
+    """Add the tally to the team's catalogued names and catalogue its new names while the catalog has room; the
+    others are counted as Other and leave the tally. Returns the tally's names with their rows, and whether a
+    name was added."""
+    names = {name for _, name in tally.events}
+    existing = {(e.type, e.name): e for e in CatalogEvent.objects.filter(team_id=team_id, name__in=names)}
     for key, event in existing.items():
         counted = tally.events.get(key)
         if counted is not None:
@@ -268,26 +271,28 @@ def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str
     CatalogEvent.objects.bulk_update(
         [e for key, e in existing.items() if key in tally.events], ["count", "first_seen_at", "last_seen_at"]
     )
-    taken_tables: dict[int, set[str]] = {}
-    room = _catalog_room({key[0] for key in tally.events if key not in existing})
+    room: int | None = None  # names the catalog still takes, counted when a new name first asks
+    taken_tables: set[str] | None = None
     new, others = {}, []
     # Names are given in the order events were first stored, so the same history always gives the same names.
     for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
         if key in existing:
             continue
-        team_id, event_type, name = key
-        if room[team_id] <= 0:
+        if room is None:
+            room = MAX_CATALOG_EVENTS - CatalogEvent.objects.filter(team_id=team_id).count()
+        if room <= 0:
             others.append(key)
             continue
-        room[team_id] -= 1
+        room -= 1
+        event_type, name = key
         if event_type == EventType.TRACK:
-            if team_id not in taken_tables:
-                taken_tables[team_id] = set(
+            if taken_tables is None:
+                taken_tables = set(
                     CatalogEvent.objects.filter(team_id=team_id, type=EventType.TRACK)
                     .exclude(table_name="")
                     .values_list("table_name", flat=True)
                 )
-            table_name = table_name_for(name, taken=taken_tables[team_id])
+            table_name = table_name_for(name, taken=taken_tables)
         else:
             table_name = TYPE_VIEWS[event_type]
         new[key] = CatalogEvent(
@@ -299,21 +304,13 @@ def _update_events(tally: _Tally, changed: set[int]) -> dict[tuple[int, str, str
             first_seen_at=counted.first_seen,
             last_seen_at=counted.last_seen,
         )
-        changed.add(team_id)
-    # One INSERT, in the order above (ids follow it), rather than one per name: a burst of names is cheap.
+    # One INSERT, in the order above (ids follow it), so a burst of new names stays cheap; see
+    # docs/performance.md#catalog-caps.
     CatalogEvent.objects.bulk_create(new.values(), batch_size=1000)
     existing.update(new)
     # Names with no room leave the tally: their properties are not catalogued and their volume is Other's.
-    other_names = [((key[0], None), _OtherTally.of(tally.events.pop(key), [key[2]])) for key in others]
-    _count_as_other(other_names)
-    return existing
-
-
-def _catalog_room(teams: set[int]) -> dict[int, int]:
-    """How many more names each team's catalog takes (MAX_CATALOG_EVENTS in all)."""
-    rows = CatalogEvent.objects.filter(team_id__in=teams).values("team_id").annotate(names=Count("pk"))
-    held = {row["team_id"]: row["names"] for row in rows}
-    return {team_id: MAX_CATALOG_EVENTS - held.get(team_id, 0) for team_id in teams}
+    _count_as_other(team_id, [(None, _OtherTally.of(tally.events.pop(key), [key[1]])) for key in others])
+    return existing, bool(new)
 
 
 @dataclass
@@ -336,10 +333,10 @@ class _OtherTally:
         self.values += other.values
 
 
-def _count_as_other(tallies: Iterable[tuple[tuple[int, int | None], _OtherTally]]) -> None:
-    """Add to the "Other" rows, keyed (team, None) for a team's other names and (team, catalog event id) for an
-    event's other properties."""
-    merged: dict[tuple[int, int | None], _OtherTally] = {}
+def _count_as_other(team_id: int, tallies: Iterable[tuple[int | None, _OtherTally]]) -> None:
+    """Add to the team's "Other" rows, keyed None for its other names and a catalog event's id for that event's
+    other properties."""
+    merged: dict[int | None, _OtherTally] = {}
     for key, counted in tallies:
         if key in merged:
             merged[key].add(counted)
@@ -347,19 +344,18 @@ def _count_as_other(tallies: Iterable[tuple[tuple[int, int | None], _OtherTally]
             merged[key] = counted
     if not merged:
         return
-    teams = {team_id for team_id, _ in merged}
-    event_ids = [event_id for _, event_id in merged if event_id is not None]
-    rows = CatalogOther.objects.filter(team_id__in=teams).filter(
+    event_ids = [event_id for event_id in merged if event_id is not None]
+    rows = CatalogOther.objects.filter(team_id=team_id).filter(
         Q(catalog_event__isnull=True) | Q(catalog_event_id__in=event_ids)
     )
-    existing = {(row.team_id, row.catalog_event_id): row for row in rows}
+    existing = {row.catalog_event_id: row for row in rows}
     created = []
     for key, counted in merged.items():
         row = existing.get(key)
         if row is None:
             row = CatalogOther(
-                team_id=key[0],
-                catalog_event_id=key[1],
+                team_id=team_id,
+                catalog_event_id=key,
                 first_seen_at=counted.first_seen,
                 last_seen_at=counted.last_seen,
                 distinct_sketch=empty_sketch(),
@@ -387,7 +383,7 @@ class _ViewColumns:
 
 def _view_columns(event: CatalogEvent, cache: dict) -> _ViewColumns:
     # A track event has its own view; the events of other types share their type's view (and its columns).
-    key = (event.team_id, event.pk) if event.type == EventType.TRACK else (event.team_id, event.type)
+    key = event.pk if event.type == EventType.TRACK else event.type
     if key not in cache:
         props = CatalogProperty.objects.filter(team_id=event.team_id).exclude(column_name="")
         if event.type == EventType.TRACK:
@@ -399,9 +395,9 @@ def _view_columns(event: CatalogEvent, cache: dict) -> _ViewColumns:
     return cache[key]
 
 
-def _update_properties(
-    tally: _Tally, catalog_events: dict[tuple[int, str, str], CatalogEvent], changed: set[int]
-) -> None:
+def _update_properties(team_id: int, tally: _Tally, catalog_events: dict[tuple[str, str], CatalogEvent]) -> bool:
+    """Add the tally's properties to the catalog, giving new ones their column while the name has room; the
+    others are counted as Other. Returns whether a view gained a column or a column changed type."""
     event_ids = [catalog_events[key].pk for key in tally.events]
     existing: dict[tuple[int, str], CatalogProperty] = {}
     for start in range(0, len(event_ids), 500):  # at most MAX_CATALOG_PROPERTIES properties per event
@@ -409,12 +405,13 @@ def _update_properties(
             existing[(prop.catalog_event_id, prop.path_digest)] = prop
     per_event = Counter(event_id for event_id, _ in existing)
     updated, created = [], []
-    others: list[tuple[tuple[int, int], _OtherTally]] = []
+    others: list[tuple[int | None, _OtherTally]] = []
     views: dict = {}
+    columns_changed = False
     for key, counted in sorted(tally.events.items(), key=lambda item: item[1].first_id):
         event = catalog_events[key]
         if event.type == EventType.TRACK and not per_event[event.pk]:
-            views[(event.team_id, event.pk)] = _ViewColumns({}, set())  # a name's own view, with no column yet
+            views[event.pk] = _ViewColumns({}, set())  # a name's own view, with no column yet
         for path, counts in counted.properties.items():
             digest = path_digest(path)
             prop = existing.get((event.pk, digest))
@@ -427,10 +424,10 @@ def _update_properties(
                 prop.text_count += counts.text
                 updated.append(prop)
                 if prop.inferred_type != before and prop.column_name:
-                    changed.add(event.team_id)
+                    columns_changed = True
                 continue
             if per_event[event.pk] >= MAX_CATALOG_PROPERTIES:
-                others.append(((event.team_id, event.pk), _OtherTally.of(counted, [path_key(path)], counts.count)))
+                others.append((event.pk, _OtherTally.of(counted, [path_key(path)], counts.count)))
                 continue
             if event.type == EventType.ALIAS or (event.type == EventType.TRACK and not event.table_name):
                 column = ""  # no view holds these properties
@@ -440,7 +437,7 @@ def _update_properties(
                 if column:
                     view.by_digest[digest] = column
             prop = CatalogProperty(
-                team_id=event.team_id,
+                team_id=team_id,
                 catalog_event=event,
                 path=list(path),
                 path_digest=digest,
@@ -455,40 +452,40 @@ def _update_properties(
             existing[(event.pk, digest)] = prop
             per_event[event.pk] += 1
             if column:
-                changed.add(event.team_id)
+                columns_changed = True
     CatalogProperty.objects.bulk_update(
         updated, ["count", "numeric_count", "boolean_count", "timestamp_count", "text_count"], batch_size=1000
     )
     CatalogProperty.objects.bulk_create(created, batch_size=1000)
-    _count_as_other(others)
+    _count_as_other(team_id, others)
+    return columns_changed
 
 
-def _update_volume(tally: _Tally) -> None:
+def _update_volume(team_id: int, tally: _Tally) -> None:
     # A name counted as Other (under every type it came with) is counted under Other's blank name here too.
-    catalogued = {(team_id, name) for team_id, _, name in tally.events}
-    hours: dict[tuple[int, str, datetime], int] = {}
-    days: dict[tuple[int, str, datetime], int] = {}
-    for (team_id, name, hour), count in tally.volume.items():
-        name = name if (team_id, name) in catalogued else EventVolume.OTHER_NAMES
-        hours[(team_id, name, hour)] = hours.get((team_id, name, hour), 0) + count
-        day = (team_id, name, hour.replace(hour=0))
+    catalogued = {name for _, name in tally.events}
+    hours: dict[tuple[str, datetime], int] = {}
+    days: dict[tuple[str, datetime], int] = {}
+    for (name, hour), count in tally.volume.items():
+        name = name if name in catalogued else EventVolume.OTHER_NAMES
+        hours[(name, hour)] = hours.get((name, hour), 0) + count
+        day = (name, hour.replace(hour=0))
         days[day] = days.get(day, 0) + count
-    _add_volume(EventVolume, "hour", hours)
-    _add_volume(DailyEventVolume, "day", days)
+    _add_volume(team_id, EventVolume, "hour", hours)
+    _add_volume(team_id, DailyEventVolume, "day", days)
 
 
-def _add_volume(model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
-    """Add {(team, name, start of the bucket): count} to the rows of an hourly or daily volume table."""
-    teams = {team_id for team_id, _, _ in counts}
-    names = {name for _, name, _ in counts}
-    starts = {start for _, _, start in counts}
-    rows = model.objects.filter(team_id__in=teams, event__in=names, **{f"{bucket}__in": starts})
-    existing = {(row.team_id, row.event, getattr(row, bucket)): row for row in rows}
+def _add_volume(team_id: int, model: type[EventVolume | DailyEventVolume], bucket: str, counts: dict) -> None:
+    """Add {(name, start of the bucket): count} to the team's rows of an hourly or daily volume table."""
+    names = {name for name, _ in counts}
+    starts = {start for _, start in counts}
+    rows = model.objects.filter(team_id=team_id, event__in=names, **{f"{bucket}__in": starts})
+    existing = {(row.event, getattr(row, bucket)): row for row in rows}
     updated, created = [], []
     for key, count in counts.items():
         row = existing.get(key)
         if row is None:
-            created.append(model(team_id=key[0], event=key[1], count=count, **{bucket: key[2]}))
+            created.append(model(team_id=team_id, event=key[0], count=count, **{bucket: key[1]}))
         else:
             row.count += count
             updated.append(row)

@@ -52,12 +52,12 @@ from psycopg import sql
 
 from accounts.models import Team, User
 from events.models import AuditAction, AuditEntry, TeamWarehouse
+from events.warehouse.naming import warehouse_for_team
 from events.warehouse.sync import (
     WarehouseUnavailable,
     grant_read,
     require_postgresql,
     role_exists,
-    warehouse_for_team,
     warehouse_sync_team,
 )
 
@@ -67,8 +67,9 @@ CONNECTION_LIMIT = 10
 SCRAM_ITERATIONS = 4096
 MAX_PREFIX_LENGTH = 40
 # pg_catalog functions PUBLIC may call that write or hold something shared, with no privilege asked: large
-# objects, WAL messages, transaction ids (wraparound), notifications, and advisory locks (a few thousand fill
-# the cluster's lock table, and then no new connection to any database succeeds). The app calls none of them.
+# objects, WAL messages, transaction ids (wraparound), notifications, and advisory locks (they can fill the
+# cluster's lock table, and then no new connection to any database succeeds; see
+# docs/performance.md#holding-warehouse-logins-to-their-limits). The app calls none of them.
 WRITING_FUNCTIONS = (
     r"^(lo_creat|lo_create|lo_from_bytea|pg_logical_emit_message|txid_current|pg_current_xact_id|pg_notify"
     r"|pg_(try_)?advisory_(xact_)?lock(_shared)?)$"
@@ -167,7 +168,8 @@ def login_settings(*, schema: str) -> dict[str, str]:
         "idle_in_transaction_session_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
         "work_mem": settings.WAREHOUSE_WORK_MEM,
         "temp_file_limit": settings.WAREHOUSE_TEMP_FILE_LIMIT,
-        # An error quotes the value it refused: `SELECT repeat('x', 10^8)::int` wrote 100 MB to the server's log.
+        # An error quotes the value it refused, so one query can fill the server's log; see
+        # docs/performance.md#holding-warehouse-logins-to-their-limits.
         "log_min_messages": "fatal",
         "log_min_error_statement": "fatal",
     }

@@ -27,10 +27,10 @@ from events.explorer.selectors import (
 from events.explorer.views import WAREHOUSE_NOT_SET_UP
 from events.models import CatalogEvent, CatalogOther, EventVolume, TeamWarehouse
 from events.tests.event_factories import data_made_in_postgresql, store_event, sync
-from events.warehouse.catalog import catalog_sync
+from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, catalog_sync
 from events.warehouse.credentials import WarehouseLoginUnsafe
 from events.warehouse.distinct_count import sketch_add
-from events.warehouse.sync import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS
+from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
 

@@ -25,8 +25,7 @@ from events.tests.event_factories import (
     store_names,
     track_batch,
 )
-from events.warehouse.catalog import catalog_sync
-from events.warehouse.sync import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES
+from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, catalog_sync
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
 
@@ -195,7 +194,7 @@ def test_ids_that_never_appear_are_let_go(acme, caught_up):
 
 def test_properties_past_the_limit_are_not_catalogued(acme, monkeypatch):
     monkeypatch.setattr("events.warehouse.catalog.MAX_CATALOG_PROPERTIES", 2)
-    monkeypatch.setattr("events.warehouse.sync.MAX_COLUMNS_PER_VIEW", 2)
+    monkeypatch.setattr("events.warehouse.naming.MAX_COLUMNS_PER_VIEW", 2)
     store_event(acme, "Purchased an Item", {"a": 1, "b": 2})
     store_event(acme, "Purchased an Item", {"c": 3, "a": 4})
     catalog_sync()
@@ -206,7 +205,7 @@ def test_properties_past_the_limit_are_not_catalogued(acme, monkeypatch):
 
 
 def test_event_names_past_the_view_limit_are_counted_without_a_view(acme, monkeypatch):
-    monkeypatch.setattr("events.warehouse.sync.MAX_EVENT_VIEWS", 1)
+    monkeypatch.setattr("events.warehouse.naming.MAX_EVENT_VIEWS", 1)
     store_event(acme, "Signed Up")
     store_event(acme, "Purchased an Item", {"revenue": 1})
     catalog_sync()

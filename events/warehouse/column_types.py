@@ -1,0 +1,97 @@
+"""The type of a warehouse column, inferred from every value its property was seen with.
+
+JSON numbers and numeric strings ("39.95", "-1e3") -> numeric; JSON booleans -> boolean; ISO-8601 date or
+date-time strings -> timestamptz (those without an offset are UTC); everything else, and any mixture, -> text.
+Arrays are text (their JSON); null counts as absent. Nested objects are walked (`flatten`): each leaf is a
+property of its own, named by its path.
+
+The rule a newcomer must know: the patterns below are written once and read by two engines, Python here (to
+infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions). They use
+only syntax both read alike, so a value the inference calls numeric always casts, and any other reads as NULL.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from events.models import CatalogProperty, ColumnType, infer_column_type
+
+# Longer numeric strings are text: PostgreSQL's numeric stops at 16,383 digits after the point.
+MAX_NUMERIC_LENGTH = 1000
+
+NUMERIC_PATTERN = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,3})?"
+# Only real dates: day 29 and 30 in every month but February, 31 in the long months, February 29 in leap
+# years (divisible by 4, centuries only by 400), and never year 0000, so the cast cannot fail.
+_DATE = (
+    r"(?:(?!0000)[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|(?:0[13578]|1[02])-31)"
+    r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)"
+)
+_TIME = r"[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+# PostgreSQL accepts offsets up to 15:59.
+_OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
+ZONED_TIMESTAMP_PATTERN = _DATE + _TIME + _OFFSET
+LOCAL_TIMESTAMP_PATTERN = _DATE + f"(?:{_TIME})?"
+
+_NUMERIC = re.compile(NUMERIC_PATTERN)
+_ZONED_TIMESTAMP = re.compile(ZONED_TIMESTAMP_PATTERN)
+_LOCAL_TIMESTAMP = re.compile(LOCAL_TIMESTAMP_PATTERN)
+
+
+def value_type(value: Any) -> str | None:
+    """The column type one JSON value asks for; None for null, which counts as absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return ColumnType.BOOLEAN.value
+    if isinstance(value, int | float):
+        return ColumnType.NUMERIC.value
+    if isinstance(value, str):
+        if len(value) <= MAX_NUMERIC_LENGTH and _NUMERIC.fullmatch(value):
+            return ColumnType.NUMERIC.value
+        if _ZONED_TIMESTAMP.fullmatch(value) or _LOCAL_TIMESTAMP.fullmatch(value):
+            return ColumnType.TIMESTAMPTZ.value
+    return ColumnType.TEXT.value
+
+
+@dataclass
+class TypeCounts:
+    """How many values of each type a property (or a column) had: what its column type is inferred from."""
+
+    count: int = 0
+    numeric: int = 0
+    boolean: int = 0
+    timestamp: int = 0
+    text: int = 0
+
+    _FIELDS = {"numeric": "numeric", "boolean": "boolean", "timestamptz": "timestamp", "text": "text"}
+
+    def add_value(self, kind: str) -> None:
+        self.count += 1
+        name = self._FIELDS[kind]
+        setattr(self, name, getattr(self, name) + 1)
+
+    def add(self, other: "TypeCounts") -> None:
+        for name in ("count", "numeric", "boolean", "timestamp", "text"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def column_type(self) -> str:
+        return infer_column_type(numeric=self.numeric, boolean=self.boolean, timestamp=self.timestamp, text=self.text)
+
+    @classmethod
+    def of(cls, prop: CatalogProperty) -> "TypeCounts":
+        return cls(prop.count, prop.numeric_count, prop.boolean_count, prop.timestamp_count, prop.text_count)
+
+
+def flatten(properties: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, value) for every leaf: nested objects are walked, arrays and scalars are leaves."""
+    if not isinstance(properties, dict):
+        return
+    for key, value in properties.items():
+        path = (*prefix, key)
+        if isinstance(value, dict):
+            yield from flatten(value, path)
+        else:
+            yield path, value

@@ -1,0 +1,237 @@
+"""The views of a team's warehouse schema, as its catalog says they should be now: their columns and their SQL.
+
+A schema has one view per message type (`tracks`, `identifies`, `pages`, `screens`, `groups`, `aliases`) and
+one per track event name (`purchased_an_item`). Each starts with the fixed columns (id, identity, times,
+context), then one column per property in the order the catalog first saw it: a track event's view has its
+event's properties, `identifies` and `groups` the traits, `pages` and `screens` the properties of every page or
+screen. `team_views` plans them (plain data); `view_sql` writes one as CREATE OR REPLACE VIEW.
+
+The rule a newcomer must know: a view reads events_event itself, filtered to its team, as a security barrier
+running with its owner's (the app's) privileges. So an event is in the views the moment it is stored, and a
+reader's own conditions never run on another team's rows. And a view never fails on a value: every typed
+column casts behind the pattern the inference uses (events.warehouse.column_types), inside CASE, so a value
+that does not fit reads as NULL.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from events.models import CatalogEvent, CatalogProperty, ColumnType, Event, EventType
+from events.warehouse.column_types import (
+    LOCAL_TIMESTAMP_PATTERN,
+    MAX_NUMERIC_LENGTH,
+    NUMERIC_PATTERN,
+    ZONED_TIMESTAMP_PATTERN,
+    TypeCounts,
+)
+
+# Past these, an event name or property is still counted in the catalog but gets no view or column of its own:
+# PostgreSQL allows at most 1,664 columns in a view, and thousands of views would make every sync slow.
+MAX_EVENT_VIEWS = 1000
+MAX_COLUMNS_PER_VIEW = 1000
+
+TYPE_VIEWS = {
+    EventType.TRACK: "tracks",
+    EventType.IDENTIFY: "identifies",
+    EventType.PAGE: "pages",
+    EventType.SCREEN: "screens",
+    EventType.GROUP: "groups",
+    EventType.ALIAS: "aliases",
+}
+# Types whose events' properties (traits for identify and group) become columns of the type's view.
+SHARED_PROPERTY_VIEWS = (EventType.IDENTIFY, EventType.PAGE, EventType.SCREEN, EventType.GROUP)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # as PostgreSQL will report it; only compared with earlier builds of the same view
+    expression: sql.Composable
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    event_type: str
+    event_name: str | None  # per-event views only
+    columns: tuple[Column, ...]
+
+    @property
+    def signature(self) -> list[list[str]]:
+        return [[column.name, column.type] for column in self.columns]
+
+
+def _text(expression: str) -> sql.Composable:
+    return sql.SQL(expression)
+
+
+def _json_text(column: str, keys: Iterable[str]) -> sql.Composable:
+    """`e.<column> #>> ARRAY['a', 'b']`: the value at a path as text (JSON text for objects and arrays)."""
+    return sql.SQL("(e.{} #>> ARRAY[{}]::text[])").format(
+        sql.Identifier(column), sql.SQL(", ").join(sql.Literal(key) for key in keys)
+    )
+
+
+_IDENTITY_COLUMNS = (
+    Column("user_id", "text", _text("e.user_id")),
+    Column("anonymous_id", "text", _text("e.anonymous_id")),
+    Column("message_id", "text", _text("e.message_id")),
+)
+_TIME_COLUMNS = tuple(
+    Column(name, "timestamptz", sql.SQL("e.{}").format(sql.Identifier(name)))
+    for name in ("timestamp", "original_timestamp", "sent_at", "received_at")
+)
+_CONTEXT_COLUMNS = tuple(
+    Column(name, "text", _json_text("context", keys))
+    for name, keys in (
+        ("context_ip", ("ip",)),
+        ("context_library_name", ("library", "name")),
+        ("context_library_version", ("library", "version")),
+        ("context_locale", ("locale",)),
+        ("context_user_agent", ("userAgent",)),
+        ("context_page_url", ("page", "url")),
+        ("context_page_path", ("page", "path")),
+        ("context_page_referrer", ("page", "referrer")),
+        ("context_page_title", ("page", "title")),
+    )
+)
+_TYPE_COLUMNS = {
+    EventType.TRACK: (),  # event and event_text differ between tracks and the per-event views: see team_views
+    EventType.IDENTIFY: (),
+    EventType.PAGE: (
+        Column("name", "text", _json_text("extra", ["name"])),
+        Column("category", "text", _json_text("extra", ["category"])),
+    ),
+    EventType.SCREEN: (
+        Column("name", "text", _json_text("extra", ["name"])),
+        Column("category", "text", _json_text("extra", ["category"])),
+    ),
+    EventType.GROUP: (Column("group_id", "text", _json_text("extra", ["groupId"])),),
+    EventType.ALIAS: (Column("previous_id", "text", _json_text("extra", ["previousId"])),),
+}
+
+
+def fixed_column_names(event_type: str) -> frozenset[str]:
+    """The columns a view of this type has before any property: a property column may not take them."""
+    names = {"id", *(c.name for c in (*_IDENTITY_COLUMNS, *_TIME_COLUMNS, *_CONTEXT_COLUMNS))}
+    names.update(column.name for column in _TYPE_COLUMNS[event_type])
+    if event_type == EventType.TRACK:
+        names.update(("event", "event_text"))
+    return frozenset(names)
+
+
+def _fixed_columns(event_type: str, leading: tuple[Column, ...] = ()) -> tuple[Column, ...]:
+    return (
+        Column("id", "bigint", _text("e.id")),
+        *leading,
+        *_TYPE_COLUMNS[event_type],
+        *_IDENTITY_COLUMNS,
+        *_TIME_COLUMNS,
+        *_CONTEXT_COLUMNS,
+    )
+
+
+def property_column(name: str, path: tuple[str, ...], column_type: str) -> Column:
+    """A property column: the value at `path`, cast to `column_type` behind a guard, so it is NULL if it
+    does not fit rather than an error."""
+    value = _json_text("properties", path)
+    if column_type == ColumnType.NUMERIC:
+        expression = sql.SQL("CASE WHEN length({v}) <= {max} AND {v} ~ {pattern} THEN {v}::numeric END").format(
+            v=value, max=sql.Literal(MAX_NUMERIC_LENGTH), pattern=sql.Literal(f"^(?:{NUMERIC_PATTERN})$")
+        )
+    elif column_type == ColumnType.BOOLEAN:
+        keys = sql.SQL(", ").join(sql.Literal(key) for key in path)
+        expression = sql.SQL(
+            "CASE WHEN jsonb_typeof(e.properties #> ARRAY[{keys}]::text[]) = 'boolean' THEN {v}::boolean END"
+        ).format(keys=keys, v=value)
+    elif column_type == ColumnType.TIMESTAMPTZ:
+        expression = sql.SQL(
+            "CASE WHEN {v} ~ {zoned} THEN {v}::timestamptz "
+            "WHEN {v} ~ {local} THEN ({v}::timestamp AT TIME ZONE 'UTC') END"
+        ).format(
+            v=value,
+            zoned=sql.Literal(f"^(?:{ZONED_TIMESTAMP_PATTERN})$"),
+            local=sql.Literal(f"^(?:{LOCAL_TIMESTAMP_PATTERN})$"),
+        )
+    else:
+        expression = value
+    return Column(name, column_type, expression)
+
+
+@dataclass
+class _PlannedColumn:
+    path: tuple[str, ...]
+    counts: TypeCounts
+
+
+def _property_columns(properties: Iterable[CatalogProperty]) -> tuple[Column, ...]:
+    """Columns in the order their properties were first catalogued; properties sharing a column (the same
+    path under several page names, say) add up their counts."""
+    planned: dict[str, _PlannedColumn] = {}
+    for prop in properties:  # ordered by id
+        entry = planned.get(prop.column_name)
+        if entry is None:
+            if len(planned) >= MAX_COLUMNS_PER_VIEW:
+                continue
+            entry = planned[prop.column_name] = _PlannedColumn(tuple(prop.path), TypeCounts())
+        entry.counts.add(TypeCounts.of(prop))
+    return tuple(property_column(name, entry.path, entry.counts.column_type) for name, entry in planned.items())
+
+
+def team_views(*, team_id: int) -> list[View]:
+    """Every view of a team's schema, as its catalog says they should be now."""
+    events = list(CatalogEvent.objects.filter(team_id=team_id).order_by("pk"))
+    properties: dict[int, list[CatalogProperty]] = {}
+    for prop in CatalogProperty.objects.filter(team_id=team_id).exclude(column_name="").order_by("pk"):
+        properties.setdefault(prop.catalog_event_id, []).append(prop)
+    tracked = [e for e in events if e.type == EventType.TRACK and e.table_name]
+
+    # tracks.event is the event's view name, as in Segment; NULL for names without a view (yet).
+    mapping = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(e.name), sql.Literal(e.table_name)) for e in tracked
+    )
+    event_name = sql.SQL("CASE e.event {} END").format(mapping) if tracked else _text("NULL::text")
+    event_column = Column("event", "text", event_name)
+    event_text = Column("event_text", "text", _text("e.event::text"))
+
+    views = []
+    for event_type, view_name in TYPE_VIEWS.items():
+        if event_type == EventType.TRACK:
+            columns = _fixed_columns(event_type, (event_column, event_text))
+        elif event_type in SHARED_PROPERTY_VIEWS:
+            shared = sorted(
+                (p for e in events if e.type == event_type for p in properties.get(e.pk, ())), key=lambda p: p.pk
+            )
+            columns = _fixed_columns(event_type) + _property_columns(shared)
+        else:
+            columns = _fixed_columns(event_type)
+        views.append(View(view_name, event_type, None, columns))
+    for event in tracked:
+        own_name = Column("event", "text", sql.SQL("{}::text").format(sql.Literal(event.table_name)))
+        columns = _fixed_columns(EventType.TRACK, (own_name, event_text))
+        columns += _property_columns(properties.get(event.pk, ()))
+        views.append(View(event.table_name, EventType.TRACK, event.name, columns))
+    return views
+
+
+def view_sql(*, schema: str, team_id: int, view: View) -> sql.Composed:
+    condition = sql.SQL("e.team_id = {} AND e.type = {}").format(sql.Literal(team_id), sql.Literal(view.event_type))
+    if view.event_name is not None:
+        condition = sql.SQL("{} AND e.event = {}").format(condition, sql.Literal(view.event_name))
+    columns = sql.SQL(",\n  ").join(
+        sql.SQL("{} AS {}").format(column.expression, sql.Identifier(column.name)) for column in view.columns
+    )
+    # security_barrier: a reader's own WHERE clause (a function that raises, a failing cast) is applied only
+    # to the rows the view lets through, so it can never run on, or leak, another team's events.
+    return sql.SQL(
+        "CREATE OR REPLACE VIEW {schema}.{view} WITH (security_barrier) AS\nSELECT\n  {columns}\n"
+        "FROM {events} AS e\nWHERE {condition}"
+    ).format(
+        schema=sql.Identifier(schema),
+        view=sql.Identifier(view.name),
+        columns=columns,
+        events=sql.Identifier(Event._meta.db_table),
+        condition=condition,
+    )
