@@ -10,7 +10,7 @@ else goes to Django, where the DRF views (events.ingest.views) run the same pipe
 What Django would add around the answer is not restated here: the response headers are those Django's own
 middleware (settings.MIDDLEWARE) adds to the views' answer, found by running it once on a synthetic request and
 again after a setting changes; the host and the scheme are HttpRequest's own get_host() and is_secure(); the
-connection clean-up is Django's, through its request_started and request_finished signals.
+connection clean-up is Django's close_if_unusable_or_obsolete(), as its request signals call it.
 """
 
 import io
@@ -21,11 +21,11 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.core.signals import setting_changed
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from canvas.observability import request_id, request_id_for
-from events.ingest.pipeline import ROUTES, answer_request
+from events.ingest.pipeline import ROUTES, answer_request, thread_database
 from events.ingest.renderers import OrjsonRenderer, render_json
 from events.ingest.views import IngestAPIView
 
@@ -58,9 +58,7 @@ class IngestFrontEnd:
             answer = answer_request(endpoint, environ, _body(environ))
         finally:
             request_id.reset(context)
-            # What Django's request signals do for an ingest request, without the signals: they cost a third of
-            # the front end's own CPU (docs/performance.md#the-front-end).
-            close_old_connections()
+            close_old_connection()
         body = render_json(answer.body)
         start_response(
             _status_line(answer.status),
@@ -113,6 +111,15 @@ def _secure_if_allowed(environ) -> bool | str:
     except DisallowedHost:
         return _DISALLOWED
     return request.is_secure()
+
+
+def close_old_connection() -> None:
+    """What Django's request signals do after a request (close_old_connections), for the one database the
+    pipeline uses: the signals and the walk over the connections cost a third of the front end's CPU
+    (docs/performance.md#the-front-end)."""
+    database = thread_database()
+    if database.connection is not None:
+        database.close_if_unusable_or_obsolete()
 
 
 def _front_end_on() -> bool:

@@ -42,7 +42,7 @@ class FrontEndHandler(ClientHandler):
             answer.update(status=int(status.split()[0]), headers=headers)
 
         # As Django's test handler does: connections stay open, for the test's transaction holds them.
-        with mock.patch.object(wsgi, "close_old_connections", lambda: None):
+        with mock.patch.object(wsgi, "close_old_connection", lambda: None):
             body = b"".join(self.front_end(environ, start_response))
         if self.passed_on is not None:
             self.passed_on.answered_by_front_end = False
