@@ -32,18 +32,15 @@ from events.ingest.rejections import rejection_record, rejections_record
 from events.ingest.storage import StoredEvent, event_row, json_text, store_batch, store_row
 from events.ingest.throttling import is_refused, rate_limit_headers, usage_of
 from events.ingest.validation import (
-    EARLIEST_TIMESTAMP,
     EMPTY_BODY,
-    FUTURE_TOLERANCE,
+    MAX_BATCH_EVENTS,
     SEGMENT_TYPES,
-    TIMESTAMP_INVALID,
-    TIMESTAMP_TOO_EARLY,
-    TIMESTAMP_TOO_LATE,
     EventPayload,
     FieldError,
     InvalidJSON,
     parse_json,
-    parse_timestamp,
+    validate_batch,
+    validate_batch_item,
     validate_event,
     validate_segment_message,
 )
@@ -352,56 +349,3 @@ def dry_run_report(*, token, payloads: list) -> dict:
         for p in payloads
     ]
     return {"dry_run": True, "events": would_store, "warehouse": warehouse_changes(team=team, payloads=payloads)}
-
-
-# --- The batch envelope: events.ingest.validation's once the rules move there ----------------------------------
-
-MAX_BATCH_EVENTS = 2500
-BATCH_FIELDS = frozenset({"batch", "context", "integrations", "sentAt", "writeKey", "metadata", "_metadata"})
-
-
-@dataclass(frozen=True, slots=True)
-class BatchEnvelope:
-    items: list
-    context: dict | None
-    sent_at: datetime | None
-
-
-def validate_batch(document, *, received_at: datetime) -> tuple[BatchEnvelope | None, list[FieldError]]:
-    """The batch's items and what Segment lets a batch say once for all of them (context, sentAt)."""
-    if not isinstance(document, dict):
-        return None, [FieldError("", "Must be a JSON object with a batch array.")]
-    problems = [FieldError(f"/{name}", f'Unknown field "{name}".') for name in document if name not in BATCH_FIELDS]
-    items = document.get("batch")
-    if not isinstance(items, list):
-        problems.insert(0, FieldError("/batch", "Must be an array of events."))
-    context = document.get("context")
-    if context is not None and not isinstance(context, dict):
-        problems.append(FieldError("/context", "Must be a JSON object."))
-    sent_at = None
-    if document.get("sentAt") is not None:
-        sent_at = parse_timestamp(document["sentAt"])
-        if sent_at is None:
-            problems.append(FieldError("/sentAt", TIMESTAMP_INVALID))
-        elif sent_at < EARLIEST_TIMESTAMP:
-            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_EARLY))
-        elif sent_at > received_at + FUTURE_TOLERANCE:
-            problems.append(FieldError("/sentAt", TIMESTAMP_TOO_LATE))
-    if problems:
-        return None, problems
-    return BatchEnvelope(items=items, context=context, sent_at=sent_at), []
-
-
-def validate_batch_item(item, *, index: int, received_at: datetime, batch: BatchEnvelope):
-    """Each item is validated as it would be alone: Canvas's format or a Segment message. Its problems' paths
-    start with the item's own, /batch/<index>."""
-    if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
-        payload, problems = validate_event(item, received_at=received_at)
-    else:
-        if isinstance(item, dict) and batch.context is not None and "context" not in item:
-            item = {**item, "context": batch.context}
-        payload, problems = validate_segment_message(item, received_at=received_at, batch_sent_at=batch.sent_at)
-    if problems:
-        prefix = f"/batch/{index}"
-        problems = [FieldError(prefix + problem.path, problem.message) for problem in problems]
-    return payload, problems

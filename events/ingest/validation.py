@@ -1,20 +1,28 @@
-"""Validation of Canvas Events ingestion bodies: strict JSON parsing and the event schemas.
+"""Validation of Canvas Events ingestion bodies: strict JSON parsing, then the rules of each kind of message.
 
-Pure Python, no Django, so it can be tested and timed on its own. The API views call it as
+Pure Python, no Django, so it can be tested and timed on its own. The API calls it as
 
     document = parse_json(request_body)                      # InvalidJSON -> 400 "invalid_json"
-    payload, errors = validate_event(document, received_at=now)   # errors -> 400 "invalid_payload"
+    payload, problems = validate_event(document, received_at=now)   # problems -> 400 "invalid_payload"
 
-Every problem is a FieldError whose path is an RFC 6901 JSON Pointer into the request body
-("/properties/address/city"; "" is the whole body), so clients can find the offending value.
+(validate_segment_message for Segment's endpoints; validate_batch, then validate_batch_item for each item).
+
+Each field rule is written once, as a function of the field's value. A MessageKind is a table of them per kind
+(Canvas event, each Segment type, the batch envelope): field name -> rule, required or optional, the attribute of
+the payload its value goes into, and whether null counts as absent. check_fields walks a document with its table
+and reports every problem as a FieldError whose path is an RFC 6901 JSON Pointer into the request body
+("/properties/address/city"; "" is the whole body), built only when there is a problem.
 """
 
 import codecs
+import dataclasses
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -50,7 +58,7 @@ NUL_CHARACTER = "The string contains the NUL character (\\u0000), which cannot b
 NUL_CHARACTER_IN_KEY = "The key contains the NUL character (\\u0000), which cannot be stored."
 DUPLICATE_KEY = 'The key "{key}" appears more than once in this object.'
 
-# Messages: fields (validate_event, validate_segment_message).
+# Messages: fields (validate_event, validate_segment_message, validate_batch).
 REQUIRED = "This field is required."
 UNKNOWN_FIELD = 'Unknown field "{name}".'
 NOT_AN_OBJECT = "Must be a JSON object."
@@ -74,6 +82,8 @@ ID_TOO_LONG = f"Must be at most {MAX_ID_LENGTH} characters long."
 SEGMENT_TYPE_INVALID = f"Must be one of: {', '.join(sorted(SEGMENT_TYPES))}."
 SEGMENT_TYPE_MISMATCH = 'Must be "{expected}" on this endpoint.'
 IDENTITY_REQUIRED = 'Needs "userId" or "anonymousId".'
+BATCH_NOT_AN_OBJECT = "Must be a JSON object with a batch array."
+BATCH_NOT_AN_ARRAY = "Must be an array of events."
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +102,7 @@ class InvalidJSON(Exception):
         self.errors = errors
 
 
-# Not frozen: a frozen dataclass sets each of its sixteen fields through object.__setattr__, and a batch builds
-# one per event. Nothing changes a payload after validation. validate_segment_message passes the fields by
-# position: keep their order.
+# Not frozen, as a batch builds one per event (a frozen dataclass sets each field through object.__setattr__).
 @dataclass(slots=True)
 class EventPayload:
     """A validated event, ready to store. Timestamps are tz-aware; `timestamp` is corrected to UTC."""
@@ -102,9 +110,9 @@ class EventPayload:
     event: str
     properties: dict
     timestamp: datetime
-    original_timestamp: datetime | None
-    sent_at: datetime | None
-    message_id: str | None
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = None
     type: str = "track"
     context: dict | None = None
     user_id: str | None = None
@@ -127,12 +135,12 @@ class EventPayload:
 # the total equals raw.count(b":"). Anything the fast path cannot judge goes to the slow path, which parses
 # again with the json module and hooks, and finds and names every problem.
 #
-# Before the walk, orjson's own indented output of the result answers the same three questions in C, at less
-# than half the walk's cost: its colons are the keys left plus the colons inside strings (orjson never escapes
-# one), so a duplicate key, which drops a key and its value, leaves it fewer colons than the body; an object or
-# array below MAX_DOCUMENT_DEPTH starts a line indented by 2 * MAX_DOCUMENT_DEPTH spaces (newlines inside
-# strings are escaped); a float of 2**63 or more is written with "e+" (orjson uses an exponent from 1e16). A
-# body whose output has such a line or any "+" (in a string, say) is walked as before.
+# Before the walk, orjson's own indented output of the result answers the same three questions in C, more cheaply
+# (docs/performance.md#validation): its colons are the keys left plus the colons inside strings (orjson never escapes
+# one), so a duplicate key, which drops a key and its value, leaves it fewer colons than the body; an object or array
+# below MAX_DOCUMENT_DEPTH starts a line indented by 2 * MAX_DOCUMENT_DEPTH spaces (newlines inside strings are
+# escaped); a float of 2**63 or more is written with "e+" (orjson uses an exponent from 1e16). A body whose output has
+# such a line or any "+" (in a string, say) is walked as before.
 # --------------------------------------------------------------------------------------------------------
 
 # "\u0000" decodes to NUL and "\u003a" to a colon missing from the raw bytes (it would upset the count).
@@ -353,55 +361,257 @@ def _escape(key: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Field checks shared by both schemas. Each appends its errors and returns the clean value or None.
-# Paths are built only when there is an error, to keep the good path cheap.
+# Field rules, each written once. A rule takes a field's value (never absent) and the time the request was
+# received, and returns the value to keep or raises _Refused with what is wrong. A MessageKind is a table of
+# rules, one per field, in the order problems are reported; check_fields walks a document with it.
 # --------------------------------------------------------------------------------------------------------
 
-_MISSING: Any = object()
+Rule = Callable[[Any, datetime], Any]
+
+
+class _Refused(Exception):
+    """What a rule found wrong: (path, message) pairs, the path a JSON Pointer below the field ("" is the
+    field itself)."""
+
+    def __init__(self, message: str = "", problems: list[tuple[str, str]] | None = None) -> None:
+        self.problems = problems if problems is not None else [("", message)]
+
+
+def _version(value: Any, received_at: datetime) -> int:
+    if type(value) is not int or value != 1:  # type() so that true and 1.0 are refused
+        raise _Refused(VERSION_INVALID)
+    return value
+
+
+def _canvas_type(value: Any, received_at: datetime) -> str:
+    if value != "event":
+        raise _Refused(CANVAS_TYPE_INVALID)
+    return value
+
+
+def _event_name(value: Any, received_at: datetime) -> str:
+    if type(value) is not str:
+        raise _Refused(NOT_A_STRING)
+    if not value or value.isspace():
+        raise _Refused(BLANK)
+    if len(value) > MAX_EVENT_NAME:
+        raise _Refused(EVENT_TOO_LONG)
+    return value
+
+
+def _page_name(value: Any, received_at: datetime) -> str | None:
+    """An event name, but a blank page or screen name is no name: the event is then the type."""
+    if type(value) is str and (not value or value.isspace()):
+        return None
+    return _event_name(value, received_at)
+
+
+def _message_id(value: Any, received_at: datetime) -> str:
+    if type(value) is not str:
+        raise _Refused(NOT_A_STRING)
+    if not value:
+        raise _Refused(EMPTY)
+    if len(value) > MAX_MESSAGE_ID:
+        raise _Refused(MESSAGE_ID_TOO_LONG)
+    return value
+
+
+def _identifier(value: Any, received_at: datetime) -> str:
+    """userId, anonymousId, groupId, previousId: a non-empty string, or an integer kept as its string."""
+    if type(value) is int:
+        value = str(value)
+    elif type(value) is not str:
+        raise _Refused(ID_INVALID)
+    if not value:
+        raise _Refused(EMPTY)
+    if len(value) > MAX_ID_LENGTH:
+        raise _Refused(ID_TOO_LONG)
+    return value
+
+
+def _string(value: Any, received_at: datetime) -> str:
+    if type(value) is not str:
+        raise _Refused(NOT_A_STRING)
+    return value
+
 
 # RFC 3339 date-time (seconds required, T or space, Z or an offset with or without the colon, up to nine
 # fraction digits as .NET and Go send them); fromisoformat does the arithmetic, in C.
-_TIMESTAMP = re.compile(
+_timestamp_shape = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})",
-)
+).fullmatch
 
 
-def _parse_timestamp(value: Any) -> datetime | None:
-    if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
-        return None
+def _timestamp(value: Any, received_at: datetime) -> datetime:
+    """An aware datetime that PostgreSQL can store, from 1970 to a day after the time received."""
+    if type(value) is not str or _timestamp_shape(value) is None:
+        raise _Refused(TIMESTAMP_INVALID)
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:  # month 13, 30 February, second 60, offset +24:00 ...
-        return None
+        raise _Refused(TIMESTAMP_INVALID) from None
+    # Most clients send "Z", which fromisoformat gives as the UTC singleton: no offset to compute.
+    if moment.tzinfo is not UTC and abs(moment.utcoffset()) >= MAX_UTC_OFFSET:
+        raise _Refused(TIMESTAMP_OFFSET_TOO_LARGE)
+    if moment < EARLIEST_TIMESTAMP:
+        raise _Refused(TIMESTAMP_TOO_EARLY)
+    if moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
+        raise _Refused(TIMESTAMP_TOO_LATE)
+    return moment
 
 
-def _storable_offset(moment: datetime) -> bool:
-    # Most clients send UTC ("Z"), which fromisoformat gives as the UTC singleton: no offset to compute.
-    return moment.tzinfo is UTC or abs(moment.utcoffset()) < MAX_UTC_OFFSET
+# Values that hold nothing further, by exact type (a subclass of dict or list is walked as one).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _timestamp(value: Any, prefix: str, name: str, received_at: datetime, errors: list) -> datetime | None:
-    if value is _MISSING:
-        return None
-    moment = _parse_timestamp(value)
-    if moment is None:
-        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_INVALID))
-    elif not _storable_offset(moment):
-        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_OFFSET_TOO_LARGE))
-    elif moment < EARLIEST_TIMESTAMP:
-        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_TOO_EARLY))
-    elif moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
-        errors.append(FieldError(f"{prefix}/{name}", TIMESTAMP_TOO_LATE))
+def _object(value: Any, received_at: datetime) -> dict:
+    """A JSON object within the properties limits (depth, total keys, key length)."""
+    if not isinstance(value, dict):
+        raise _Refused(NOT_AN_OBJECT)
+    # Flat, with keys that are not long together, as most objects are: nothing to walk.
+    if "" not in value and len("".join(value)) <= MAX_KEY_LENGTH and _SCALARS.issuperset(map(type, value.values())):
+        return value
+    problems: list[tuple[str, str]] = []
+    if _check_tree(value, "", 1, problems) > MAX_PROPERTIES_KEYS:
+        problems.append(("", TOO_MANY_KEYS))
+    if problems:
+        raise _Refused(problems=problems)
+    return value
+
+
+def _check_tree(value: dict | list, path: str, depth: int, problems: list) -> int:
+    """Check depth and keys below value (at `depth`, the root object being 1); return the number of keys."""
+    if depth > MAX_PROPERTIES_DEPTH:
+        problems.append((path, PROPERTIES_TOO_DEEP))
+        return 0
+    if isinstance(value, dict):
+        # The keys are checked in C; only an object with an empty or too long key is walked to name them. Keys
+        # that are not that long together are none of them too long: one join instead of a len() per key.
+        if "" in value or (len("".join(value)) > MAX_KEY_LENGTH and max(map(len, value)) > MAX_KEY_LENGTH):
+            problems.extend(
+                (f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY)
+                for key in value
+                if not key or len(key) > MAX_KEY_LENGTH
+            )
+        count = len(value)
+        if _SCALARS.issuperset(map(type, value.values())):  # flat: no walk in Python
+            return count
+        for key, item in value.items():
+            if isinstance(item, (dict, list)):
+                count += _check_tree(item, f"{path}/{_escape(key)}", depth + 1, problems)
+        return count
+    count = 0
+    for index, item in enumerate(value):
+        if isinstance(item, (dict, list)):
+            count += _check_tree(item, f"{path}/{index}", depth + 1, problems)
+    return count
+
+
+def _array(value: Any, received_at: datetime) -> list:
+    if type(value) is not list:
+        raise _Refused(BATCH_NOT_AN_ARRAY)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """How one field of a message is checked, and where the value it keeps goes."""
+
+    rule: Rule | None  # None: accepted and ignored
+    into: str | None = None  # the attribute of the result that takes the value; None: checked, not kept
+    missing: str | None = None  # the problem when the field is absent; None: the field is optional
+
+
+def required(rule: Rule, *, into: str | None = None, missing: str = REQUIRED) -> Field:
+    return Field(rule, into, missing)
+
+
+def optional(rule: Rule, *, into: str | None = None) -> Field:
+    return Field(rule, into)
+
+
+IGNORED = Field(None)
+
+
+class MessageKind:
+    """The fields one kind of message may have, in the order their problems are reported, and what it builds
+    (EventPayload, BatchEnvelope). Where nulls_are_absent, a field set to null counts as not sent (Segment's
+    libraries send null for what is unset); elsewhere null is a value like any other, for the rule to judge."""
+
+    __slots__ = ("fields", "missing", "nulls_are_absent", "positions")
+
+    def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
+        attributes = {attribute.name for attribute in dataclasses.fields(builds)}
+        if unknown := {field.into for field in fields.values()} - attributes - {None}:
+            raise ValueError(f"{builds.__name__} has no attribute {', '.join(sorted(unknown))}")
+        self.fields = {name: (field.rule, field.into) for name, field in fields.items()}
+        self.missing = {name: field.missing for name, field in fields.items() if field.missing is not None}
+        self.positions = {name: position for position, name in enumerate(fields)}
+        self.nulls_are_absent = nulls_are_absent
+
+
+# A problem with the position of its field in its MessageKind, by which problems are reported in order.
+Problem = tuple[int, FieldError]
+
+
+def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> dict:
+    """Walk `document` with the rules of `kind`: the values its fields keep, by the attribute each goes into.
+    Appends every problem found to `problems`, with its JSON Pointer path."""
+    fields, nulls_are_absent = kind.fields, kind.nulls_are_absent
+    values = {}
+    for name, value in document.items():
+        try:
+            rule, into = fields[name]
+        except KeyError:
+            problems.append((len(fields), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
+            continue
+        if value is None and nulls_are_absent:
+            if name in kind.missing:
+                problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
+        elif rule is not None:
+            try:
+                if into is None:
+                    rule(value, received_at)
+                else:
+                    values[into] = rule(value, received_at)
+            except _Refused as refused:
+                path, position = f"/{_escape(name)}", kind.positions[name]
+                problems.extend((position, FieldError(path + below, message)) for below, message in refused.problems)
+    for name in kind.missing:
+        if name not in document:
+            problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
+    return values
+
+
+def _in_order(problems: list[Problem]) -> list[FieldError]:
+    """Problems by the position of their field (sorted() is stable: a field's own problems keep their order)."""
+    return [problem for _, problem in sorted(problems, key=itemgetter(0))]
+
+
+def _require_aware(received_at: datetime) -> None:
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+
+
+def _event_payload(values: dict, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
+    """The payload of a valid event from the values its fields keep: the time it happened is its timestamp, else
+    its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's); properties are {}
+    when it has none."""
+    original = values.get("timestamp")
+    if original is None:
+        original = values.get("original_timestamp")
     else:
-        return moment
-    return None
+        values["original_timestamp"] = original
+    sent_at = values.get("sent_at")
+    if sent_at is None and batch_sent_at is not None:
+        values["sent_at"] = sent_at = batch_sent_at
+    values["timestamp"] = _corrected_timestamp(original, sent_at, received_at)
+    if "properties" not in values:
+        values["properties"] = {}
+    return EventPayload(**values)
 
 
-def _corrected_timestamp(
-    original: datetime | None,
-    sent_at: datetime | None,
-    received_at: datetime,
-) -> datetime:
+def _corrected_timestamp(original: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
     """Segment's clock-skew rule: the client's clock is off by (sentAt - receivedAt), so move the timestamp
     by the same amount. Exact to the microsecond (datetime arithmetic is integral)."""
     if original is None:
@@ -411,209 +621,82 @@ def _corrected_timestamp(
     return (received_at - (sent_at - original)).astimezone(UTC)
 
 
-def _event_name(value: Any, prefix: str, name: str, errors: list, *, required: bool) -> str | None:
-    if value is _MISSING:
-        if required:
-            errors.append(FieldError(f"{prefix}/{name}", REQUIRED))
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(f"{prefix}/{name}", NOT_A_STRING))
-    elif not value or value.isspace():
-        errors.append(FieldError(f"{prefix}/{name}", BLANK))
-    elif len(value) > MAX_EVENT_NAME:
-        errors.append(FieldError(f"{prefix}/{name}", EVENT_TOO_LONG))
-    else:
-        return value
-    return None
-
-
-def _message_id(value: Any, prefix: str, errors: list) -> str | None:
-    if value is _MISSING:
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(f"{prefix}/messageId", NOT_A_STRING))
-    elif not value:
-        errors.append(FieldError(f"{prefix}/messageId", EMPTY))
-    elif len(value) > MAX_MESSAGE_ID:
-        errors.append(FieldError(f"{prefix}/messageId", MESSAGE_ID_TOO_LONG))
-    else:
-        return value
-    return None
-
-
-def _object(value: Any, path: str, errors: list) -> dict | None:
-    """A JSON object within the properties limits (depth, total keys, key length)."""
-    if not isinstance(value, dict):
-        errors.append(FieldError(path, NOT_AN_OBJECT))
-        return None
-    before = len(errors)
-    if _check_tree(value, path, 1, errors) > MAX_PROPERTIES_KEYS:
-        errors.append(FieldError(path, TOO_MANY_KEYS))
-    return value if len(errors) == before else None
-
-
-# Values that hold nothing further, by exact type (a subclass of dict or list is walked as one).
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _check_tree(value: dict | list, path: str, depth: int, errors: list) -> int:
-    """Check depth and keys below value (at `depth`, the root object being 1); return the number of keys."""
-    if depth > MAX_PROPERTIES_DEPTH:
-        errors.append(FieldError(path, PROPERTIES_TOO_DEEP))
-        return 0
-    if isinstance(value, dict):
-        # The keys are checked in C; only an object with an empty or too long key is walked to name them. Keys
-        # that are not that long together are none of them too long: one join instead of a len() per key.
-        if "" in value or (len("".join(value)) > MAX_KEY_LENGTH and max(map(len, value)) > MAX_KEY_LENGTH):
-            errors.extend(
-                FieldError(f"{path}/{_escape(key)}", KEY_TOO_LONG if key else KEY_EMPTY)
-                for key in value
-                if not key or len(key) > MAX_KEY_LENGTH
-            )
-        count = len(value)
-        if _SCALARS.issuperset(map(type, value.values())):  # flat, as most properties are: no walk in Python
-            return count
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                count += _check_tree(item, f"{path}/{_escape(key)}", depth + 1, errors)
-        return count
-    count = 0
-    for index, item in enumerate(value):
-        if isinstance(item, (dict, list)):
-            count += _check_tree(item, f"{path}/{index}", depth + 1, errors)
-    return count
-
-
-def _unknown_fields(document: dict, allowed: frozenset[str], prefix: str) -> list[FieldError]:
-    return [
-        FieldError(f"{prefix}/{_escape(name)}", UNKNOWN_FIELD.format(name=name))
-        for name in document
-        if name not in allowed
-    ]
-
-
-def _require_aware(received_at: datetime) -> None:
-    if received_at.tzinfo is None:
-        raise ValueError("received_at must be timezone-aware")
-
-
 # --------------------------------------------------------------------------------------------------------
-# Canvas v1 event: POST /v1/event
+# Canvas v1 event: POST /v1/event, and the items of /v1/batch in Canvas's format
 # --------------------------------------------------------------------------------------------------------
 
-_CANVAS_FIELDS = frozenset({"version", "type", "event", "properties", "timestamp", "sentAt", "messageId"})
+CANVAS_EVENT = MessageKind(
+    {
+        "version": required(_version),
+        "type": required(_canvas_type),  # stored as "track", EventPayload's default
+        "event": required(_event_name, into="event"),
+        "properties": optional(_object, into="properties"),
+        "timestamp": optional(_timestamp, into="timestamp"),
+        "sentAt": optional(_timestamp, into="sent_at"),
+        "messageId": optional(_message_id, into="message_id"),
+    },
+    builds=EventPayload,
+    nulls_are_absent=False,
+)
 
 
 def validate_event(document: Any, *, received_at: datetime) -> tuple[EventPayload | None, list[FieldError]]:
     """Check a Canvas v1 event (the /v1/event body, already through parse_json). Returns (payload, []) or
-    (None, errors) with every problem found. received_at must be tz-aware. Fields may not be null."""
+    (None, problems) with every problem found. received_at must be tz-aware. Fields may not be null."""
     _require_aware(received_at)
     if not isinstance(document, dict):
         return None, [FieldError("", NOT_AN_OBJECT)]
-    errors: list[FieldError] = []
-    get = document.get
-
-    version = get("version", _MISSING)
-    if version is _MISSING:
-        errors.append(FieldError("/version", REQUIRED))
-    elif type(version) is not int or version != 1:  # type() so that true and 1.0 are refused
-        errors.append(FieldError("/version", VERSION_INVALID))
-
-    kind = get("type", _MISSING)
-    if kind is _MISSING:
-        errors.append(FieldError("/type", REQUIRED))
-    elif kind != "event":
-        errors.append(FieldError("/type", CANVAS_TYPE_INVALID))
-
-    event = _event_name(get("event", _MISSING), "", "event", errors, required=True)
-    properties = get("properties", _MISSING)
-    properties = {} if properties is _MISSING else _object(properties, "/properties", errors)
-    timestamp = _timestamp(get("timestamp", _MISSING), "", "timestamp", received_at, errors)
-    sent_at = _timestamp(get("sentAt", _MISSING), "", "sentAt", received_at, errors)
-    message_id = _message_id(get("messageId", _MISSING), "", errors)
-    if not document.keys() <= _CANVAS_FIELDS:
-        errors.extend(_unknown_fields(document, _CANVAS_FIELDS, ""))
-
-    if errors:
-        return None, errors
-    payload = EventPayload(
-        event=event,
-        properties=properties,
-        timestamp=_corrected_timestamp(timestamp, sent_at, received_at),
-        original_timestamp=timestamp,
-        sent_at=sent_at,
-        message_id=message_id,
-    )
-    return payload, []
+    problems: list[Problem] = []
+    values = check_fields(document, CANVAS_EVENT, received_at, problems)
+    if problems:
+        return None, _in_order(problems)
+    return _event_payload(values, received_at, None), []
 
 
 # --------------------------------------------------------------------------------------------------------
 # Segment HTTP Tracking API message: /v1/track, /v1/identify, ... and the items of /v1/batch
 # --------------------------------------------------------------------------------------------------------
 
-# writeKey (the caller authenticates), version, channel, receivedAt (we stamp our own) and _metadata are
-# accepted so that Segment libraries work unchanged, and otherwise ignored.
-_SEGMENT_COMMON = frozenset(
-    {
-        "type", "userId", "anonymousId", "context", "integrations", "timestamp", "sentAt",
-        "originalTimestamp", "receivedAt", "messageId", "writeKey", "version", "channel", "_metadata",
-    }
-)  # fmt: skip
-_SEGMENT_ALLOWED = {
-    "track": _SEGMENT_COMMON | {"event", "properties"},
-    "identify": _SEGMENT_COMMON | {"traits"},
-    "page": _SEGMENT_COMMON | {"name", "category", "properties"},
-    "screen": _SEGMENT_COMMON | {"name", "category", "properties"},
-    "group": _SEGMENT_COMMON | {"groupId", "traits"},
-    "alias": _SEGMENT_COMMON | {"previousId"},
+# "type" is judged before the walk, as it chooses the table. writeKey (the caller authenticates), version,
+# channel, receivedAt (we stamp our own) and _metadata are accepted so that Segment libraries work unchanged.
+_SEGMENT_COMMON = {
+    "type": IGNORED,
+    "userId": optional(_identifier, into="user_id"),
+    "anonymousId": optional(_identifier, into="anonymous_id"),
+    "context": optional(_object, into="context"),
+    "integrations": optional(_object, into="integrations"),
+    "timestamp": optional(_timestamp, into="timestamp"),
+    "originalTimestamp": optional(_timestamp, into="original_timestamp"),
+    "sentAt": optional(_timestamp, into="sent_at"),
+    "messageId": optional(_message_id, into="message_id"),
+    "writeKey": optional(_string),
+    "channel": optional(_string),
+    "version": IGNORED,
+    "receivedAt": IGNORED,
+    "_metadata": IGNORED,
 }
-_SEGMENT_ANY = frozenset().union(*_SEGMENT_ALLOWED.values())
-
-
-def _identifier(value: Any, prefix: str, name: str, errors: list, *, required: bool = False) -> str | None:
-    """userId, anonymousId, groupId, previousId: a non-empty string, or an integer stored as its string."""
-    if value is _MISSING:
-        if required:
-            errors.append(FieldError(f"{prefix}/{name}", REQUIRED))
-        return None
-    if type(value) is int:
-        value = str(value)
-    if not isinstance(value, str):
-        errors.append(FieldError(f"{prefix}/{name}", ID_INVALID))
-    elif not value:
-        errors.append(FieldError(f"{prefix}/{name}", EMPTY))
-    elif len(value) > MAX_ID_LENGTH:
-        errors.append(FieldError(f"{prefix}/{name}", ID_TOO_LONG))
-    else:
-        return value
-    return None
-
-
-def _segment_type(value: Any, default_type: str | None, prefix: str, errors: list) -> str | None:
-    if value is _MISSING:
-        if default_type is None:
-            errors.append(FieldError(f"{prefix}/type", REQUIRED))
-        return default_type
-    if not isinstance(value, str) or value not in _SEGMENT_ALLOWED:
-        errors.append(FieldError(f"{prefix}/type", SEGMENT_TYPE_INVALID))
-        return None
-    if default_type is not None and value != default_type:
-        errors.append(FieldError(f"{prefix}/type", SEGMENT_TYPE_MISMATCH.format(expected=default_type)))
-        return None
-    return value
-
-
-def _optional_object(value: Any, prefix: str, name: str, errors: list) -> dict | None:
-    return None if value is _MISSING else _object(value, f"{prefix}/{name}", errors)
-
-
-def _optional_string(value: Any, prefix: str, name: str, errors: list) -> str | None:
-    if value is _MISSING:
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(f"{prefix}/{name}", NOT_A_STRING))
-        return None
-    return value
+_PAGE = {
+    "name": optional(_page_name, into="name"),
+    "category": optional(_string, into="category"),
+    "properties": optional(_object, into="properties"),
+}
+SEGMENT_MESSAGES = {
+    "track": {"event": required(_event_name, into="event"), "properties": optional(_object, into="properties")},
+    "identify": {"traits": optional(_object, into="traits")},
+    "page": _PAGE,
+    "screen": _PAGE,
+    "group": {"traits": optional(_object, into="traits"), "groupId": required(_identifier, into="group_id")},
+    "alias": {"userId": required(_identifier, into="user_id"), "previousId": required(_identifier, into="previous_id")},
+}
+_SEGMENT_KINDS = {
+    name: MessageKind({**_SEGMENT_COMMON, **fields}, builds=EventPayload, nulls_are_absent=True)
+    for name, fields in SEGMENT_MESSAGES.items()
+}
+# A message whose type is missing or wrong: its common fields are checked, and those of any type allowed.
+_ANY_TYPE_FIELDS = sorted({name for fields in SEGMENT_MESSAGES.values() for name in fields} - _SEGMENT_COMMON.keys())
+_ANY_SEGMENT_KIND = MessageKind(
+    {**_SEGMENT_COMMON, **dict.fromkeys(_ANY_TYPE_FIELDS, IGNORED)}, builds=EventPayload, nulls_are_absent=True
+)
 
 
 def validate_segment_message(
@@ -621,243 +704,122 @@ def validate_segment_message(
     *,
     received_at: datetime,
     default_type: str | None = None,
-    path_prefix: str = "",
     batch_sent_at: datetime | None = None,
 ) -> tuple[EventPayload | None, list[FieldError]]:
     """Check one Segment HTTP Tracking API message (track, identify, page, screen, group, alias).
 
     default_type is the type the endpoint implies (/v1/track -> "track"); a message may repeat it but not
-    contradict it. Without it (items of /v1/batch) "type" is required. path_prefix is prepended to every
-    error path (e.g. "/batch/3"). batch_sent_at is the batch's own sentAt, used when the item has none.
-    Null optional fields count as absent. The event is never empty: track -> event, page/screen -> name or
-    the type, identify/group/alias -> the type. identify/group traits are also the properties.
+    contradict it. Without it (items of /v1/batch) "type" is required. batch_sent_at is the batch's own sentAt,
+    used when the item has none. Null fields count as absent. The event is never empty: track -> event,
+    page/screen -> name or the type, identify/group/alias -> the type. identify/group traits are also the
+    properties.
     """
     _require_aware(received_at)
-    prefix = path_prefix
-    if not isinstance(document, dict):
-        return None, [FieldError(prefix, NOT_AN_OBJECT)]
-    errors: list[FieldError] = []
-    # Segment libraries send null for unset optional fields (analytics-python's anonymousId): absent. What is
-    # set, read with dict.get (in C) rather than a function call per field: this runs for every batch item.
-    get = document.get if None not in document.values() else {k: v for k, v in document.items() if v is not None}.get
-
-    kind = _segment_type(get("type", _MISSING), default_type, prefix, errors)
-    user_value = get("userId", _MISSING)
-    anonymous_value = get("anonymousId", _MISSING)
-    user_id = _identifier(user_value, prefix, "userId", errors, required=kind == "alias")
-    anonymous_id = None
-    if anonymous_value is not _MISSING:
-        anonymous_id = _identifier(anonymous_value, prefix, "anonymousId", errors)
-    elif kind != "alias" and user_value is _MISSING:
-        errors.append(FieldError(prefix, IDENTITY_REQUIRED))
-
-    # Most of these are absent from most messages: each is looked at only when it is there (a call per absent
-    # field was a tenth of the time of a batch item).
-    context = integrations = timestamp = original = sent_at = message_id = None
-    if (value := get("context", _MISSING)) is not _MISSING:
-        context = _object(value, f"{prefix}/context", errors)
-    if (value := get("integrations", _MISSING)) is not _MISSING:
-        integrations = _object(value, f"{prefix}/integrations", errors)
-    if (value := get("timestamp", _MISSING)) is not _MISSING:
-        timestamp = _timestamp(value, prefix, "timestamp", received_at, errors)
-    if (value := get("originalTimestamp", _MISSING)) is not _MISSING:
-        original = _timestamp(value, prefix, "originalTimestamp", received_at, errors)
-    if (value := get("sentAt", _MISSING)) is not _MISSING:
-        sent_at = _timestamp(value, prefix, "sentAt", received_at, errors)
-    if (value := get("messageId", _MISSING)) is not _MISSING:
-        message_id = _message_id(value, prefix, errors)
-    if (value := get("writeKey", _MISSING)) is not _MISSING:
-        _optional_string(value, prefix, "writeKey", errors)
-    if (value := get("channel", _MISSING)) is not _MISSING:
-        _optional_string(value, prefix, "channel", errors)
-
-    event = name = category = group_id = previous_id = None
-    properties = traits = None
-    if kind == "track":
-        event = _event_name(get("event", _MISSING), prefix, "event", errors, required=True)
-        properties = _optional_object(get("properties", _MISSING), prefix, "properties", errors)
-    elif kind in ("page", "screen"):
-        name = get("name", _MISSING)
-        if isinstance(name, str) and (not name or name.isspace()):
-            name = _MISSING  # an empty page name is no name: the event becomes "page"
-        name = _event_name(name, prefix, "name", errors, required=False)
-        category = _optional_string(get("category", _MISSING), prefix, "category", errors)
-        properties = _optional_object(get("properties", _MISSING), prefix, "properties", errors)
-        event = name or kind
-    elif kind in ("identify", "group"):
-        traits = _optional_object(get("traits", _MISSING), prefix, "traits", errors)
-        properties = traits
-        if kind == "group":
-            group_id = _identifier(get("groupId", _MISSING), prefix, "groupId", errors, required=True)
-        event = kind
-    elif kind == "alias":
-        previous = get("previousId", _MISSING)
-        previous_id = _identifier(previous, prefix, "previousId", errors, required=True)
-        event = kind
-
-    allowed = _SEGMENT_ALLOWED.get(kind, _SEGMENT_ANY)
-    if not document.keys() <= allowed:
-        errors.extend(_unknown_fields(document, allowed, prefix))
-
-    if errors:
-        return None, errors
-    fields = (kind, context, user_id, anonymous_id, traits, name, category, group_id, previous_id, integrations)
-    return _segment_payload(
-        event, properties, timestamp, original, sent_at, message_id, fields, received_at, batch_sent_at
-    ), []
+    return _segment_message(document, received_at, default_type, batch_sent_at, None)
 
 
-def _segment_payload(
-    event: str,
-    properties: dict | None,
-    timestamp: datetime | None,
-    original: datetime | None,
-    sent_at: datetime | None,
-    message_id: str | None,
-    fields: tuple,
+def _segment_message(
+    document: Any,
     received_at: datetime,
+    default_type: str | None,
     batch_sent_at: datetime | None,
-) -> EventPayload:
-    """The payload of a valid Segment message: its timestamps settled (timestamp, else originalTimestamp; the
-    batch's sentAt when it has none), `fields` the rest of EventPayload's fields, from `type` on."""
-    original_timestamp = timestamp if timestamp is not None else original
-    if sent_at is None:
-        sent_at = batch_sent_at
-    # Positional, in the field order of EventPayload: sixteen keywords cost three times as much to match, and a
-    # batch builds one payload per event (tests/test_validation.py compares with payloads built by keyword).
-    return EventPayload(
-        event,
-        properties if properties is not None else {},
-        _corrected_timestamp(original_timestamp, sent_at, received_at),
-        original_timestamp,
-        sent_at,
-        message_id,
-        *fields,
-    )
+    batch_context: dict | None,
+) -> tuple[EventPayload | None, list[FieldError]]:
+    """validate_segment_message, with the context of the batch the message is an item of."""
+    if not isinstance(document, dict):
+        return None, [FieldError("", NOT_AN_OBJECT)]
+    problems: list[Problem] = []
+    message_type = _segment_type(document.get("type"), default_type, problems)
+    kind = _SEGMENT_KINDS.get(message_type, _ANY_SEGMENT_KIND)
+    values = check_fields(document, kind, received_at, problems)
+    if message_type != "alias" and document.get("userId") is None and document.get("anonymousId") is None:
+        problems.append((kind.positions["anonymousId"], FieldError("", IDENTITY_REQUIRED)))
+    if problems:
+        return None, _in_order(problems)
+    values["type"] = message_type
+    if message_type in ("identify", "group"):
+        values["event"] = message_type
+        if "traits" in values:
+            values["properties"] = values["traits"]
+    elif message_type != "track":
+        values["event"] = values.get("name") or message_type
+    if batch_context is not None and "context" not in values:
+        values["context"] = batch_context
+    return _event_payload(values, received_at, batch_sent_at), []
 
 
-def plain_event(document: Any, received_at: datetime) -> EventPayload | None:
-    """validate_event's payload for a Canvas event that has nothing wrong with it, or None.
-
-    Every /v1/event request is validated, and the general path spends a function call and an error list on each
-    field: this checks the same rules inline and answers with the same payload (tests/test_validation.py holds the
-    two to that). None is no verdict: whatever is unusual or wrong about the event, the general path judges it and
-    names each problem. Fields may not be null, as there.
-    """
-    if type(document) is not dict or not document.keys() <= _CANVAS_FIELDS or received_at.tzinfo is None:
-        return None
-    get = document.get
-    version, event = get("version"), get("event")
-    if (
-        type(version) is not int
-        or version != 1
-        or get("type") != "event"
-        or type(event) is not str
-        or not 0 < len(event) <= MAX_EVENT_NAME
-        or event.isspace()
-    ):
-        return None
-    properties = get("properties", _MISSING)
-    if properties is _MISSING:
-        properties = {}
-    elif type(properties) is not dict or not _plain_object(properties):
-        return None
-    message_id = get("messageId", _MISSING)
-    if message_id is _MISSING:
-        message_id = None
-    elif type(message_id) is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID:
-        return None
-    timestamp, sent_at = get("timestamp", _MISSING), get("sentAt", _MISSING)
-    if timestamp is _MISSING:
-        timestamp = None
-    elif (timestamp := _good_moment(timestamp, received_at)) is None:
-        return None
-    if sent_at is _MISSING:
-        sent_at = None
-    elif (sent_at := _good_moment(sent_at, received_at)) is None:
-        return None
-    # Positional, in the field order of EventPayload (see _segment_payload).
-    return EventPayload(
-        event, properties, _corrected_timestamp(timestamp, sent_at, received_at), timestamp, sent_at, message_id
-    )
-
-
-# The fields a plain track call may have (plain_track). No "version": a batch item with one is a Canvas event.
-_PLAIN_TRACK_FIELDS = _SEGMENT_ALLOWED["track"] - {"version"}
-
-
-def plain_track(document: Any, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload | None:
-    """validate_segment_message's payload for a Segment track call that has nothing wrong with it, or None.
-
-    Most batch items are such calls, and the general path spends a function call on each of their fields: this
-    checks the same rules inline and answers with the same payload (tests/test_validation.py holds the two to
-    that). None is no verdict: whatever is unusual or wrong about the message, the general path judges it and
-    names each problem. Nulls count as absent, as there.
-    """
-    if type(document) is not dict or not document.keys() <= _PLAIN_TRACK_FIELDS or received_at.tzinfo is None:
-        return None
-    get = document.get
-    event, user_id, anonymous_id = get("event"), get("userId"), get("anonymousId")
-    if (
-        get("type") != "track"
-        or type(event) is not str
-        or not 0 < len(event) <= MAX_EVENT_NAME
-        or event.isspace()
-        or (user_id is None and anonymous_id is None)
-        or (user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH))
-        or (anonymous_id is not None and (type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH))
-    ):
-        return None
-    message_id = get("messageId")
-    if message_id is not None and (type(message_id) is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID):
-        return None
-    properties, context, integrations = get("properties"), get("context"), get("integrations")
-    if not (_plain_object(properties) and _plain_object(context) and _plain_object(integrations)):
-        return None
-    timestamp, original, sent_at = get("timestamp"), get("originalTimestamp"), get("sentAt")
-    if timestamp is not None and (timestamp := _good_moment(timestamp, received_at)) is None:
-        return None
-    if original is not None and (original := _good_moment(original, received_at)) is None:
-        return None
-    if sent_at is not None and (sent_at := _good_moment(sent_at, received_at)) is None:
-        return None
-    write_key, channel = get("writeKey"), get("channel")
-    if (write_key is not None and type(write_key) is not str) or (channel is not None and type(channel) is not str):
-        return None
-    fields = ("track", context, user_id, anonymous_id, None, None, None, None, None, integrations)
-    return _segment_payload(
-        event, properties, timestamp, original, sent_at, message_id, fields, received_at, batch_sent_at
-    )
-
-
-def _plain_object(value: Any) -> bool:
-    """Absent, or an object within the properties limits (what _object accepts)."""
+def _segment_type(value: Any, default_type: str | None, problems: list[Problem]) -> str | None:
+    """The message's type, or None with a problem: the one the endpoint implies if it says none."""
     if value is None:
-        return True
-    if type(value) is not dict:
-        return False
-    # Flat, with keys that are not long together (most properties, context and integrations): no walk.
-    if "" not in value and len("".join(value)) <= MAX_KEY_LENGTH and _SCALARS.issuperset(map(type, value.values())):
-        return True
-    problems: list[FieldError] = []
-    return _check_tree(value, "", 1, problems) <= MAX_PROPERTIES_KEYS and not problems
-
-
-def _good_moment(value: Any, received_at: datetime) -> datetime | None:
-    """What _timestamp answers for a timestamp it finds nothing wrong with, else None."""
-    moment = _parse_timestamp(value)
-    if (
-        moment is None
-        or not _storable_offset(moment)
-        or moment < EARLIEST_TIMESTAMP
-        or moment - received_at > FUTURE_TOLERANCE
-    ):
+        if default_type is None:
+            problems.append((0, FieldError("/type", REQUIRED)))
+        return default_type
+    if type(value) is not str or value not in SEGMENT_MESSAGES:
+        problems.append((0, FieldError("/type", SEGMENT_TYPE_INVALID)))
         return None
-    return moment
+    if default_type is not None and value != default_type:
+        problems.append((0, FieldError("/type", SEGMENT_TYPE_MISMATCH.format(expected=default_type))))
+        return None
+    return value
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO-8601 string with Z or an offset PostgreSQL can store as an aware datetime, else None (for a
-    batch's own sentAt)."""
-    moment = _parse_timestamp(value)
-    return moment if moment is not None and _storable_offset(moment) else None
+# --------------------------------------------------------------------------------------------------------
+# Segment batch: POST /v1/batch and /v1/import
+# --------------------------------------------------------------------------------------------------------
+
+MAX_BATCH_EVENTS = 2500  # more is answered 413 by the caller, before any item is looked at
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEnvelope:
+    """A batch's items, and what Segment lets a batch say once for all of them."""
+
+    items: list
+    context: dict | None = None
+    sent_at: datetime | None = None
+
+
+BATCH = MessageKind(
+    {
+        "batch": required(_array, into="items", missing=BATCH_NOT_AN_ARRAY),
+        "context": optional(_object, into="context"),
+        "integrations": IGNORED,
+        "sentAt": optional(_timestamp, into="sent_at"),
+        "writeKey": IGNORED,
+        "metadata": IGNORED,
+        "_metadata": IGNORED,
+    },
+    builds=BatchEnvelope,
+    nulls_are_absent=True,
+)
+
+
+def validate_batch(document: Any, *, received_at: datetime) -> tuple[BatchEnvelope | None, list[FieldError]]:
+    """Check a batch's own fields, not its items: (envelope, []) or (None, problems) with every problem found.
+    The number of items is the caller's to check against MAX_BATCH_EVENTS."""
+    _require_aware(received_at)
+    if not isinstance(document, dict):
+        return None, [FieldError("", BATCH_NOT_AN_OBJECT)]
+    problems: list[Problem] = []
+    values = check_fields(document, BATCH, received_at, problems)
+    if problems:
+        return None, _in_order(problems)
+    return BatchEnvelope(**values), []
+
+
+def validate_batch_item(
+    item: Any, *, index: int, received_at: datetime, batch: BatchEnvelope
+) -> tuple[EventPayload | None, list[FieldError]]:
+    """Check one item of a batch as it would be checked alone: a Canvas event if it has a "version" or the type
+    "event", else a Segment message, which takes the batch's sentAt and context when it has none of its own.
+    Problems' paths start with the item's own, /batch/<index>."""
+    if isinstance(item, dict) and ("version" in item or item.get("type") == "event"):
+        payload, problems = validate_event(item, received_at=received_at)
+    else:
+        if received_at.tzinfo is None:  # validate_segment_message's check, without a call per item
+            _require_aware(received_at)
+        payload, problems = _segment_message(item, received_at, None, batch.sent_at, batch.context)
+    if problems:
+        prefix = f"/batch/{index}"
+        problems = [FieldError(prefix + problem.path, problem.message) for problem in problems]
+    return payload, problems

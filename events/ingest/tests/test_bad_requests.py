@@ -23,7 +23,7 @@ from accounts.models import Team
 from canvas.buffering_worker import ReceivedBytes
 from events.ingest import body, errors, validation
 from events.ingest.errors import ApiError
-from events.ingest.pipeline import MAX_BATCH_EVENTS, ROUTES
+from events.ingest.pipeline import ROUTES
 from events.ingest.validation import (
     BLANK,
     CANVAS_TYPE_INVALID,
@@ -36,6 +36,7 @@ from events.ingest.validation import (
     IDENTITY_REQUIRED,
     KEY_EMPTY,
     KEY_TOO_LONG,
+    MAX_BATCH_EVENTS,
     MESSAGE_ID_TOO_LONG,
     NOT_A_NUMBER,
     NOT_A_STRING,
@@ -1103,7 +1104,7 @@ SEGMENT_AND_BATCH_CORPUS = [
     ),
     pytest.param(
         to_track({"batch": [track()], "sentAt": UNSTORABLE_OFFSET}, path="/v1/batch"),
-        invalid_payload(("/sentAt", TIMESTAMP_INVALID)),
+        invalid_payload(("/sentAt", TIMESTAMP_OFFSET_TOO_LARGE)),
         id="batch-sentAt-offset-of-16-hours",
     ),
     # --- HTTP Basic (what Segment's libraries send) and other credentials ---------------------------------------

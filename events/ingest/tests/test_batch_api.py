@@ -6,8 +6,8 @@ import gzip
 import orjson
 import pytest
 
-from events.ingest.pipeline import MAX_BATCH_EVENTS
 from events.ingest.rejections import KEEP_PER_TEAM, PAYLOAD_LIMIT
+from events.ingest.validation import MAX_BATCH_EVENTS
 from events.models import Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db

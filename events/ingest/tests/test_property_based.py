@@ -397,8 +397,8 @@ def test_every_accepted_item_of_a_batch_is_stored_exactly_as_sent(post, items, b
         )
         for column in ("properties", "context", "extra"):
             assert same_json(expected[column], getattr(row, column)), (column, expected[column], getattr(row, column))
-        timestamp = validation.parse_timestamp(item.get("timestamp"))
-        assert_stored_timestamps(row, (timestamp, item["timestamp"]) if timestamp else None, None)
+        timestamp = item.get("timestamp")
+        assert_stored_timestamps(row, (datetime.fromisoformat(timestamp), timestamp) if timestamp else None, None)
 
 
 # --- Integers beyond 64 bits ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for events.ingest.validation: strict JSON parsing, the Canvas v1 event schema and Segment messages.
+"""Tests for events.ingest.validation: strict JSON parsing, the Canvas v1 event, Segment messages and batches.
 
 Pure functions: no database, no Django settings needed.
 """
@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from events.ingest import validation
 from events.ingest.validation import (
+    BATCH_NOT_AN_ARRAY,
+    BATCH_NOT_AN_OBJECT,
     BLANK,
     BYTE_ORDER_MARK,
     CANVAS_TYPE_INVALID,
@@ -46,15 +48,19 @@ from events.ingest.validation import (
     SEGMENT_TYPE_INVALID,
     SEGMENT_TYPE_MISMATCH,
     TIMESTAMP_INVALID,
+    TIMESTAMP_OFFSET_TOO_LARGE,
     TIMESTAMP_TOO_EARLY,
     TIMESTAMP_TOO_LATE,
     TOO_MANY_KEYS,
     UNKNOWN_FIELD,
     VERSION_INVALID,
+    BatchEnvelope,
     EventPayload,
     FieldError,
     InvalidJSON,
     parse_json,
+    validate_batch,
+    validate_batch_item,
     validate_event,
     validate_segment_message,
 )
@@ -1015,116 +1021,116 @@ def track(**fields) -> dict:
 @pytest.mark.parametrize(
     ("document", "path", "message"),
     [
-        pytest.param([], "/batch/3", NOT_AN_OBJECT, id="not-an-object"),
-        pytest.param({"userId": "u", "event": "E"}, "/batch/3/type", REQUIRED, id="type-missing-in-batch"),
-        pytest.param(track(type="Track"), "/batch/3/type", SEGMENT_TYPE_INVALID, id="type-capitalised"),
-        pytest.param(track(type="event"), "/batch/3/type", SEGMENT_TYPE_INVALID, id="type-canvas"),
-        pytest.param(track(type=["track"]), "/batch/3/type", SEGMENT_TYPE_INVALID, id="type-array"),
+        pytest.param([], "", NOT_AN_OBJECT, id="not-an-object"),
+        pytest.param({"userId": "u", "event": "E"}, "/type", REQUIRED, id="type-missing-in-batch"),
+        pytest.param(track(type="Track"), "/type", SEGMENT_TYPE_INVALID, id="type-capitalised"),
+        pytest.param(track(type="event"), "/type", SEGMENT_TYPE_INVALID, id="type-canvas"),
+        pytest.param(track(type=["track"]), "/type", SEGMENT_TYPE_INVALID, id="type-array"),
         pytest.param(
             {"type": "track", "event": "E"},
-            "/batch/3",
+            "",
             IDENTITY_REQUIRED,
             id="no-user-or-anonymous-id",
         ),
         pytest.param(
             {"type": "track", "event": "E", "userId": None, "anonymousId": None},
-            "/batch/3",
+            "",
             IDENTITY_REQUIRED,
             id="null-user-and-anonymous-id",
         ),
-        pytest.param(track(userId=True), "/batch/3/userId", ID_INVALID, id="user-id-boolean"),
-        pytest.param(track(userId=1.5), "/batch/3/userId", ID_INVALID, id="user-id-float"),
-        pytest.param(track(userId=""), "/batch/3/userId", EMPTY, id="user-id-empty"),
-        pytest.param(track(userId="u" * 256), "/batch/3/userId", ID_TOO_LONG, id="user-id-256-chars"),
-        pytest.param(track(anonymousId={}), "/batch/3/anonymousId", ID_INVALID, id="anonymous-id-object"),
-        pytest.param(track(event=None), "/batch/3/event", REQUIRED, id="track-event-null"),
-        pytest.param({"type": "track", "userId": "u"}, "/batch/3/event", REQUIRED, id="track-event-missing"),
-        pytest.param(track(event=" "), "/batch/3/event", BLANK, id="track-event-blank"),
-        pytest.param(track(event="e" * 201), "/batch/3/event", EVENT_TOO_LONG, id="track-event-201-chars"),
-        pytest.param(track(properties=[1]), "/batch/3/properties", NOT_AN_OBJECT, id="properties-array"),
-        pytest.param(track(context="web"), "/batch/3/context", NOT_AN_OBJECT, id="context-string"),
-        pytest.param(track(integrations=[]), "/batch/3/integrations", NOT_AN_OBJECT, id="integrations-array"),
-        pytest.param(track(context={"": 1}), "/batch/3/context/", KEY_EMPTY, id="context-empty-key"),
+        pytest.param(track(userId=True), "/userId", ID_INVALID, id="user-id-boolean"),
+        pytest.param(track(userId=1.5), "/userId", ID_INVALID, id="user-id-float"),
+        pytest.param(track(userId=""), "/userId", EMPTY, id="user-id-empty"),
+        pytest.param(track(userId="u" * 256), "/userId", ID_TOO_LONG, id="user-id-256-chars"),
+        pytest.param(track(anonymousId={}), "/anonymousId", ID_INVALID, id="anonymous-id-object"),
+        pytest.param(track(event=None), "/event", REQUIRED, id="track-event-null"),
+        pytest.param({"type": "track", "userId": "u"}, "/event", REQUIRED, id="track-event-missing"),
+        pytest.param(track(event=" "), "/event", BLANK, id="track-event-blank"),
+        pytest.param(track(event="e" * 201), "/event", EVENT_TOO_LONG, id="track-event-201-chars"),
+        pytest.param(track(properties=[1]), "/properties", NOT_AN_OBJECT, id="properties-array"),
+        pytest.param(track(context="web"), "/context", NOT_AN_OBJECT, id="context-string"),
+        pytest.param(track(integrations=[]), "/integrations", NOT_AN_OBJECT, id="integrations-array"),
+        pytest.param(track(context={"": 1}), "/context/", KEY_EMPTY, id="context-empty-key"),
         pytest.param(
             {"type": "identify", "userId": "u", "traits": nested_objects(33)},
-            "/batch/3/traits" + "/a" * 32,
+            "/traits" + "/a" * 32,
             PROPERTIES_TOO_DEEP,
             id="traits-too-deep",
         ),
         pytest.param(
             {"type": "identify", "userId": "u", "traits": 1},
-            "/batch/3/traits",
+            "/traits",
             NOT_AN_OBJECT,
             id="traits-1",
         ),
         pytest.param(
             {"type": "group", "userId": "u"},
-            "/batch/3/groupId",
+            "/groupId",
             REQUIRED,
             id="group-without-group-id",
         ),
         pytest.param(
             {"type": "alias", "userId": "u"},
-            "/batch/3/previousId",
+            "/previousId",
             REQUIRED,
             id="alias-without-previous",
         ),
         pytest.param(
             {"type": "alias", "anonymousId": "a", "previousId": "p"},
-            "/batch/3/userId",
+            "/userId",
             REQUIRED,
             id="alias-without-user-id",
         ),
         pytest.param(
             {"type": "page", "userId": "u", "name": 5},
-            "/batch/3/name",
+            "/name",
             NOT_A_STRING,
             id="page-name-5",
         ),
         pytest.param(
             {"type": "page", "userId": "u", "category": 5},
-            "/batch/3/category",
+            "/category",
             NOT_A_STRING,
             id="category-5",
         ),
         pytest.param(
             track(timestamp="2012-12-02"),
-            "/batch/3/timestamp",
+            "/timestamp",
             TIMESTAMP_INVALID,
             id="timestamp-date",
         ),
         pytest.param(
             track(originalTimestamp=12),
-            "/batch/3/originalTimestamp",
+            "/originalTimestamp",
             TIMESTAMP_INVALID,
             id="original-number",
         ),
-        pytest.param(track(sentAt=TOO_LATE), "/batch/3/sentAt", TIMESTAMP_TOO_LATE, id="sent-at-too-late"),
+        pytest.param(track(sentAt=TOO_LATE), "/sentAt", TIMESTAMP_TOO_LATE, id="sent-at-too-late"),
         pytest.param(
             track(messageId="m" * 101),
-            "/batch/3/messageId",
+            "/messageId",
             MESSAGE_ID_TOO_LONG,
             id="message-id-101",
         ),
-        pytest.param(track(writeKey=5), "/batch/3/writeKey", NOT_A_STRING, id="write-key-number"),
-        pytest.param(track(channel=1), "/batch/3/channel", NOT_A_STRING, id="channel-number"),
-        pytest.param(track(foo=1), "/batch/3/foo", UNKNOWN_FIELD.format(name="foo"), id="unknown-field"),
+        pytest.param(track(writeKey=5), "/writeKey", NOT_A_STRING, id="write-key-number"),
+        pytest.param(track(channel=1), "/channel", NOT_A_STRING, id="channel-number"),
+        pytest.param(track(foo=1), "/foo", UNKNOWN_FIELD.format(name="foo"), id="unknown-field"),
         pytest.param(
             track(traits={}),
-            "/batch/3/traits",
+            "/traits",
             UNKNOWN_FIELD.format(name="traits"),
             id="traits-on-track",
         ),
         pytest.param(
             {"type": "identify", "userId": "u", "event": "E"},
-            "/batch/3/event",
+            "/event",
             UNKNOWN_FIELD.format(name="event"),
             id="event-on-identify",
         ),
     ],
 )
 def test_it_rejects_an_invalid_segment_message_naming_the_path(document, path, message):
-    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT, path_prefix="/batch/3")
+    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT)
 
     assert payload is None
     assert errors == [FieldError(path, message)]
@@ -1144,50 +1150,16 @@ def test_it_rejects_a_type_that_contradicts_the_endpoint():
 def test_it_reports_all_problems_of_a_segment_message_at_once():
     document = {"type": "group", "traits": [], "timestamp": "soon", "bogus": 1}
 
-    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT, path_prefix="/batch/0")
+    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT)
 
     assert payload is None
     assert errors == [
-        FieldError("/batch/0", IDENTITY_REQUIRED),
-        FieldError("/batch/0/timestamp", TIMESTAMP_INVALID),
-        FieldError("/batch/0/traits", NOT_AN_OBJECT),
-        FieldError("/batch/0/groupId", REQUIRED),
-        FieldError("/batch/0/bogus", UNKNOWN_FIELD.format(name="bogus")),
+        FieldError("", IDENTITY_REQUIRED),
+        FieldError("/timestamp", TIMESTAMP_INVALID),
+        FieldError("/traits", NOT_AN_OBJECT),
+        FieldError("/groupId", REQUIRED),
+        FieldError("/bogus", UNKNOWN_FIELD.format(name="bogus")),
     ]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# plain_track: the shortcut for batch items, held to validate_segment_message
-# ---------------------------------------------------------------------------------------------------------
-
-
-def test_a_plain_track_call_takes_the_shortcut_with_the_same_payload():
-    document = {
-        "type": "track",
-        "userId": "019mr8mf4r",
-        "event": "Item Purchased",
-        "properties": {"name": "Leap to Conclusions Mat", "revenue": 14.99, "items": [{"sku": "a"}]},
-        "context": {"library": {"name": "analytics-python", "version": "2.3.1"}},
-        "timestamp": TS,
-        "messageId": "022bb90c",
-        "writeKey": "wk",
-        "_metadata": {"bundled": ["Segment.io"]},
-    }
-
-    shortcut = validation.plain_track(document, RECEIVED_AT, TS_DATETIME)
-
-    assert shortcut is not None
-    assert shortcut == segment(document, batch_sent_at=TS_DATETIME)
-
-
-def test_the_shortcut_leaves_canvas_events_and_other_types_to_the_general_path():
-    assert (
-        validation.plain_track({"version": 1, "type": "track", "event": "e", "userId": "u"}, RECEIVED_AT, None) is None
-    )
-    assert validation.plain_track({"type": "page", "userId": "u"}, RECEIVED_AT, None) is None
-    assert validation.plain_track({"type": "track", "event": "e", "userId": 7}, RECEIVED_AT, None) is None
-    naive = RECEIVED_AT.replace(tzinfo=None)
-    assert validation.plain_track({"type": "track", "event": "e", "userId": "u"}, naive, None) is None
 
 
 def _nested(depth: int) -> dict:
@@ -1197,7 +1169,7 @@ def _nested(depth: int) -> dict:
     return document
 
 
-# Values for each field of a track call: good ones, and each kind of bad one the general path names.
+# Values for each field of a track call: good ones, and each kind of bad one.
 _GOOD_OBJECTS = [
     {},
     {"revenue": 39.95, "currency": "USD", "ok": True, "none": None},
@@ -1237,8 +1209,8 @@ _BAD_MOMENTS = [
 ]
 _GOOD_FIELDS = {
     "event": ["e", "Item Purchased", "x" * MAX_EVENT_NAME],
-    "userId": ["u", "x" * 255],
-    "anonymousId": ["a", "x" * 255],
+    "userId": ["u", "x" * 255, 7],
+    "anonymousId": ["a", "x" * 255, 7],
     "messageId": ["m-1", "x" * MAX_MESSAGE_ID],
     "properties": _GOOD_OBJECTS,
     "context": _GOOD_OBJECTS,
@@ -1249,10 +1221,11 @@ _GOOD_FIELDS = {
     "writeKey": ["wk"],
     "channel": ["server"],
     "receivedAt": ["whenever", None],
+    "version": [2],
     "_metadata": [{"bundled": []}],
 }
 _BAD_FIELDS = {
-    "type": ["page", "event", "TRACK", 1],
+    "type": ["event", "TRACK", 1],
     "event": ["", " ", "\t", "x" * (MAX_EVENT_NAME + 1), 3],
     "userId": ["", "x" * 256, True, 1.5, ["u"]],
     "anonymousId": ["", "x" * 256, True],
@@ -1268,94 +1241,33 @@ _BAD_FIELDS = {
     "traits": [{"plan": "pro"}],
     "bogus": [1],
 }
-# Good values the shortcut leaves to the general path: a Segment "version" (a batch item with one is a Canvas event)
-# and integer ids, which the general path turns into strings.
-_PASSED_ON = {"version": [2], "userId": [7], "anonymousId": [7]}
-_ODD_FIELDS = st.sampled_from(sorted(_GOOD_FIELDS.keys() | _BAD_FIELDS.keys() | _PASSED_ON.keys())).flatmap(
-    lambda name: st.sampled_from(
-        [None, *_GOOD_FIELDS.get(name, []), *_BAD_FIELDS.get(name, []), *_PASSED_ON.get(name, [])]
-    ).map(lambda value: {name: value})
-)
-# A good call with some good fields added, and one field set to any value (a bad one, say) or null.
-_TRACK_CALLS = st.builds(
-    lambda good, odd: {"type": "track", "event": "e", "userId": "u", **good, **odd},
-    st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in _GOOD_FIELDS.items()}),
-    _ODD_FIELDS | st.just({}),
-)
 
 
 @pytest.mark.parametrize(
     ("name", "value"), [(name, value) for name, values in _GOOD_FIELDS.items() for value in values]
 )
-def test_the_shortcut_takes_each_good_value(name, value):
-    document = {"type": "track", "event": "e", "userId": "u", name: value}
+def test_a_track_call_takes_each_good_value(name, value):
+    payload = segment({"type": "track", "event": "e", "userId": "u", name: value})
 
-    assert validation.plain_track(document, RECEIVED_AT, None) == segment(document)
+    assert payload.type == "track"
 
 
 @pytest.mark.parametrize(("name", "value"), [(name, value) for name, values in _BAD_FIELDS.items() for value in values])
-def test_the_shortcut_passes_each_bad_value_on(name, value):
-    document = {"type": "track", "event": "e", "userId": "u", name: value}
+def test_a_track_call_is_refused_for_each_bad_value_at_its_field(name, value):
+    payload, errors = validate_segment_message(
+        {"type": "track", "event": "e", "userId": "u", name: value}, received_at=RECEIVED_AT
+    )
 
-    assert validate_segment_message(document, received_at=RECEIVED_AT)[1]  # the general path names the problem
-    assert validation.plain_track(document, RECEIVED_AT, None) is None
-
-
-@pytest.mark.parametrize(("name", "value"), [(name, value) for name, values in _PASSED_ON.items() for value in values])
-def test_the_shortcut_passes_a_few_good_values_on(name, value):
-    document = {"type": "track", "event": "e", "userId": "u", name: value}
-
-    assert validate_segment_message(document, received_at=RECEIVED_AT)[1] == []
-    assert validation.plain_track(document, RECEIVED_AT, None) is None
-
-
-@settings(max_examples=600, deadline=None, database=None)
-@given(document=_TRACK_CALLS, batch_sent_at=st.sampled_from([None, TS_DATETIME]))
-def test_the_shortcut_answers_what_the_general_path_answers(document, batch_sent_at):
-    """Whatever plain_track accepts, validate_segment_message accepts with an equal payload (it may pass, never
-    decide otherwise); a good track call takes the shortcut."""
-    shortcut = validation.plain_track(document, RECEIVED_AT, batch_sent_at)
-    payload, errors = validate_segment_message(document, received_at=RECEIVED_AT, batch_sent_at=batch_sent_at)
-
-    if shortcut is not None:
-        assert errors == []
-        assert shortcut == payload
-    elif not errors and not _left_to_the_general_path(document):
-        pytest.fail(f"a good track call missed the shortcut: {document}")
-
-
-def _left_to_the_general_path(document: dict) -> bool:
-    """_PASSED_ON: a "version" field, even null (validate_batch_item takes the item for a Canvas event), or an
-    integer id."""
-    return "version" in document or int in (type(document.get("userId")), type(document.get("anonymousId")))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# plain_event: the shortcut for /v1/event, held to validate_event
-# ---------------------------------------------------------------------------------------------------------
+    assert payload is None
+    assert errors
+    assert {error.path.split("/")[1] for error in errors} == {name}
 
 
 def _canvas(**fields) -> dict:
     return {"version": 1, "type": "event", "event": "Signed up", **fields}
 
 
-def test_a_plain_canvas_event_takes_the_shortcut_with_the_same_payload():
-    document = _canvas(properties={"plan": "pro", "seats": 3, "items": [{"sku": "a"}]}, timestamp=TS, messageId="m-1")
-
-    shortcut = validation.plain_event(document, RECEIVED_AT)
-
-    assert shortcut is not None
-    assert shortcut == validate_event(document, received_at=RECEIVED_AT)[0]
-
-
-def test_the_event_shortcut_leaves_segment_calls_and_naive_clocks_to_the_general_path():
-    assert validation.plain_event({"type": "track", "event": "e", "userId": "u"}, RECEIVED_AT) is None
-    assert validation.plain_event(_canvas(), RECEIVED_AT.replace(tzinfo=None)) is None
-    assert validation.plain_event([_canvas()], RECEIVED_AT) is None
-
-
-# Values for each field of a Canvas event: good ones, and each kind of bad one (null included) the general path
-# names.
+# Values for each field of a Canvas event: good ones, and each kind of bad one, null included.
 _GOOD_CANVAS_FIELDS = {name: _GOOD_FIELDS[name] for name in ("event", "properties", "timestamp", "sentAt", "messageId")}
 _BAD_CANVAS_FIELDS = {
     "version": [2, True, 1.0, "1", None],
@@ -1368,48 +1280,181 @@ _BAD_CANVAS_FIELDS = {
 @pytest.mark.parametrize(
     ("name", "value"), [(name, value) for name, values in _GOOD_CANVAS_FIELDS.items() for value in values]
 )
-def test_the_event_shortcut_takes_each_good_value(name, value):
-    document = _canvas(**{name: value})
-
-    shortcut = validation.plain_event(document, RECEIVED_AT)
-
-    assert shortcut is not None
-    assert shortcut == validate_event(document, received_at=RECEIVED_AT)[0]
+def test_a_canvas_event_takes_each_good_value(name, value):
+    assert valid(_canvas(**{name: value})).event == _canvas(**{name: value})["event"]
 
 
 @pytest.mark.parametrize(
     ("name", "value"), [(name, value) for name, values in _BAD_CANVAS_FIELDS.items() for value in values]
 )
-def test_the_event_shortcut_passes_each_bad_value_on(name, value):
-    document = _canvas(**{name: value})
+def test_a_canvas_event_is_refused_for_each_bad_value_at_its_field(name, value):
+    payload, errors = validate_event(_canvas(**{name: value}), received_at=RECEIVED_AT)
 
-    assert validate_event(document, received_at=RECEIVED_AT)[1]  # the general path names the problem
-    assert validation.plain_event(document, RECEIVED_AT) is None
+    assert payload is None
+    assert errors
+    assert {error.path.split("/")[1] for error in errors} == {name}
 
 
-_CANVAS_EVENTS = st.builds(
-    lambda good, odd, dropped: {key: value for key, value in {**_canvas(**good), **odd}.items() if key != dropped},
-    st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in _GOOD_CANVAS_FIELDS.items()}),
-    st.sampled_from(sorted(_GOOD_CANVAS_FIELDS.keys() | _BAD_CANVAS_FIELDS.keys())).flatmap(
-        lambda name: st.sampled_from([*_GOOD_CANVAS_FIELDS.get(name, []), *_BAD_CANVAS_FIELDS.get(name, [])]).map(
-            lambda value: {name: value}
-        )
-    )
-    | st.just({}),
-    st.sampled_from([None, "version", "type", "event", "properties"]),
+# ---------------------------------------------------------------------------------------------------------
+# validate_batch and validate_batch_item
+# ---------------------------------------------------------------------------------------------------------
+
+NO_ENVELOPE = BatchEnvelope(items=[], context=None, sent_at=None)
+
+
+def envelope(document) -> BatchEnvelope:
+    batch, errors = validate_batch(document, received_at=RECEIVED_AT)
+    assert errors == []
+    assert batch is not None
+    return batch
+
+
+def test_it_accepts_a_batch_with_what_segment_lets_it_say_once():
+    items = [track()]
+    document = {
+        "batch": items,
+        "context": {"library": {"name": "analytics-python"}},
+        "integrations": {"All": True},
+        "sentAt": TS,
+        "writeKey": "wk",
+        "metadata": {},
+        "_metadata": {},
+    }
+
+    batch = envelope(document)
+
+    assert batch == BatchEnvelope(items=items, context={"library": {"name": "analytics-python"}}, sent_at=TS_DATETIME)
+    assert batch.items is items
+
+
+def test_a_batch_takes_null_for_absent():
+    assert envelope({"batch": [], "context": None, "sentAt": None}) == NO_ENVELOPE
+
+
+@pytest.mark.parametrize(
+    ("document", "errors"),
+    [
+        pytest.param([], [("", BATCH_NOT_AN_OBJECT)], id="array"),
+        pytest.param(None, [("", BATCH_NOT_AN_OBJECT)], id="null"),
+        pytest.param({}, [("/batch", BATCH_NOT_AN_ARRAY)], id="batch-missing"),
+        pytest.param({"batch": None}, [("/batch", BATCH_NOT_AN_ARRAY)], id="batch-null"),
+        pytest.param({"batch": {}}, [("/batch", BATCH_NOT_AN_ARRAY)], id="batch-object"),
+        pytest.param({"batch": [], "context": "web"}, [("/context", NOT_AN_OBJECT)], id="context-string"),
+        pytest.param({"batch": [], "context": {"": 1}}, [("/context/", KEY_EMPTY)], id="context-empty-key"),
+        pytest.param(
+            {"batch": [], "context": nested_objects(33)},
+            [("/context" + "/a" * 32, PROPERTIES_TOO_DEEP)],
+            id="context-too-deep",
+        ),
+        pytest.param({"batch": [], "sentAt": "now"}, [("/sentAt", TIMESTAMP_INVALID)], id="sent-at-words"),
+        pytest.param({"batch": [], "extra": 1}, [("/extra", UNKNOWN_FIELD.format(name="extra"))], id="unknown"),
+        pytest.param({"batch": [], "a/b": 1}, [("/a~1b", UNKNOWN_FIELD.format(name="a/b"))], id="unknown-with-slash"),
+        pytest.param(
+            {"events": [], "sentAt": 1, "context": []},
+            [
+                ("/batch", BATCH_NOT_AN_ARRAY),
+                ("/context", NOT_AN_OBJECT),
+                ("/sentAt", TIMESTAMP_INVALID),
+                ("/events", UNKNOWN_FIELD.format(name="events")),
+            ],
+            id="every-problem-in-order",
+        ),
+    ],
 )
+def test_it_refuses_a_bad_batch_naming_every_problem(document, errors):
+    batch, found = validate_batch(document, received_at=RECEIVED_AT)
+
+    assert batch is None
+    assert found == [FieldError(path, message) for path, message in errors]
 
 
-@settings(max_examples=600, deadline=None, database=None)
-@given(document=_CANVAS_EVENTS)
-def test_the_event_shortcut_answers_what_the_general_path_answers(document):
-    """Whatever plain_event accepts, validate_event accepts with an equal payload; and every event validate_event
-    accepts takes the shortcut (nothing is left to the general path but what it refuses)."""
-    shortcut = validation.plain_event(document, RECEIVED_AT)
-    payload, errors = validate_event(document, received_at=RECEIVED_AT)
+def test_a_batch_lends_its_sent_at_and_context_to_segment_items_without_their_own():
+    batch = envelope({"batch": [], "context": {"ip": "1.2.3.4"}, "sentAt": "2012-12-02T00:30:10.500001Z"})
+    own = {"context": {"ip": "5.6.7.8"}, "sentAt": TS}
 
-    if shortcut is not None:
-        assert errors == []
-        assert shortcut == payload
-    else:
-        assert errors, f"a good event missed the shortcut: {document}"
+    lent, _ = validate_batch_item(track(timestamp=TS), index=0, received_at=RECEIVED_AT, batch=batch)
+    null, _ = validate_batch_item(track(context=None), index=1, received_at=RECEIVED_AT, batch=batch)
+    kept, _ = validate_batch_item(track(**own), index=2, received_at=RECEIVED_AT, batch=batch)
+    canvas_event, _ = validate_batch_item(_canvas(timestamp=TS), index=3, received_at=RECEIVED_AT, batch=batch)
+
+    assert (lent.context, lent.sent_at) == ({"ip": "1.2.3.4"}, batch.sent_at)
+    assert lent.timestamp == datetime(2012, 12, 2, 0, 30, 57, 775999, tzinfo=UTC)
+    assert null.context == {"ip": "1.2.3.4"}
+    assert (kept.context, kept.sent_at) == ({"ip": "5.6.7.8"}, TS_DATETIME)
+    assert (canvas_event.context, canvas_event.sent_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("item", "errors"),
+    [
+        pytest.param([], [("/batch/4", NOT_AN_OBJECT)], id="not-an-object"),
+        pytest.param({"userId": "u", "event": "E"}, [("/batch/4/type", REQUIRED)], id="segment-type-missing"),
+        pytest.param(track(sentAt="now"), [("/batch/4/sentAt", TIMESTAMP_INVALID)], id="segment-sent-at"),
+        pytest.param(_canvas(event=""), [("/batch/4/event", BLANK)], id="canvas-event-blank"),
+        pytest.param(
+            {"version": 1, "type": "track", "event": "E"},
+            [("/batch/4/type", CANVAS_TYPE_INVALID)],
+            id="a-version-makes-a-canvas-event",
+        ),
+        pytest.param({"type": "event", "event": "E"}, [("/batch/4/version", REQUIRED)], id="type-event-too"),
+    ],
+)
+def test_a_batch_item_is_checked_as_it_would_be_alone_at_its_own_path(item, errors):
+    payload, found = validate_batch_item(item, index=4, received_at=RECEIVED_AT, batch=NO_ENVELOPE)
+
+    assert payload is None
+    assert found == [FieldError(path, message) for path, message in errors]
+
+
+# The same sentAt, as the batch's own and as an item's, meets the one rule: the same message at the same path
+# below each. They once differed: a +20:00 offset was "too large" in an item and "invalid" in the envelope.
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("2012-12-02T00:30:08+20:00", TIMESTAMP_OFFSET_TOO_LARGE, id="offset-plus-20"),
+        pytest.param("2012-12-02T00:30:08-20:00", TIMESTAMP_OFFSET_TOO_LARGE, id="offset-minus-20"),
+        pytest.param("2012-12-02T00:30:08+2000", TIMESTAMP_OFFSET_TOO_LARGE, id="offset-plus-20-no-colon"),
+        pytest.param("2012-12-02T00:30:08+16:00", TIMESTAMP_OFFSET_TOO_LARGE, id="offset-16"),
+        pytest.param("2012-12-02T00:30:08-23:59", TIMESTAMP_OFFSET_TOO_LARGE, id="offset-minus-23-59"),
+        pytest.param("2012-12-02T00:30:08+24:00", TIMESTAMP_INVALID, id="offset-24"),
+        pytest.param("2012-12-02T00:30:08", TIMESTAMP_INVALID, id="naive"),
+        pytest.param("2012-12-02", TIMESTAMP_INVALID, id="date-only"),
+        pytest.param("now", TIMESTAMP_INVALID, id="words"),
+        pytest.param("", TIMESTAMP_INVALID, id="empty"),
+        pytest.param(1354408208, TIMESTAMP_INVALID, id="number"),
+        pytest.param(True, TIMESTAMP_INVALID, id="true"),
+        pytest.param([TS], TIMESTAMP_INVALID, id="array"),
+        pytest.param("1969-12-31T23:59:59Z", TIMESTAMP_TOO_EARLY, id="before-1970"),
+        pytest.param("1970-01-01T10:00:00+10:30", TIMESTAMP_TOO_EARLY, id="before-1970-by-offset"),
+        pytest.param(TOO_LATE, TIMESTAMP_TOO_LATE, id="too-late"),
+    ],
+)
+def test_a_batch_and_its_items_refuse_a_bad_sent_at_alike(value, message):
+    _, batch_errors = validate_batch({"batch": [], "sentAt": value}, received_at=RECEIVED_AT)
+    _, item_errors = validate_batch_item(track(sentAt=value), index=0, received_at=RECEIVED_AT, batch=NO_ENVELOPE)
+    _, event_errors = validate_event(canvas(sentAt=value), received_at=RECEIVED_AT)
+
+    assert batch_errors == [FieldError("/sentAt", message)]
+    assert item_errors == [FieldError("/batch/0/sentAt", message)]
+    assert event_errors == [FieldError("/sentAt", message)]
+
+
+@pytest.mark.parametrize("value", [*_GOOD_MOMENTS, "2012-12-02T00:30:08-15:59", "1970-01-01T00:00:00Z", None])
+def test_a_batch_and_its_items_take_a_good_sent_at_alike(value):
+    batch = envelope({"batch": [], "sentAt": value})
+    item, errors = validate_batch_item(track(sentAt=value), index=0, received_at=RECEIVED_AT, batch=NO_ENVELOPE)
+
+    assert errors == []
+    assert batch.sent_at == item.sent_at
+    assert value is None or batch.sent_at.isoformat(timespec="microseconds") == datetime.fromisoformat(value).isoformat(
+        timespec="microseconds"
+    )
+
+
+def test_a_table_that_names_an_attribute_its_result_lacks_is_refused_at_once():
+    with pytest.raises(ValueError, match="EventPayload has no attribute userid"):
+        validation.MessageKind(
+            {"userId": validation.optional(validation._identifier, into="userid")},
+            builds=EventPayload,
+            nulls_are_absent=True,
+        )
