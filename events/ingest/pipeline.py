@@ -60,7 +60,7 @@ BATCH_BODY_LIMIT = 500 * 1024
 
 def thread_database():
     """This thread's connection to the default database, connections[DEFAULT_DB_ALIAS], remembered: Django keeps
-    it in an asgiref Local, whose reads cost a fifth of the front end's CPU (docs/performance.md#the-front-end)."""
+    it in an asgiref Local, whose every read is dear on this path (docs/performance.md#the-front-end)."""
     try:
         return _thread.database
     except AttributeError:

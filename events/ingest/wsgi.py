@@ -80,7 +80,8 @@ class IngestFrontEnd:
             self.host_and_scheme = _HOST_AND_SCHEME + ((proxy_header[0],) if proxy_header else ())
         if not self.headers:
             return None
-        # Django's verdict on a host and scheme is remembered: deciding it costs a tenth of the front end's CPU.
+        # Django's verdict on a host and scheme is remembered: deciding it anew is dear on this path
+        # (docs/performance.md#the-front-end).
         seen = tuple(map(environ.get, self.host_and_scheme))
         secure = self.verdicts.get(seen)
         if secure is None:
@@ -115,7 +116,7 @@ def _secure_if_allowed(environ) -> bool | str:
 
 def close_old_connection() -> None:
     """What Django's request signals do after a request (close_old_connections), for the one database the
-    pipeline uses: the signals and the walk over the connections cost a third of the front end's CPU
+    pipeline uses: the signals and the walk over the connections are dear on this path
     (docs/performance.md#the-front-end)."""
     database = thread_database()
     if database.connection is not None:
