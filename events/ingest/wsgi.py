@@ -1,6 +1,6 @@
 """The WSGI front end: POSTs to the ingest endpoints answered by the pipeline in front of Django's machinery.
 
-Django's handler, its middleware chain and DRF's request cycle cost about three times an event's own work
+Django's handler, its middleware chain and DRF's request cycle cost more than an event's own work
 (docs/performance.md#the-front-end). So canvas/wsgi.py wraps Django in IngestFrontEnd, which takes a request on
 what is known before its body is read: a POST to a path of the pipeline's ROUTES, the front end on
 (EVENTS_FAST_LANE) and PostgreSQL behind it, a host Django allows, and no HTTPS redirect to send. It then answers
