@@ -27,7 +27,13 @@ from accounts.models import Team
 from events.ingest import errors
 from events.ingest.body import read_body
 from events.ingest.errors import ApiError
-from events.ingest.group_commit import Arrival, CommitterUnavailable, can_group_commit, committer
+from events.ingest.group_commit import (
+    Arrival,
+    CommitterUnavailable,
+    can_group_commit,
+    committer,
+    connection_was_cut,
+)
 from events.ingest.rejections import rejection_record, rejections_record
 from events.ingest.storage import StoredEvent, event_row, json_text, store_batch, store_row
 from events.ingest.throttling import is_refused, rate_limit_headers, usage_of
@@ -273,6 +279,7 @@ def _answer_batch(request: _Request, document) -> Answer:
         report = dry_run_report(token=token, payloads=[payload for _, payload in accepted])
         report["rejected"] = [result for result in results if result is not None]
         return Answer(400 if refusals else 200, report, headers)
+    _check_connection(thread_database())
     rows = [
         event_row(team_id=token.team_id, token_id=token.id, payload=p, received_at=received_at) for _, p in accepted
     ]
@@ -285,6 +292,18 @@ def _answer_batch(request: _Request, document) -> Answer:
     code, _ = errors.INVALID_EVENTS
     message = f"{len(refusals)} of {len(batch.items)} events were refused; the others were stored."
     return Answer(400, {**errors.error_body(code, message, _fields(all_problems)), **receipt}, headers)
+
+
+def _check_connection(database) -> None:
+    """Django's health check of a reused connection before its first query (CONN_HEALTH_CHECKS), without its
+    SELECT 1 round trip: a connection the server hung up on is closed, and the COPY opens a new one
+    (docs/performance.md#the-front-end)."""
+    if database.connection is None or database.health_check_done or not database.health_check_enabled:
+        return
+    if database.connection.closed or connection_was_cut(database.connection):
+        database.close()
+    else:
+        database.health_check_done = True
 
 
 def _stored_result(index: int, stored: StoredEvent) -> dict:

@@ -306,7 +306,6 @@ def store_batch(rows: list[tuple]) -> list[StoredEvent]:
             if database.in_atomic_block:
                 with transaction.atomic(), database.cursor() as cursor:
                     return _copy_straight(cursor, rows)
-            database.close_if_health_check_failed()  # as Django's own cursor() does first
             database.ensure_connection()
             with database.wrap_database_errors, database.connection.cursor() as cursor:
                 return _copy_straight(cursor, rows)

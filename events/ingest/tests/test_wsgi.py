@@ -320,6 +320,21 @@ def kept_connection(acme_token, monkeypatch):
     return plaintext
 
 
+def test_a_batch_checks_its_kept_connection_without_a_query(kept_connection, monkeypatch):
+    """Django's health check is a SELECT 1 round trip before a request's first query; the pipeline looks at the
+    idle connection's socket instead."""
+    plaintext = kept_connection
+    round_trips = []
+    real_is_usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: round_trips.append(1) or real_is_usable())
+
+    answer = wsgi_post(application, batch(track("checked")), token=plaintext, path="/v1/batch")
+
+    assert not answer.by_django and answer.status == 200
+    assert round_trips == []
+    assert Event.objects.filter(message_id="checked").count() == 1
+
+
 def test_a_batch_on_a_connection_the_server_cut_is_stored_on_a_new_one(kept_connection):
     plaintext = kept_connection
     cut = connection.connection
