@@ -31,10 +31,38 @@ def _fast_password_hashing(settings):
 def _fresh_caches():
     cache.clear()
     lookup.clear_local()
-    throttling._leases.by_token.clear()
+    throttling.reset()
     storage.drop_reserved_ids()
     yield
     lookup.clear_local()
+
+
+class StoppedClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def stop_monotonic_clock(monkeypatch):
+    """Stop the monotonic clock of a module that imports `monotonic` by name, and return it to move on by hand.
+
+    time-machine freezes the wall clock (time.time, datetime.now) but leaves time.monotonic alone, on purpose.
+    """
+
+    def stop(module) -> StoppedClock:
+        clock = StoppedClock()
+        monkeypatch.setattr(module, "monotonic", clock)
+        return clock
+
+    return stop
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def record_group_commit(rows: int) -> None:
         _tally.observe(GROUP_COMMIT_ROWS, (), rows)
 
 
-class _Tally:
+class Tally:
     """What this process has counted and not yet written to its Prometheus values.
 
     Under gunicorn every Prometheus value is a file-backed mmap, and each write takes a lock and packs the value
@@ -132,7 +132,7 @@ class _Tally:
                     bucket.inc(count)
 
 
-_tally = _Tally()
+_tally = Tally()
 flush = _tally.flush
 atexit.register(flush)  # a worker that stops gracefully writes what it counted last
 

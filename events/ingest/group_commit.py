@@ -179,6 +179,11 @@ class GroupCommitter:
             self.connection = open_connection()
         return self.connection
 
+    def close(self) -> None:
+        """Close the committer's connection; its next commit opens a new one."""
+        with self.connection_lock:
+            self._disconnect()
+
     def _disconnect(self) -> None:
         if self.connection is not None:
             try:
@@ -239,8 +244,7 @@ def committer() -> GroupCommitter:
 def close() -> None:
     """Close this process's committer connection (tests call it before dropping their database)."""
     if _committer is not None:
-        with _committer.connection_lock:
-            _committer._disconnect()
+        _committer.close()
 
 
 def can_group_commit(database=connection) -> bool:

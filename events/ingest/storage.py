@@ -17,10 +17,11 @@ detected by the same statement that stores the event):
 
 import json
 import threading
-import time
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from itertools import repeat
+from time import monotonic  # imported by name, so that tests can move this module's clock alone
 from typing import NamedTuple
 
 import orjson
@@ -331,7 +332,7 @@ RESERVE_SECONDS = 2.0
 MAX_AHEAD = 1000
 
 
-class _IdReserve:
+class IdReserve:
     """Ids this process drew ahead for its next batches.
 
     Drawing a batch's ids is a round trip of its own before the COPY, and a transaction of its own whose commit
@@ -343,7 +344,8 @@ class _IdReserve:
     were: the catalog's gap list is for exactly that (events.warehouse.catalog).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, draw: Callable[..., list[int]] = _next_ids) -> None:
+        self.draw = draw  # (cursor, count) -> the next `count` values of the sequence
         self.lock = threading.Lock()
         self.ids: list[int] = []
         self.drawn_at = 0.0
@@ -361,25 +363,25 @@ class _IdReserve:
             ahead = self.ahead
             self.ahead = min(max(2 * ahead, count), MAX_AHEAD)
         needed = count - len(ids)
-        drawn = _next_ids(cursor, needed + ahead)  # a round trip, outside the lock
+        drawn = self.draw(cursor, needed + ahead)  # a round trip, outside the lock
         with self.lock:
             if self.ids and not self._stale():
                 # Another thread's draw got here first: these go stale with its ids. Its draw may have come from the
                 # sequence after this one did, so the two are merged in order: every take stays ascending.
                 self.ids = sorted(self.ids + drawn[needed:])
             else:
-                self.ids, self.drawn_at = drawn[needed:], time.monotonic()
+                self.ids, self.drawn_at = drawn[needed:], monotonic()
         return ids + drawn[:needed]
 
     def _stale(self) -> bool:
-        return time.monotonic() - self.drawn_at > RESERVE_SECONDS
+        return monotonic() - self.drawn_at > RESERVE_SECONDS
 
     def _let_go(self) -> None:
         """Drop what is left, and draw only what is needed next time (call with the lock held)."""
         self.ids, self.ahead = [], 0
 
 
-_reserve = _IdReserve()
+_reserve = IdReserve()
 
 
 def drop_reserved_ids() -> None:

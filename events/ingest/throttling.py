@@ -57,8 +57,8 @@ def count_requests(key: str, amount: int) -> int:
     return cache.incr(key, amount)
 
 
-class _Leases:
-    """This process's unused reservations: token id -> (window, draws, left, base).
+class Leases:
+    """A process's unused reservations: token id -> (window, draws, left, base).
 
     A reservation of the current window admits the requests that draw the numbers 1 to `left` from `draws`
     (an itertools.count: one call in C, so no two threads ever draw the same number, and no lock is needed),
@@ -87,20 +87,25 @@ class _Leases:
         self.by_token[token_id] = (window, count_from(1), left, count - left)
 
 
-_leases = _Leases()
+_leases = Leases()
 
 
-def admit(*, token_id: int, limit: int, window: int) -> tuple[bool, int]:
+def reset() -> None:
+    """For tests: forget this process's reservations (the counts in Redis stay)."""
+    _leases.by_token.clear()
+
+
+def admit(*, token_id: int, limit: int, window: int, leases: Leases = _leases) -> tuple[bool, int]:
     """Whether one more request of this token fits this window's limit, and how many were admitted so far (as far
-    as this process knows: other processes' unused reservations count as admitted)."""
-    count = _leases.take_local(token_id, window)
+    as the process holding `leases` knows: other processes' unused reservations count as admitted)."""
+    count = leases.take_local(token_id, window)
     if count is not None:
         return True, count
     size = max(1, limit // LEASE_SHARE)
     count = count_requests(f"events:rate:{token_id}:{window}", size)
     granted = min(size, max(0, limit - (count - size)))
     if granted:
-        _leases.keep(token_id, window, granted - 1, count)
+        leases.keep(token_id, window, granted - 1, count)
         return True, count - (granted - 1)
     return False, count
 

@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,6 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from canvas.observability import CanvasJsonFormatter, RequestIdFilter, TokenScrubbingFilter, request_id
+from chaos.processes import wait_until
 from events import metrics
 from events.tokens import secret
 
@@ -76,17 +76,16 @@ def test_metrics_count_accepted_and_refused_events_and_time_requests(client, pos
     assert any(name == "canvas_group_commit_rows_count" for name, _ in after)
 
 
-def test_counts_reach_prometheus_within_a_second_or_so_without_a_scrape(post_event, acme_token, doc_event_body):
-    """Another worker's scrape reads this process's values without flushing them: the background flush writes them."""
+def test_counts_reach_prometheus_without_a_scrape(post_event, acme_token, doc_event_body):
+    """Another worker's scrape reads this process's values without flushing them: the background flush writes them
+    (every FLUSH_SECONDS; waited for generously, as a busy machine may keep the flusher from running)."""
     _, plaintext = acme_token
     labels = {"endpoint": "/v1/event", "outcome": "stored"}
     before = _sample("canvas_events_accepted_total", **labels)
 
     post_event(doc_event_body, token=plaintext)
 
-    deadline = time.monotonic() + 3 * metrics._Tally.FLUSH_SECONDS
-    while _sample("canvas_events_accepted_total", **labels) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: _sample("canvas_events_accepted_total", **labels) != before, timeout=30, what="the flush")
     assert _sample("canvas_events_accepted_total", **labels) == before + 1
 
 
@@ -95,7 +94,7 @@ def test_kept_observations_fall_into_the_buckets_prometheus_itself_would_choose(
     buckets = (0.001, 0.0025, 0.005, 1)
     kept = Histogram("kept_seconds", "kept", ["endpoint"], buckets=buckets, registry=registry)
     direct = Histogram("direct_seconds", "direct", ["endpoint"], buckets=buckets, registry=registry)
-    tally = metrics._Tally()
+    tally = metrics.Tally()
     # On each bound, either side of it, and past the last one.
     values = [0.0, 0.0009, 0.001, 0.0011, 0.0025, 0.0049, 0.005, 0.7, 1, 1.5, 30]
 
@@ -118,7 +117,7 @@ def test_kept_observations_fall_into_the_buckets_prometheus_itself_would_choose(
 def test_counts_added_from_many_threads_while_flushing_are_all_written():
     registry = CollectorRegistry()
     counter = Counter("kept_total", "kept", ["outcome"], registry=registry)
-    tally = metrics._Tally()
+    tally = metrics.Tally()
 
     def count(_):
         for n in range(1000):
@@ -145,7 +144,7 @@ def test_a_forked_worker_starts_with_nothing_counted_and_a_lock_of_its_own():
     """gunicorn forks its workers from the master: whatever the master counted, or a lock one of its threads held
     at that moment, must not come along."""
     counter = Counter("forked_total", "forked", ["outcome"], registry=CollectorRegistry())
-    tally = metrics._Tally()
+    tally = metrics.Tally()
     with tally.lock:
         tally.add(counter, ("stored",), 1)
         pid = os.fork()  # with the lock held, as a thread of the master might hold it

@@ -134,56 +134,71 @@ def test_awkward_values_survive_the_group_commit(acme_token):
 
 
 @pytest.fixture
-def draws(monkeypatch) -> list[int]:
-    """How many ids each draw from the sequence took, in order."""
+def ids_drawn():
+    """How many ids the sequence handed out since the last call: what the process drew ahead included."""
+    from django.db import connection
+
+    from events.ingest.storage import ID_SEQUENCE
+
+    def next_id() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT last_value + is_called::int FROM {ID_SEQUENCE}")  # noqa: S608 (a constant)
+            return cursor.fetchone()[0]
+
+    position = [next_id()]
+
+    def drawn_since() -> int:
+        before, position[0] = position[0], next_id()
+        return position[0] - before
+
+    return drawn_since
+
+
+@pytest.fixture
+def reserve_clock(stop_monotonic_clock):
+    """The clock by which ids drawn ahead go stale (events/ingest/storage.py), stopped: a busy machine's pauses
+    between batches must not let them go."""
     from events.ingest import storage
 
-    taken: list[int] = []
-    draw = storage._next_ids
-
-    def counted(cursor, count: int) -> list[int]:
-        taken.append(count)
-        return draw(cursor, count)
-
-    monkeypatch.setattr(storage, "_next_ids", counted)
-    return taken
+    return stop_monotonic_clock(storage)
 
 
-def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token, draws):
+def test_a_busy_process_draws_ids_ahead_for_its_next_batches(client, acme_token, ids_drawn, reserve_clock):
     token, plaintext = acme_token
-    receipts = []
+    receipts, draws = [], []
     for number in range(6):
         response = post_batch(client, plaintext, track_batch(f"busy-{number}", 100))
         assert response.status_code == 200, response.content
         receipts.append([result["id"] for result in response.json()["results"]])
+        draws.append(ids_drawn())
 
     # Six batches, three draws: each draw that finds the reserve empty takes twice as many ahead as the last.
-    assert draws == [100, 200, 300]
+    assert draws == [100, 200, 0, 300, 0, 0]
     everything = [event_id for ids in receipts for event_id in ids]
     assert everything == sorted(everything) and len(set(everything)) == 600
     stored = dict(Event.objects.filter(team=token.team).values_list("message_id", "id"))
     assert all(stored[f"busy-{n}-{i}"] == receipts[n][i] for n in range(6) for i in range(100))
 
 
-def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, draws):
+def test_ids_left_longer_than_their_time_are_let_go(client, acme_token, ids_drawn, reserve_clock):
     from events.ingest import storage
 
     _, plaintext = acme_token
     post_batch(client, plaintext, track_batch("early-0", 10))
-    post_batch(client, plaintext, track_batch("early-1", 10))  # draws 10 more than it needs
-    left = list(storage._reserve.ids)
-    assert len(left) == 10
+    early = post_batch(client, plaintext, track_batch("early-1", 10))
+    assert ids_drawn() == 10 + 20  # the second batch drew 10 more than it needed: they wait in the reserve
+    last_early = max(result["id"] for result in early.json()["results"])
+    left = range(last_early + 1, last_early + 11)
 
-    storage._reserve.drawn_at -= storage.RESERVE_SECONDS + 0.1  # time passes: the reserve is stale
+    reserve_clock.advance(storage.RESERVE_SECONDS + 0.1)  # time passes: the reserve is stale
     response = post_batch(client, plaintext, track_batch("late", 10))
 
     assert response.status_code == 200, response.content
-    assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not the old ones
-    assert draws == [10, 20, 10]  # the last takes only what it needs, until the process is busy again
-    assert storage._reserve.ids == []
+    assert min(result["id"] for result in response.json()["results"]) > max(left)  # fresh ids, not those left
+    assert ids_drawn() == 10  # the last takes only what it needs, until the process is busy again
 
 
-def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
+def test_threads_taking_ids_at_once_never_share_one():
     import itertools
     import threading
     import time
@@ -197,8 +212,7 @@ def test_threads_taking_ids_at_once_never_share_one(monkeypatch):
         with sequence_lock:
             return [next(sequence) for _ in range(count)]
 
-    monkeypatch.setattr(storage, "_next_ids", draw)
-    reserve = storage._IdReserve()
+    reserve = storage.IdReserve(draw)
     taken: list[list[int]] = []
 
     def batches() -> None:

@@ -4,7 +4,6 @@ Pure functions: no database, no Django settings needed.
 """
 
 import json
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -314,12 +313,9 @@ def test_it_rejects_nesting_deeper_than_the_limit(raw, path):
         pytest.param(b'["\\u0000",' + b"[" * 100_000 + b"]" * 100_001, id="nul-then-deep"),
     ],
 )
-def test_it_rejects_100000_levels_quickly_without_recursion_error(raw):
-    started = time.perf_counter()
-
+def test_it_rejects_100000_levels_without_recursion_error(raw):
     errors = parse_errors(raw)
 
-    assert time.perf_counter() - started < 0.1
     assert [error.message for error in errors] == [DOCUMENT_TOO_DEEP]
 
 
@@ -850,14 +846,6 @@ def test_it_accepts_valid_properties(properties):
 )
 def test_it_accepts_strings_at_their_limits(name, field, value):
     assert getattr(valid(canvas(**{name: value})), field) == value
-
-
-def test_it_validates_the_parsed_example_in_well_under_50_microseconds():
-    # A loose guard against accidental slowness (the target is far lower): 2,000 rounds in under 1 s.
-    started = time.perf_counter()
-    for _ in range(2000):
-        validate_event(parse_json(EXAMPLE_BODY), received_at=RECEIVED_AT)
-    assert time.perf_counter() - started < 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Events API authentication (events/tokens/authentication.py and its cache, events/tokens/lookup.py)."""
 
 import json
-import pickle
-import time
-from datetime import timedelta
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 from events.ingest import errors
 from events.ingest.errors import ApiError
 from events.models import ApiToken
-from events.tokens import authentication, lookup, secret, services
+from events.tokens import lookup, secret, services
 from events.tokens.authentication import CHALLENGE, EventsTokenAuthentication, authenticate_token
 
 
@@ -68,6 +69,29 @@ def revoke(token: ApiToken, by, django_capture_on_commit_callbacks) -> None:
 def set_enabled(team, enabled: bool, django_capture_on_commit_callbacks) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         services.events_api_set_enabled(team=team, enabled=enabled, by=None)
+
+
+@contextmanager
+def just_after_the_token_is_read(change: Callable[[], None]):
+    """Commit `change` right after a look-up has read the token from the database, before it caches what it read:
+    what another worker's revocation does to a worker that was reading at that moment."""
+    pending = [change]
+
+    def after_the_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if pending and sql.startswith("SELECT") and '"events_apitoken"' in sql:
+            pending.pop()()
+        return result
+
+    with connection.execute_wrapper(after_the_read):
+        yield
+    assert not pending, "the look-up never read the token from the database"
+
+
+@pytest.fixture
+def worker_clock(stop_monotonic_clock):
+    """The clock by which this worker ages its copies of tokens (events/tokens/lookup.py), stopped."""
+    return stop_monotonic_clock(lookup)
 
 
 def test_a_live_token_authenticates_as_its_team(plaintext, acme):
@@ -167,17 +191,16 @@ def test_revocation_is_seen_at_once_by_the_worker_that_revoked(acme_token, alice
 
 
 def test_revocation_reaches_other_workers_within_their_one_second_local_copy(
-    acme_token, alice, django_capture_on_commit_callbacks
+    acme_token, alice, worker_clock, django_capture_on_commit_callbacks
 ):
     token, plaintext = acme_token
-    authenticate_token(plaintext)
-    this_workers_copy = dict(lookup._local)
+    # This worker reads the live token just as another worker's revocation commits: its copy says live.
+    with just_after_the_token_is_read(lambda: revoke(token, alice, django_capture_on_commit_callbacks)):
+        authenticate_token(plaintext)
 
-    revoke(token, alice, django_capture_on_commit_callbacks)  # done by a request served by another worker...
-    lookup._local.update(this_workers_copy)  # ...which cannot reach this worker's memory.
-    authenticate_token(plaintext)  # the local copy is at most TOKEN_LOCAL_SECONDS old
-
-    time.sleep(lookup.TOKEN_LOCAL_SECONDS)
+    worker_clock.advance(lookup.TOKEN_LOCAL_SECONDS / 2)
+    assert authenticate_token(plaintext).id == token.id  # from the copy, which no other worker can reach
+    worker_clock.advance(lookup.TOKEN_LOCAL_SECONDS / 2)
     with pytest.raises(ApiError) as refused:
         authenticate_token(plaintext)
     assert refused.value.code == errors.UNKNOWN_TOKEN[0]
@@ -194,19 +217,11 @@ def test_revocation_does_not_wait_for_the_shared_cache_to_expire(acme_token, ali
 
 
 def test_a_lookup_racing_a_revocation_cannot_put_the_live_token_back_in_the_shared_cache(
-    acme_token, alice, monkeypatch, django_capture_on_commit_callbacks
+    acme_token, alice, django_capture_on_commit_callbacks
 ):
     token, plaintext = acme_token
-    read_from_database = lookup._from_database
-
-    def read_just_before_the_revocation_commits(digest):
-        snapshot = read_from_database(digest)
-        revoke(token, alice, django_capture_on_commit_callbacks)
-        return snapshot
-
-    monkeypatch.setattr(lookup, "_from_database", read_just_before_the_revocation_commits)
-    authenticate_token(plaintext)  # read before the revocation: accepted, once
-    monkeypatch.undo()
+    with just_after_the_token_is_read(lambda: revoke(token, alice, django_capture_on_commit_callbacks)):
+        authenticate_token(plaintext)  # read before the revocation: accepted, once
     lookup.clear_local()
 
     with pytest.raises(ApiError) as refused:
@@ -215,18 +230,10 @@ def test_a_lookup_racing_a_revocation_cannot_put_the_live_token_back_in_the_shar
 
 
 def test_a_lookup_racing_a_disable_cannot_put_the_enabled_team_back_in_the_shared_cache(
-    plaintext, acme, monkeypatch, django_capture_on_commit_callbacks
+    plaintext, acme, django_capture_on_commit_callbacks
 ):
-    read_from_database = lookup._from_database
-
-    def read_just_before_the_switch_commits(digest):
-        snapshot = read_from_database(digest)
-        set_enabled(acme, False, django_capture_on_commit_callbacks)
-        return snapshot
-
-    monkeypatch.setattr(lookup, "_from_database", read_just_before_the_switch_commits)
-    authenticate_token(plaintext)
-    monkeypatch.undo()
+    with just_after_the_token_is_read(lambda: set_enabled(acme, False, django_capture_on_commit_callbacks)):
+        authenticate_token(plaintext)
     lookup.clear_local()
 
     with pytest.raises(ApiError) as refused:
@@ -247,8 +254,10 @@ def last_used_updates(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "last_used_at" in q["sql"]]
 
 
-def test_a_hundred_authentications_within_a_minute_write_last_used_once(acme_token):
+def test_a_hundred_authentications_within_a_minute_write_last_used_once(acme_token, time_machine):
     token, plaintext = acme_token
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
     with CaptureQueriesContext(connection) as queries:
         for number in range(100):
             authenticate_token(plaintext)
@@ -257,16 +266,17 @@ def test_a_hundred_authentications_within_a_minute_write_last_used_once(acme_tok
 
     assert len(last_used_updates(queries)) == 1
     token.refresh_from_db()
-    assert timezone.now() - token.last_used_at < timedelta(seconds=10)
+    assert token.last_used_at == now
 
 
-def test_last_used_is_written_again_after_a_minute(acme_token, monkeypatch):
+def test_last_used_is_written_again_after_a_minute(acme_token, time_machine):
     token, plaintext = acme_token
+    time_machine.move_to(datetime(2026, 6, 1, 12, 0, tzinfo=UTC), tick=False)
     authenticate_token(plaintext)
     first_use = ApiToken.objects.get(pk=token.pk).last_used_at
 
     a_minute_later = first_use + timedelta(minutes=1, seconds=1)
-    monkeypatch.setattr(authentication, "_now", lambda: a_minute_later)
+    time_machine.move_to(a_minute_later, tick=False)
     with CaptureQueriesContext(connection) as queries:
         for _ in range(10):
             authenticate_token(plaintext)
@@ -288,8 +298,10 @@ def test_the_conditional_update_leaves_a_recent_last_used_alone(acme_token):
 
 def test_the_shared_cache_never_holds_the_plaintext(plaintext):
     authenticate_token(plaintext)
-    cached = cache.get(lookup._shared_key(secret.digest(plaintext)))
-    assert cached is not None
-    stored = pickle.dumps(cached)
-    assert plaintext.encode() not in stored
-    assert plaintext[4:36].encode() not in stored
+
+    shared = redis.Redis.from_url(settings.REDIS_URL)
+    stored = {key: shared.get(key) for key in shared.scan_iter() if shared.type(key) == b"string"}
+    assert any(secret.digest(plaintext).encode() in key for key in stored)  # the token's entry is there
+    for value in stored.values():
+        assert plaintext.encode() not in value
+        assert plaintext[4:36].encode() not in value

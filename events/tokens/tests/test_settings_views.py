@@ -1,13 +1,18 @@
-"""Settings → Events API (events/tokens/views.py, events/tokens/selectors.py and their templates), for each persona."""
+"""Settings → Events API (events/tokens/views.py, events/tokens/selectors.py and their templates), for each persona:
+tokens, the password re-check for old logins, the audit log and the refused-events log."""
 
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
 
-from events.models import ApiToken, AuditAction, AuditEntry
+from conftest import PASSWORD
+from events.ingest.rejections import rejection_record, rejections_record
+from events.ingest.validation import FieldError
+from events.models import ApiToken, AuditAction, AuditEntry, RejectedEvent
 from events.tokens import secret, services
 from events.tokens.forms import NAME_REQUIRED_MESSAGE
 from events.tokens.selectors import AUDIT_ENTRIES_SHOWN
@@ -99,6 +104,19 @@ def test_a_made_up_form_id_creates_nothing(alice_client, acme):
     assert not ApiToken.objects.filter(team=acme).exists()
 
 
+def test_the_same_form_cannot_create_two_tokens_even_if_the_session_is_replayed(alice_client):
+    form_id = fresh_form_id(alice_client)
+    session_before = dict(alice_client.session)
+
+    alice_client.post("/settings/tokens/", {"name": "One", "form_id": form_id})
+    session = alice_client.session  # a concurrent request would still hold the old session
+    session.update(session_before)
+    session.save()
+    alice_client.post("/settings/tokens/", {"name": "Two", "form_id": form_id})
+
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["One"]
+
+
 def test_the_plaintext_is_on_no_later_page(alice_client, acme):
     plaintext = shown_token(create_token(alice_client))
     token = ApiToken.objects.get(team=acme)
@@ -164,6 +182,48 @@ def test_owner_of_a_team_without_the_api_cannot_create_token(alice_client, acme)
     response = alice_client.post("/settings/tokens/", {"name": "Production stream", "form_id": "whatever"})
     assert response.status_code == 403
     assert not ApiToken.objects.exists()
+
+
+def test_a_paused_team_still_lists_its_tokens_and_can_revoke_them(alice_client, acme, live_token):
+    acme.events_api_enabled = False
+    acme.save()
+
+    page = alice_client.get("/settings/").content.decode()
+    assert API_NOT_ENABLED_MESSAGE in page
+    assert live_token.hint in page
+    assert not CREATE_BUTTON.search(page)
+
+    alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/")
+    live_token.refresh_from_db()
+    assert live_token.is_revoked
+
+
+def test_a_fresh_login_creates_a_token_without_the_password_again(alice_client):
+    response = alice_client.post("/settings/tokens/", {"name": "Fresh", "form_id": fresh_form_id(alice_client)})
+
+    assert response.status_code == 200
+    assert ApiToken.objects.filter(name="Fresh").exists()
+
+
+def test_a_login_older_than_15_minutes_must_confirm_the_password(alice_client, time_machine):
+    time_machine.move_to(datetime.now(UTC) + timedelta(minutes=16), tick=False)
+    page = alice_client.get("/settings/").content.decode()
+    assert 'name="password"' in page
+
+    def post(**password):
+        return alice_client.post(
+            "/settings/tokens/", {"name": "Old", "form_id": fresh_form_id(alice_client), **password}
+        )
+
+    refused, wrong, right = post(), post(password="guess"), post(password=PASSWORD)
+
+    assert refused.status_code == 400 and "This field is required." in refused.content.decode()
+    assert wrong.status_code == 400 and "That is not your password." in wrong.content.decode()
+    assert right.status_code == 200
+    assert ApiToken.objects.filter(name="Old").count() == 1
+    # Confirming counts as a fresh login for the next 15 minutes.
+    time_machine.shift(timedelta(minutes=14))
+    assert 'name="password"' not in alice_client.get("/settings/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -306,3 +366,28 @@ def test_the_token_name_label_points_at_the_token_field(alice_client):
     form = page[page.index('class="create-token"') :]
     label_then_field = r'<label for="id_token_name">Token name</label>\s*<input[^>]*name="name"[^>]*id="id_token_name"'
     assert re.search(label_then_field, form)
+
+
+def test_refused_events_are_shown_to_the_team_with_path_and_reason(bob_client, acme, globex):
+    rejections_record(
+        [
+            rejection_record(
+                team_id=acme.id,
+                token_hint="cnv_…abcd",
+                endpoint="/v1/event",
+                status=400,
+                payload=b'{"version": 2}',
+                problems=[FieldError("/version", "Must be the integer 1.")],
+            ),
+            rejection_record(
+                team_id=globex.id, token_hint="cnv_…zzzz", endpoint="/v1/event", status=400, payload=b"x", problems=[]
+            ),
+        ]
+    )
+
+    page = bob_client.get("/settings/").content.decode()
+
+    assert 'data-testid="refused-events"' in page
+    assert "/version" in page and "Must be the integer 1." in page
+    assert "cnv_…zzzz" not in page  # another team's refusals stay theirs
+    assert RejectedEvent.objects.count() == 2

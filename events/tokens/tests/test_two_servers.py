@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Min
 
-from chaos.processes import Gunicorn, app_environment, database_url
+from chaos.processes import Gunicorn, app_environment, database_url, wait_until
 from events.ingest import errors
 from events.models import Event
 from events.tokens import services
@@ -29,10 +29,7 @@ pytestmark = pytest.mark.live
 RATE_LIMIT = 20
 # Each server alone gets fewer requests than the limit: only a limit shared by both can refuse any of them.
 REQUESTS_PER_SERVER = 15
-# A request sent more than TOKEN_LOCAL_SECONDS after api_token_revoke was called must be refused. The slack covers
-# the revocation's own few milliseconds (its UPDATE, commit and shared-cache refresh) during which a worker may
-# still read the live token; the time a request then takes to be answered does not count against the server.
-REVOCATION_SLACK_SECONDS = 0.1
+BURST_TRIES = 10
 MESSAGE_IDS = 50
 COPIES_PER_SERVER = 2
 
@@ -93,7 +90,7 @@ def warm_up(servers, plaintext: str) -> None:
 
 
 def sleep_until_next_second() -> None:
-    """django-ratelimit counts a per-second limit in windows of int(time.time())."""
+    """The rate limit counts in windows of int(time.time()) (events/ingest/throttling.py)."""
     now = time.time()
     time.sleep(int(now) + 1.02 - now)
 
@@ -101,10 +98,11 @@ def sleep_until_next_second() -> None:
 def burst_within_one_second(servers, plaintext: str) -> list[Answer]:
     """REQUESTS_PER_SERVER to each server at once, released together just after a whole second starts.
 
-    Retried (with the next second's fresh counter) if the answers did not all come back within that second.
+    Retried (with the next second's fresh counter) until the answers all come back within one second: a busy
+    machine needs a few tries.
     """
     jobs = [server for server in (0, 1) for _ in range(REQUESTS_PER_SERVER)]
-    for _ in range(3):
+    for _ in range(BURST_TRIES):
         window = {}
 
         def open_window(window=window):
@@ -121,7 +119,7 @@ def burst_within_one_second(servers, plaintext: str) -> list[Answer]:
             answers = list(pool.map(send, jobs))
         if int(time.time()) == int(window["start"]):
             return answers
-    pytest.fail("three bursts in a row did not fit in one second; the machine is too busy to measure this")
+    pytest.fail(f"{BURST_TRIES} bursts in a row did not fit in one second; the machine is too busy to measure this")
 
 
 def test_the_rate_limit_is_one_limit_across_both_servers(start_servers, acme_token, globex_token):
@@ -155,34 +153,37 @@ def test_a_revoked_token_is_refused_by_both_servers_within_a_second(start_server
         while not stop.is_set():
             answers.append(post_event(servers, server, plaintext))
 
+    def answered_by_both(which) -> bool:
+        return all(sum(1 for answer in list(answers) if answer.server == n and which(answer)) >= 3 for n in (0, 1))
+
     pollers = [threading.Thread(target=poll, args=(n % 2,)) for n in range(8)]
     for poller in pollers:
         poller.start()
     try:
-        time.sleep(0.5)
-        revoked_at = time.monotonic()
+        wait_until(lambda: answered_by_both(lambda answer: answer.status == 200), timeout=60, what="the live token")
+        revoking_at = time.monotonic()
         services.api_token_revoke(token=token, by=alice)
-        time.sleep(TOKEN_LOCAL_SECONDS + 1.0)
+        # Committed, and the shared cache refreshed on commit: from here each worker's copy lives 1 s at most.
+        revoked_at = time.monotonic()
+        in_force_at = revoked_at + TOKEN_LOCAL_SECONDS
+        wait_until(lambda: answered_by_both(lambda answer: answer.sent_at > in_force_at), timeout=60, what="polls")
     finally:
         stop.set()
         for poller in pollers:
             poller.join()
 
     assert {answer.status for answer in answers} <= {200, 401}
-    limit = TOKEN_LOCAL_SECONDS + REVOCATION_SLACK_SECONDS
     for server in (0, 1):
         mine = [answer for answer in answers if answer.server == server]
-        assert any(answer.status == 200 and answer.sent_at < revoked_at for answer in mine)
         last_accepted = max((answer for answer in mine if answer.status == 200), key=lambda answer: answer.sent_at)
-        lag = last_accepted.sent_at - revoked_at
         print(
-            f"server {server}: the last request that was still accepted left {lag:.3f} s after the revocation "
-            f"(answered {last_accepted.answered_at - revoked_at:.3f} s after it)"
+            f"server {server}: the revocation took {revoked_at - revoking_at:.3f} s; the last request still "
+            f"accepted left {last_accepted.sent_at - revoked_at:.3f} s after it had committed"
         )
-        assert lag <= limit, f"server {server} still accepted a request sent {lag:.2f} s after the revocation"
-        late = [answer for answer in mine if answer.sent_at > revoked_at + limit]
-        assert late, f"server {server} was not polled after the revocation had to be in force"
-        assert {answer.status for answer in late} == {401}
+        # Both clocks are the machine's one monotonic clock, and a request is answered after it is sent: a
+        # request sent after `in_force_at` reached a worker whose copy of the live token had expired.
+        late = [answer for answer in mine if answer.sent_at > in_force_at]
+        assert {answer.status for answer in late} == {401}, f"server {server} accepted a request after the second"
         assert all(answer.body["error"]["code"] == errors.UNKNOWN_TOKEN[0] for answer in late)
 
 

@@ -227,9 +227,10 @@ def test_the_statement_timeout_cancels_a_long_query(settings, cleanup, acme):
 
 def test_a_transaction_left_open_is_ended(settings, cleanup, acme):
     settings.WAREHOUSE_STATEMENT_TIMEOUT = "1s"
-    with psycopg.connect(warehouse_credentials_rotate(team=acme)) as conn:
+    url = warehouse_credentials_rotate(team=acme)
+    with psycopg.connect(url) as conn:
         conn.execute("SELECT count(*) FROM tracks")
-        time.sleep(3)
+        _wait_until_ended(URL.match(url)["role"])
         with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
             conn.execute("SELECT count(*) FROM tracks")
 
@@ -416,6 +417,13 @@ def test_rotating_warehouse_credentials_is_audited(cleanup, alice, acme):
 
     entry = AuditEntry.objects.get(team=acme, action=AuditAction.WAREHOUSE_CREDENTIALS)
     assert (entry.actor, entry.ip_address) == (alice, "10.1.2.3")
+
+
+def _wait_until_ended(role: str) -> None:
+    """Until PostgreSQL has ended every session of `role` (it ends them itself: no clock of ours decides when)."""
+    deadline = time.monotonic() + 60
+    while fetch("SELECT 1 FROM pg_stat_activity WHERE usename = %s", [role]) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _wait_for_session(role: str, state: str) -> None:
