@@ -1,4 +1,4 @@
-"""The one ingest pipeline: authenticate -> read -> parse -> validate -> throttle -> store -> answer.
+"""The one ingest pipeline: authenticate -> throttle -> read -> parse -> validate -> store -> answer.
 
 Every POST to an ingest endpoint is decided here, as plain functions of the request's WSGI environ (Django's
 request.META holds the same keys) and its body stream, with no Django request object. Two thin adapters call
@@ -147,6 +147,7 @@ def answer_request(endpoint: Endpoint, meta, stream) -> Answer:
 def _answer(request: _Request, stream, arrival: Arrival | None) -> Answer:
     try:
         request.token = authenticate_token(token_from_headers(request.meta))
+        _throttle(request)  # before the body: a refused request is counted too, as is the log row it writes
         request.raw = _read(request, stream)
         document = _parse(request.raw)
         if request.endpoint.kind == "batch":
@@ -209,7 +210,7 @@ def _invalid(problems: list[FieldError]) -> ApiError:
 # --- Throttle -------------------------------------------------------------------------------------------------
 
 
-def _throttle(request: _Request) -> dict[str, str]:
+def _throttle(request: _Request) -> None:
     """Count the request against its token's rate limit: its RateLimit-* headers (none while the counter is
     unreachable), or a 429."""
     usage = usage_of(request.token.id)
@@ -219,7 +220,6 @@ def _throttle(request: _Request) -> dict[str, str]:
         request.headers = rate_limit_headers(usage)
         if is_refused(usage):
             raise ApiError(status.HTTP_429_TOO_MANY_REQUESTS, errors.RATE_LIMITED)
-    return request.headers
 
 
 # --- One event or Segment message -----------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def _answer_one(request: _Request, document, arrival: Arrival | None) -> Answer:
         )
     if problems:
         raise _invalid(problems)
-    headers = _throttle(request)
+    headers = request.headers
     if is_dry_run(request.meta):
         return Answer(200, dry_run_report(token=request.token, payloads=[payload]), headers)
     token = request.token
@@ -274,7 +274,7 @@ def _answer_batch(request: _Request, document) -> Answer:
             refusals.append(_refusal(request, 400, json_text(item), problems))
         else:
             accepted.append((index, payload))
-    headers = _throttle(request)
+    headers = request.headers
     if is_dry_run(request.meta):
         report = dry_run_report(token=token, payloads=[payload for _, payload in accepted])
         report["rejected"] = [result for result in results if result is not None]
