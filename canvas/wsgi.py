@@ -9,10 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "canvas.settings")
 
 django_application = get_wsgi_application()
 
-from events.ingest.wsgi import FastLane  # noqa: E402 - needs the apps loaded by get_wsgi_application
+from events.ingest.wsgi import IngestFrontEnd  # noqa: E402 - needs the apps loaded by get_wsgi_application
 
-# An ordinary POST /v1/event is answered by the fast lane; every other request goes to Django.
-application = FastLane(django_application)
+# POSTs to the ingest endpoints are answered by the front end; every other request goes to Django.
+application = IngestFrontEnd(django_application)
 
 # What is loaded so far lives as long as the worker: frozen, the cyclic collector stops walking it on every full
 # collection (docs/performance.md#the-garbage-collector).

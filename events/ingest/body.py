@@ -9,15 +9,13 @@ comes (canvas.buffering_worker, set in gunicorn.conf.py): reading past what arri
 
 import zlib
 from collections.abc import Mapping
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from django.http import UnreadablePostError
 from rest_framework import status
-from rest_framework.parsers import BaseParser
 
 from events.ingest import errors
 from events.ingest.errors import ApiError
-from events.ingest.validation import InvalidJSON, parse_json
 
 BODY_TIMEOUT = ("request_timeout", "The body did not arrive in time: send it whole, without pausing.")
 BODY_UNREADABLE = "The connection broke before the whole body arrived."
@@ -80,21 +78,3 @@ def _read(stream: Readable, *, size: int) -> bytes:
         if isinstance(error, TimeoutError) or isinstance(error.__cause__, TimeoutError):
             raise ApiError(status.HTTP_408_REQUEST_TIMEOUT, BODY_TIMEOUT) from None
         raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_JSON, message=BODY_UNREADABLE) from None
-
-
-class StrictJSONParser(BaseParser):
-    """JSON that PostgreSQL can store: see events.ingest.validation.parse_json for what it refuses."""
-
-    media_type = "application/json"
-
-    def parse(
-        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:  # any JSON document: the view refuses what is not an object
-        assert parser_context is not None  # DRF's Request always passes the view and itself
-        view, request = parser_context["view"], parser_context["request"]
-        raw = read_body(stream, meta=request.META, limit=view.max_body_bytes)
-        request.raw_body = raw  # kept for the refused-events log
-        try:
-            return parse_json(raw)
-        except InvalidJSON as invalid:
-            raise ApiError(status.HTTP_400_BAD_REQUEST, errors.INVALID_JSON, fields=invalid.errors) from None

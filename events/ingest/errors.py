@@ -31,6 +31,7 @@ METHOD_NOT_ALLOWED = ("method_not_allowed", "Use POST.")
 RATE_LIMITED = ("rate_limited", "Too many requests for this token. Retry after the time in Retry-After.")
 DATABASE_UNAVAILABLE = ("service_unavailable", "Canvas cannot store events right now. Retry after Retry-After.")
 NOT_FOUND = ("not_found", "There is no such endpoint.")
+INTERNAL_ERROR = ("internal_error", "Canvas could not answer this request. Retry it later.")
 
 
 class ApiError(exceptions.APIException):

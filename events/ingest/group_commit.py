@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from events.ingest.storage import EventRow, StoredEvent, prepare_group, store_group, store_rows
 from events.metrics import record_group_commit
@@ -249,10 +250,10 @@ def close() -> None:
         _committer.close()
 
 
-def can_group_commit() -> bool:
-    """Group commit needs PostgreSQL and a caller outside any transaction.
+def can_group_commit(database: BaseDatabaseWrapper = connection) -> bool:
+    """Group commit needs PostgreSQL and a caller outside any transaction (on `database`, this thread's connection).
 
     Inside a transaction (a test, or a caller's own atomic block) the row must be written on that transaction's
     connection, where the committer's separate connection could not see uncommitted rows it refers to.
     """
-    return settings.EVENTS_GROUP_COMMIT and connection.vendor == "postgresql" and not connection.in_atomic_block
+    return settings.EVENTS_GROUP_COMMIT and database.vendor == "postgresql" and not database.in_atomic_block

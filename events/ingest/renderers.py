@@ -1,3 +1,5 @@
+"""How every Events API answer is written: JSON, with any token it quotes hidden."""
+
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,6 +12,11 @@ from rest_framework.request import Request
 from events.tokens import secret
 
 
+def render_json(data: Any) -> bytes:
+    # Receipts and error messages may quote what was sent, and clients log them.
+    return secret.scrub(orjson.dumps(data).decode()).encode()
+
+
 class OrjsonRenderer(BaseRenderer):
     media_type = "application/json"
     format = "json"
@@ -18,10 +25,7 @@ class OrjsonRenderer(BaseRenderer):
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
     ) -> bytes:
-        if data is None:
-            return b""
-        # Receipts and error messages may quote what was sent, and clients log them.
-        return secret.scrub(orjson.dumps(data).decode()).encode()
+        return b"" if data is None else render_json(data)
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):

@@ -1,9 +1,8 @@
 """Per-token rate limit, counted in the shared cache (Redis) so every worker and app server share one limit.
 
 A fixed one-second window per token, counted with one Lua script (INCRBY, EXPIRE on first count) per round
-trip, and reserved in small shares so that most requests need no round trip at all (see LEASE_SHARE). (We
-used django-ratelimit first; its counter costs three round trips per request — SET NX, EXISTS, INCR — which
-cost more than the rest of an ingest request on a busy machine.) Without Redis (`make run`) the local-memory
+trip, and reserved in small shares so that most requests need no round trip at all (see LEASE_SHARE); round
+trips are what a counter costs (docs/performance.md#the-rate-limit). Without Redis (`make run`) the local-memory
 cache counts per process. If the cache is unreachable the limit fails open: refusing every event because the
 counter is down would lose data, which is worse than letting a burst through.
 """
@@ -12,17 +11,12 @@ import logging
 import time
 from collections.abc import Iterator
 from itertools import count as count_from
-from typing import TypedDict, cast
+from typing import TypedDict
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
-from rest_framework.views import APIView
-
-from events.tokens.lookup import TokenSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +36,6 @@ return count
 # reservation per process can go unused in a window. Limits under 100/s reserve one request at a time (exact).
 LEASE_SHARE = 100
 _SCRIPT_ATTRIBUTE = "_events_count_script"  # where _redis_script keeps the bound script on a cache backend
-USAGE_ATTRIBUTE = "rate_limit"  # where TokenRateThrottle leaves the Usage on the request, for the view's headers
 
 
 class Usage(TypedDict):
@@ -56,8 +49,8 @@ class Usage(TypedDict):
 def _redis_script(backend: RedisCache) -> Script:
     """The counting script, bound once to this cache backend's Redis client (Django keeps a backend per thread).
 
-    Django's RedisCache builds a new client object for every call, and redis-py's client setup costs about
-    half a millisecond of CPU: on the hot path that was more than the whole rest of the request.
+    Django's RedisCache builds a new client object for every call, which costs more than the rest of the request
+    (docs/performance.md#the-rate-limit).
     """
     script: Script | None = getattr(backend, _SCRIPT_ATTRIBUTE, None)
     if script is None:
@@ -131,7 +124,7 @@ def admit(*, token_id: int, limit: int, window: int, leases: Leases = _leases) -
 def usage_of(token_id: int, *, limit: int | None = None) -> Usage | None:
     """Admit one request of this token: {"count", "limit", "reset"}, a count past the limit meaning refused.
     None when the counter is unreachable: see the module docstring. `limit` defaults to
-    EVENTS_RATE_LIMIT_PER_SECOND (the fast lane passes the value it has read already)."""
+    EVENTS_RATE_LIMIT_PER_SECOND."""
     if limit is None:
         limit = settings.EVENTS_RATE_LIMIT_PER_SECOND
     now = time.time()
@@ -150,18 +143,6 @@ def usage_of(token_id: int, *, limit: int | None = None) -> Usage | None:
 
 def is_refused(usage: Usage | None) -> bool:
     return usage is not None and usage["count"] > usage["limit"]
-
-
-class TokenRateThrottle(BaseThrottle):
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        token = cast(TokenSnapshot, request.auth)  # EventsTokenAuthentication's; the stubs assume DRF's Token
-        usage = usage_of(token.id)
-        if usage is not None:
-            setattr(request, USAGE_ATTRIBUTE, usage)
-        return not is_refused(usage)
-
-    def wait(self) -> float:
-        return WINDOW_SECONDS
 
 
 def rate_limit_headers(usage: Usage) -> dict[str, str]:

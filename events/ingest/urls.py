@@ -2,22 +2,16 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from events.ingest import views
-from events.ingest.validation import SEGMENT_TYPES
+from events.ingest.pipeline import ROUTES
 
 urlpatterns = [
-    # Both spellings answer directly: a redirect would turn a client's POST into a GET.
-    path("v1/event", views.EventIngestView.as_view(), name="ingest-event"),
-    path("v1/event/", views.EventIngestView.as_view(schema=None)),
-    path("v1/batch", views.BatchIngestView.as_view(), name="ingest-batch"),
-    path("v1/batch/", views.BatchIngestView.as_view(schema=None)),
-    path("v1/import", views.BatchIngestView.as_view(schema=None)),  # Segment's alias of /v1/batch
+    # One pattern per path of the pipeline's route table; only the documented spelling is in the schema.
     *[
         path(
-            f"v1/{kind}{slash}",
-            views.SegmentMessageView.as_view(segment_type=kind, **({"schema": None} if slash else {})),
+            route.removeprefix("/"),
+            views.VIEWS[endpoint.kind].as_view(endpoint=endpoint, **({} if endpoint.documented else {"schema": None})),
         )
-        for kind in SEGMENT_TYPES
-        for slash in ("", "/")
+        for route, endpoint in ROUTES.items()
     ],
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("v1/docs", SpectacularSwaggerSplitView.as_view(url_name="openapi-schema"), name="api-docs"),

@@ -1,22 +1,63 @@
-"""Bad requests to POST /v1/event, sent over HTTP through Django's test client.
+"""Bad requests to the Events API, sent over HTTP through both adapters (conftest.py): /v1/event, the Segment
+endpoints (/v1/track, /v1/identify, ...), /v1/batch, HTTP Basic auth, timestamps PostgreSQL cannot store, and
+bodies that arrive too slowly or not at all.
 
-Each one must get its own status, error code and message, name the JSON path of every problem in
-`error.fields`, and store nothing.
+Each named case is refused with its own status, error code and message, names the JSON path of every problem in
+`error.fields` (in order), and stores nothing.
 """
 
+import base64
 import gzip
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
+from django.http import UnreadablePostError
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 
 from accounts.models import Team
-from events.ingest import errors, validation
-from events.models import Event
+from canvas.buffering_worker import ReceivedBytes
+from events.ingest import body, errors, validation
+from events.ingest.errors import ApiError
+from events.ingest.pipeline import ROUTES
+from events.ingest.validation import (
+    BLANK,
+    CANVAS_TYPE_INVALID,
+    DOCUMENT_TOO_DEEP,
+    DUPLICATE_KEY,
+    EMPTY,
+    EVENT_TOO_LONG,
+    ID_INVALID,
+    ID_TOO_LONG,
+    IDENTITY_REQUIRED,
+    KEY_EMPTY,
+    KEY_TOO_LONG,
+    MAX_BATCH_EVENTS,
+    MESSAGE_ID_TOO_LONG,
+    NOT_A_NUMBER,
+    NOT_A_STRING,
+    NOT_AN_OBJECT,
+    NUL_CHARACTER,
+    PROPERTIES_TOO_DEEP,
+    REQUIRED,
+    SEGMENT_TYPE_INVALID,
+    SEGMENT_TYPE_MISMATCH,
+    TIMESTAMP_INVALID,
+    TIMESTAMP_OFFSET_TOO_LARGE,
+    TIMESTAMP_TOO_EARLY,
+    TIMESTAMP_TOO_LATE,
+    UNKNOWN_FIELD,
+    VERSION_INVALID,
+)
+from events.models import Event, RejectedEvent
 from events.tests.event_factories import DOC_EVENT_BODY
 from events.tokens import secret, services
+
+pytestmark = pytest.mark.django_db
 
 DOC_EVENT = json.loads(DOC_EVENT_BODY)
 DROP = object()
@@ -45,15 +86,51 @@ def nested(depth: int) -> dict:
     return value
 
 
+BATCH_NOT_AN_OBJECT = "Must be a JSON object with a batch array."
+BATCH_NOT_AN_ARRAY = "Must be an array of events."
+KB = 1024
+
+
+def too_large(limit_kb: int) -> str:
+    return f"The body is larger than {limit_kb} KB (after gzip expansion). Send fewer or smaller events."
+
+
+def track(**fields) -> dict:
+    """A valid Segment track message, with fields replaced (None removes one)."""
+    message = {"type": "track", "userId": "user-1", "event": "Item Viewed", "properties": {"sku": "A-1"}} | fields
+    return {name: value for name, value in message.items() if value is not None}
+
+
+def canvas_event(**fields) -> dict:
+    return {"version": 1, "type": "event", "event": "Purchased an Item"} | fields
+
+
+def batch_text(item_3_properties: str) -> bytes:
+    """Four items, the fourth's properties written by hand, for what json.dumps cannot write."""
+    items = ", ".join(
+        [json.dumps(track())] * 3
+        + [f'{{"type": "track", "userId": "u", "event": "e", "properties": {item_3_properties}}}']
+    )
+    return f'{{"batch": [{items}]}}'.encode()
+
+
+def basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
 @dataclass(frozen=True)
 class Sent:
+    document: object = None  # sent as JSON instead of `body` when given
     body: bytes = DOC_EVENT_BODY
     method: str = "post"
     path: str = "/v1/event"
     content_type: str | None = "application/json"
-    token: str = "acme"  # a key of the `token_values` fixture, or the literal header value
-    headers: dict = field(default_factory=dict)
+    token: str | None = "acme"  # a key of the `token_values` fixture, or the literal header value; falsy: none
+    headers: dict = field(default_factory=dict)  # "{acme}" in a value is that token; see _authorization
     meta: dict = field(default_factory=dict)
+
+    def sent_body(self) -> bytes:
+        return self.body if self.document is None else orjson.dumps(self.document)
 
 
 @dataclass(frozen=True)
@@ -63,6 +140,7 @@ class Answer:
     fields: list = field(default_factory=list)  # [(path, message)], exactly and in order
     message: str | None = None  # default: the code's own message
     headers: dict = field(default_factory=dict)
+    rejected: int | None = None  # /v1/batch refusing items one by one: how many (all of them)
 
 
 def invalid_json(path: str, message: str | re.Pattern[str]) -> Answer:
@@ -92,7 +170,7 @@ BOMB = gzip.compress(event_with(properties={"padding": "x" * (10 * 1024 * 1024)}
 TOO_MANY_KEYS_FLAT = {f"k{number}": number for number in range(1001)}
 TOO_MANY_KEYS_NESTED = {f"group{group}": {f"k{number}": number for number in range(100)} for group in range(10)}
 
-CORPUS = [
+EVENT_CORPUS = [
     # --- Not JSON at all -----------------------------------------------------------------------------------
     pytest.param(
         Sent(body=b'{"version": 1, "type": "event"'),
@@ -534,6 +612,11 @@ CORPUS = [
         Answer(405, errors.METHOD_NOT_ALLOWED, headers={"Allow": "POST, OPTIONS"}),
         id="method-GET",
     ),
+    pytest.param(
+        Sent(method="get", token=""),
+        Answer(401, errors.MISSING_TOKEN, headers=UNAUTHORIZED),
+        id="method-GET-without-token",
+    ),
     pytest.param(Sent(method="put"), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-PUT"),
     pytest.param(Sent(method="patch"), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-PATCH"),
     pytest.param(Sent(method="delete", body=b""), Answer(405, errors.METHOD_NOT_ALLOWED), id="method-DELETE"),
@@ -569,6 +652,524 @@ CORPUS = [
 ]
 
 
+def to_track(document: object = None, **fields) -> Sent:
+    """A request to /v1/track unless said otherwise."""
+    return Sent(document, **{"path": "/v1/track", **fields})
+
+
+def invalid_json_at(*fields: tuple[str, str], message: str | None = None) -> Answer:
+    return Answer(400, errors.INVALID_JSON, list(fields), message=message)
+
+
+def invalid_items(count: int, *fields: tuple[str, str]) -> Answer:
+    message = f"{count} of {count} events were refused; the others were stored."
+    return Answer(400, errors.INVALID_EVENTS, list(fields), message=message, rejected=count)
+
+
+UNAUTHORIZED_MISSING = Answer(401, errors.MISSING_TOKEN)
+UNAUTHORIZED_MALFORMED = Answer(401, errors.MALFORMED_TOKEN)
+UNAUTHORIZED_UNKNOWN = Answer(401, errors.UNKNOWN_TOKEN)
+BATCH_OVER_500_KB = {"batch": [track(properties={"pad": "x" * 1000}) for _ in range(520)]}
+GZIP_BOMB = gzip.compress(orjson.dumps({"batch": [track(properties={"pad": " " * (10 * 1024 * 1024)})]}))
+TOO_LONG = "x" * 256
+UNSTORABLE_OFFSET = "2012-12-02T00:30:08+16:00"
+
+SEGMENT_AND_BATCH_CORPUS = [
+    # --- /v1/track ---------------------------------------------------------------------------------------------
+    pytest.param(to_track(track(event=None)), invalid_payload(("/event", REQUIRED)), id="track-event-missing"),
+    pytest.param(to_track(track(event=42)), invalid_payload(("/event", NOT_A_STRING)), id="track-event-number"),
+    pytest.param(to_track(track(event=" \n")), invalid_payload(("/event", BLANK)), id="track-event-blank"),
+    pytest.param(
+        to_track(track(event="e" * 201)), invalid_payload(("/event", EVENT_TOO_LONG)), id="track-event-201-characters"
+    ),
+    pytest.param(
+        to_track(track(userId=None)), invalid_payload(("", IDENTITY_REQUIRED)), id="track-no-userId-nor-anonymousId"
+    ),
+    pytest.param(
+        to_track({"type": "track", "event": "e", "userId": None, "anonymousId": None}),
+        invalid_payload(("", IDENTITY_REQUIRED)),
+        id="track-identity-null-both",
+    ),
+    pytest.param(to_track(track(userId=1.5)), invalid_payload(("/userId", ID_INVALID)), id="track-userId-float"),
+    pytest.param(to_track(track(userId=True)), invalid_payload(("/userId", ID_INVALID)), id="track-userId-true"),
+    pytest.param(to_track(track(userId=["u"])), invalid_payload(("/userId", ID_INVALID)), id="track-userId-array"),
+    pytest.param(to_track(track(userId="")), invalid_payload(("/userId", EMPTY)), id="track-userId-empty"),
+    pytest.param(
+        to_track(track(userId=TOO_LONG)), invalid_payload(("/userId", ID_TOO_LONG)), id="track-userId-256-characters"
+    ),
+    pytest.param(
+        to_track(track(anonymousId={"id": 1})),
+        invalid_payload(("/anonymousId", ID_INVALID)),
+        id="track-anonymousId-object",
+    ),
+    pytest.param(
+        to_track(track(properties=["sku"])),
+        invalid_payload(("/properties", NOT_AN_OBJECT)),
+        id="track-properties-array",
+    ),
+    pytest.param(
+        to_track(track(properties="{}")), invalid_payload(("/properties", NOT_AN_OBJECT)), id="track-properties-string"
+    ),
+    pytest.param(
+        to_track(track(properties=nested(33))),
+        invalid_payload(("/properties" + "/a" * 32, PROPERTIES_TOO_DEEP)),
+        id="track-properties-33-levels",
+    ),
+    pytest.param(
+        to_track(track(properties={"cart": {"": 1}})),
+        invalid_payload(("/properties/cart/", KEY_EMPTY)),
+        id="track-key-empty",
+    ),
+    pytest.param(
+        to_track(track(context="web")), invalid_payload(("/context", NOT_AN_OBJECT)), id="track-context-string"
+    ),
+    pytest.param(
+        to_track(track(context={"traits": {TOO_LONG: 1}})),
+        invalid_payload((f"/context/traits/{TOO_LONG}", KEY_TOO_LONG)),
+        id="track-context-key-256-characters",
+    ),
+    pytest.param(
+        to_track(track(integrations=["All"])),
+        invalid_payload(("/integrations", NOT_AN_OBJECT)),
+        id="track-integrations-array",
+    ),
+    pytest.param(
+        to_track(track(timestamp="2012-12-02T00:30:08")),
+        invalid_payload(("/timestamp", TIMESTAMP_INVALID)),
+        id="track-ts-naive",
+    ),
+    pytest.param(
+        to_track(track(originalTimestamp="yesterday")),
+        invalid_payload(("/originalTimestamp", TIMESTAMP_INVALID)),
+        id="track-originalTimestamp-words",
+    ),
+    pytest.param(
+        to_track(track(sentAt=1354408208)), invalid_payload(("/sentAt", TIMESTAMP_INVALID)), id="track-sentAt-number"
+    ),
+    pytest.param(
+        to_track(track(timestamp="1969-07-20T20:17:40Z")),
+        invalid_payload(("/timestamp", TIMESTAMP_TOO_EARLY)),
+        id="track-timestamp-before-1970",
+    ),
+    pytest.param(
+        to_track(track(sentAt="9999-12-31T23:59:59Z")),
+        invalid_payload(("/sentAt", TIMESTAMP_TOO_LATE)),
+        id="track-sentAt-9999",
+    ),
+    pytest.param(
+        to_track(track(messageId=7)), invalid_payload(("/messageId", NOT_A_STRING)), id="track-messageId-number"
+    ),
+    pytest.param(
+        to_track(track(messageId="m" * 101)),
+        invalid_payload(("/messageId", MESSAGE_ID_TOO_LONG)),
+        id="track-messageId-101",
+    ),
+    pytest.param(
+        to_track(track(writeKey=123)), invalid_payload(("/writeKey", NOT_A_STRING)), id="track-writeKey-number"
+    ),
+    pytest.param(
+        to_track(track(channel={"web": True})), invalid_payload(("/channel", NOT_A_STRING)), id="track-channel-object"
+    ),
+    pytest.param(
+        to_track(track(traits={"plan": "pro"})),
+        invalid_payload(("/traits", UNKNOWN_FIELD.format(name="traits"))),
+        id="track-traits-is-not-a-track-field",
+    ),
+    pytest.param(
+        to_track(track(type="identify")),
+        invalid_payload(("/type", SEGMENT_TYPE_MISMATCH.format(expected="track"))),
+        id="track-type-contradicts-endpoint",
+    ),
+    pytest.param(
+        to_track(track(type="purchase")), invalid_payload(("/type", SEGMENT_TYPE_INVALID)), id="track-type-unknown"
+    ),
+    pytest.param(to_track([track()]), invalid_payload(("", NOT_AN_OBJECT)), id="track-body-array"),
+    pytest.param(
+        to_track({"userId": 1.5, "event": "", "context": [], "timestamp": "now", "extra": True}),
+        invalid_payload(
+            ("/userId", ID_INVALID),
+            ("/context", NOT_AN_OBJECT),
+            ("/timestamp", TIMESTAMP_INVALID),
+            ("/event", BLANK),
+            ("/extra", UNKNOWN_FIELD.format(name="extra")),
+        ),
+        id="track-every-problem-at-once",
+    ),
+    # --- /v1/identify, /v1/page, /v1/screen ---------------------------------------------------------------------
+    pytest.param(
+        to_track({"traits": {}}, path="/v1/identify"), invalid_payload(("", IDENTITY_REQUIRED)), id="identify-anonymous"
+    ),
+    pytest.param(
+        to_track({"userId": "u", "traits": ["pro"]}, path="/v1/identify"),
+        invalid_payload(("/traits", NOT_AN_OBJECT)),
+        id="identify-traits-array",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "event": "Signed Up"}, path="/v1/identify"),
+        invalid_payload(("/event", UNKNOWN_FIELD.format(name="event"))),
+        id="identify-event-is-not-an-identify-field",
+    ),
+    pytest.param(
+        to_track({"anonymousId": "a", "name": 404}, path="/v1/page"),
+        invalid_payload(("/name", NOT_A_STRING)),
+        id="page-name-number",
+    ),
+    pytest.param(
+        to_track({"anonymousId": "a", "category": ["docs"]}, path="/v1/page"),
+        invalid_payload(("/category", NOT_A_STRING)),
+        id="page-category-array",
+    ),
+    pytest.param(
+        to_track({"anonymousId": "a", "name": "n" * 201}, path="/v1/screen"),
+        invalid_payload(("/name", EVENT_TOO_LONG)),
+        id="screen-name-201-characters",
+    ),
+    pytest.param(
+        to_track({"anonymousId": "a", "properties": True}, path="/v1/screen"),
+        invalid_payload(("/properties", NOT_AN_OBJECT)),
+        id="screen-properties-true",
+    ),
+    # --- /v1/group, /v1/alias ------------------------------------------------------------------------------------
+    pytest.param(
+        to_track({"userId": "u"}, path="/v1/group"), invalid_payload(("/groupId", REQUIRED)), id="group-groupId-missing"
+    ),
+    pytest.param(
+        to_track({"userId": "u", "groupId": None}, path="/v1/group"),
+        invalid_payload(("/groupId", REQUIRED)),
+        id="group-groupId-null",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "groupId": ""}, path="/v1/group"),
+        invalid_payload(("/groupId", EMPTY)),
+        id="group-groupId-empty",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "groupId": ["g"]}, path="/v1/group"),
+        invalid_payload(("/groupId", ID_INVALID)),
+        id="group-groupId-array",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "groupId": "g", "traits": "big"}, path="/v1/group"),
+        invalid_payload(("/traits", NOT_AN_OBJECT)),
+        id="group-traits-string",
+    ),
+    pytest.param(
+        to_track({"userId": "u"}, path="/v1/alias"),
+        invalid_payload(("/previousId", REQUIRED)),
+        id="alias-previousId-missing",
+    ),
+    pytest.param(
+        to_track({"anonymousId": "a", "previousId": "p"}, path="/v1/alias"),
+        invalid_payload(("/userId", REQUIRED)),
+        id="alias-userId-missing",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "previousId": 2.5}, path="/v1/alias"),
+        invalid_payload(("/previousId", ID_INVALID)),
+        id="alias-previousId-float",
+    ),
+    pytest.param(
+        to_track({"userId": "u", "previousId": "p", "properties": {}}, path="/v1/alias"),
+        invalid_payload(("/properties", UNKNOWN_FIELD.format(name="properties"))),
+        id="alias-properties-is-not-an-alias-field",
+    ),
+    # --- /v1/batch: the envelope --------------------------------------------------------------------------------
+    pytest.param(
+        to_track([track()], path="/v1/batch"), invalid_payload(("", BATCH_NOT_AN_OBJECT)), id="batch-body-array"
+    ),
+    pytest.param(
+        to_track("batch", path="/v1/batch"), invalid_payload(("", BATCH_NOT_AN_OBJECT)), id="batch-body-string"
+    ),
+    pytest.param(to_track({}, path="/v1/batch"), invalid_payload(("/batch", BATCH_NOT_AN_ARRAY)), id="batch-missing"),
+    pytest.param(
+        to_track({"batch": None}, path="/v1/batch"), invalid_payload(("/batch", BATCH_NOT_AN_ARRAY)), id="batch-null"
+    ),
+    pytest.param(
+        to_track({"batch": track()}, path="/v1/batch"),
+        invalid_payload(("/batch", BATCH_NOT_AN_ARRAY)),
+        id="batch-one-object",
+    ),
+    pytest.param(
+        to_track({"events": [track()]}, path="/v1/batch"),
+        invalid_payload(("/batch", BATCH_NOT_AN_ARRAY), ("/events", UNKNOWN_FIELD.format(name="events"))),
+        id="batch-under-another-name",
+    ),
+    pytest.param(
+        to_track({"batch": [], "context": ["web"]}, path="/v1/batch"),
+        invalid_payload(("/context", NOT_AN_OBJECT)),
+        id="batch-context-array",
+    ),
+    pytest.param(
+        to_track({"batch": [], "sentAt": "now"}, path="/v1/batch"),
+        invalid_payload(("/sentAt", TIMESTAMP_INVALID)),
+        id="batch-sentAt-words",
+    ),
+    pytest.param(
+        to_track({"batch": [{}] * (MAX_BATCH_EVENTS + 1)}, path="/v1/import"),
+        Answer(413, errors.BODY_TOO_LARGE, message="A batch holds at most 2,500 events; this one has 2,501."),
+        id="batch-2501-events",
+    ),
+    # --- /v1/batch: every item refused, each with its own path ----------------------------------------------------
+    pytest.param(
+        to_track({"batch": [1, "track", None, [], True]}, path="/v1/batch"),
+        invalid_items(5, *((f"/batch/{index}", NOT_AN_OBJECT) for index in range(5))),
+        id="batch-items-not-objects",
+    ),
+    pytest.param(
+        to_track({"batch": [track(type=None)]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/type", REQUIRED)),
+        id="batch-item-without-type",
+    ),
+    pytest.param(
+        to_track({"batch": [track(type="purchase")]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/type", SEGMENT_TYPE_INVALID)),
+        id="batch-item-type-unknown",
+    ),
+    pytest.param(
+        to_track({"batch": [track(userId=None)]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0", IDENTITY_REQUIRED)),
+        id="batch-item-without-identity",
+    ),
+    pytest.param(
+        to_track({"batch": [track(userId=False)]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/userId", ID_INVALID)),
+        id="batch-item-userId-false",
+    ),
+    pytest.param(
+        to_track({"batch": [{"type": "group", "userId": "u"}]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/groupId", REQUIRED)),
+        id="batch-item-group-without-groupId",
+    ),
+    pytest.param(
+        to_track({"batch": [{"type": "alias", "userId": "u"}]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/previousId", REQUIRED)),
+        id="batch-item-alias-without-previousId",
+    ),
+    pytest.param(
+        to_track({"batch": [{"type": "alias", "anonymousId": "a", "previousId": "p"}]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/userId", REQUIRED)),
+        id="batch-item-alias-without-userId",
+    ),
+    pytest.param(
+        to_track({"batch": [track(context="ios")]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/context", NOT_AN_OBJECT)),
+        id="batch-item-context-string",
+    ),
+    pytest.param(
+        to_track({"batch": [canvas_event(version=2)]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/version", VERSION_INVALID)),
+        id="batch-item-canvas-version-2",
+    ),
+    pytest.param(
+        to_track({"batch": [canvas_event(userId="u")]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/userId", UNKNOWN_FIELD.format(name="userId"))),
+        id="batch-item-canvas-with-a-segment-field",
+    ),
+    pytest.param(
+        to_track({"batch": [{"version": 1, "type": "track", "event": "e"}]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/type", CANVAS_TYPE_INVALID)),
+        id="batch-item-canvas-version-with-segment-type",
+    ),
+    pytest.param(
+        to_track({"batch": [track(event=None)] * 3 + [track(properties={"a": {"": 1}})]}, path="/v1/batch"),
+        invalid_items(
+            4,
+            ("/batch/0/event", REQUIRED),
+            ("/batch/1/event", REQUIRED),
+            ("/batch/2/event", REQUIRED),
+            ("/batch/3/properties/a/", KEY_EMPTY),
+        ),
+        id="batch-item-3-nested-key-empty",
+    ),
+    pytest.param(
+        to_track({"batch": [track(event=None)] * 3 + [track(properties={"a": nested(32)})]}, path="/v1/batch"),
+        invalid_items(
+            4,
+            ("/batch/0/event", REQUIRED),
+            ("/batch/1/event", REQUIRED),
+            ("/batch/2/event", REQUIRED),
+            ("/batch/3/properties" + "/a" * 32, PROPERTIES_TOO_DEEP),
+        ),
+        id="batch-item-3-properties-too-deep",
+    ),
+    pytest.param(
+        to_track({"batch": [track(timestamp=UNSTORABLE_OFFSET)]}, path="/v1/batch"),
+        invalid_items(1, ("/batch/0/timestamp", TIMESTAMP_OFFSET_TOO_LARGE)),
+        id="batch-item-offset-of-16-hours",
+    ),
+    # --- /v1/batch: JSON that refuses the whole batch, with the path of the problem -------------------------------
+    pytest.param(
+        to_track(body=batch_text('{"a": 1, "a": 2}'), path="/v1/batch"),
+        invalid_json_at(("/batch/3/properties/a", DUPLICATE_KEY.format(key="a"))),
+        id="batch-item-3-duplicate-key",
+    ),
+    pytest.param(
+        to_track(body=batch_text('{"a": "x\\u0000y"}'), path="/v1/batch"),
+        invalid_json_at(("/batch/3/properties/a", NUL_CHARACTER)),
+        id="batch-item-3-nul",
+    ),
+    pytest.param(
+        to_track(body=batch_text('{"a": NaN}'), path="/v1/batch"),
+        invalid_json_at(("/batch/3/properties/a", NOT_A_NUMBER)),
+        id="batch-item-3-NaN",
+    ),
+    pytest.param(
+        to_track(body=b'{"batch": ' + b"[" * 70 + b"]" * 70 + b"}", path="/v1/batch"),
+        invalid_json_at(("/batch" + "/0" * 63, DOCUMENT_TOO_DEEP)),
+        id="batch-71-levels",
+    ),
+    pytest.param(
+        to_track(body=b'{"batch": ["\xff"]}', path="/v1/batch"),
+        invalid_json_at(("", validation.INVALID_UTF8.format(offset=12))),
+        id="batch-not-utf8",
+    ),
+    # --- /v1/batch: size, gzip, media type ------------------------------------------------------------------------
+    pytest.param(
+        to_track(BATCH_OVER_500_KB, path="/v1/batch"),
+        Answer(413, errors.BODY_TOO_LARGE, message=too_large(500)),
+        id="batch-body-over-500-KB",
+    ),
+    pytest.param(
+        to_track({"batch": []}, path="/v1/batch", meta={"CONTENT_LENGTH": str(100 * 1024 * 1024)}),
+        Answer(413, errors.BODY_TOO_LARGE, message=too_large(500)),
+        id="batch-content-length-claims-100-MB",
+    ),
+    pytest.param(
+        to_track(body=GZIP_BOMB, path="/v1/batch", meta=GZIP),
+        Answer(413, errors.BODY_TOO_LARGE, message=too_large(500)),
+        id="batch-gzip-bomb-10-MB",
+    ),
+    pytest.param(
+        to_track(body=gzip.compress(orjson.dumps(BATCH_OVER_500_KB)), path="/v1/batch", meta=GZIP),
+        Answer(413, errors.BODY_TOO_LARGE, message=too_large(500)),
+        id="batch-gzip-expanding-past-500-KB",
+    ),
+    pytest.param(
+        to_track(body=gzip.compress(orjson.dumps({"batch": [track()]}))[:-8], path="/v1/batch", meta=GZIP),
+        invalid_json_at(message="The gzip body is truncated."),
+        id="batch-gzip-truncated",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", meta=GZIP),
+        invalid_json_at(message="The gzip body is corrupt: Error -3 while decompressing data: incorrect header check."),
+        id="batch-gzip-declared-but-plain",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", meta={"HTTP_CONTENT_ENCODING": "br"}),
+        Answer(415, errors.UNSUPPORTED_ENCODING),
+        id="batch-content-encoding-br",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", meta={"HTTP_CONTENT_ENCODING": "gzip, gzip"}),
+        Answer(415, errors.UNSUPPORTED_ENCODING),
+        id="batch-content-encoding-gzip-twice",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", meta={"HTTP_CONTENT_ENCODING": "x-gzip"}),
+        Answer(415, errors.UNSUPPORTED_ENCODING),
+        id="batch-content-encoding-x-gzip",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", content_type="text/plain"),
+        Answer(415, errors.UNSUPPORTED_MEDIA_TYPE),
+        id="batch-content-type-text-plain",
+    ),
+    pytest.param(
+        to_track(track(properties={"pad": "x" * (32 * KB)})),
+        Answer(413, errors.BODY_TOO_LARGE, message=too_large(32)),
+        id="track-body-over-32-KB",
+    ),
+    pytest.param(to_track(track(), method="get"), Answer(405, errors.METHOD_NOT_ALLOWED), id="track-method-GET"),
+    pytest.param(
+        to_track({"batch": []}, path="/v1/batch", method="put"),
+        Answer(405, errors.METHOD_NOT_ALLOWED),
+        id="batch-method-PUT",
+    ),
+    pytest.param(to_track(track(), path="/v1/tracks"), Answer(404, errors.NOT_FOUND), id="segment-endpoint-misspelled"),
+    # --- Timestamps PostgreSQL cannot store ----------------------------------------------------------------------
+    pytest.param(
+        to_track(canvas_event(timestamp=UNSTORABLE_OFFSET), path="/v1/event"),
+        invalid_payload(("/timestamp", TIMESTAMP_OFFSET_TOO_LARGE)),
+        id="event-timestamp-offset-of-16-hours",
+    ),
+    pytest.param(
+        to_track(canvas_event(sentAt="2012-12-02T00:30:08-23:59"), path="/v1/event"),
+        invalid_payload(("/sentAt", TIMESTAMP_OFFSET_TOO_LARGE)),
+        id="event-sentAt-offset-of-minus-23-59",
+    ),
+    pytest.param(
+        to_track(track(originalTimestamp="2012-12-02T00:30:08+1935")),
+        invalid_payload(("/originalTimestamp", TIMESTAMP_OFFSET_TOO_LARGE)),
+        id="track-originalTimestamp-offset-of-19-35",
+    ),
+    pytest.param(
+        to_track({"batch": [track()], "sentAt": UNSTORABLE_OFFSET}, path="/v1/batch"),
+        invalid_payload(("/sentAt", TIMESTAMP_OFFSET_TOO_LARGE)),
+        id="batch-sentAt-offset-of-16-hours",
+    ),
+    # --- HTTP Basic (what Segment's libraries send) and other credentials ---------------------------------------
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic:revoked"}),
+        UNAUTHORIZED_UNKNOWN,
+        id="basic-revoked-token",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic:unknown"}),
+        UNAUTHORIZED_UNKNOWN,
+        id="basic-unknown-token",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic:acme-truncated"}),
+        UNAUTHORIZED_MALFORMED,
+        id="basic-truncated-token",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic-password:acme"}),
+        UNAUTHORIZED_MISSING,
+        id="basic-token-as-password",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "Basic !!not-base64!!"}),
+        UNAUTHORIZED_MALFORMED,
+        id="basic-not-base64",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic-unpadded:acme"}),
+        UNAUTHORIZED_MALFORMED,
+        id="basic-base64-without-padding",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": basic("cnv_é:")}),
+        UNAUTHORIZED_MALFORMED,
+        id="basic-not-ascii",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "Basic "}),
+        UNAUTHORIZED_MISSING,
+        id="basic-without-credentials",
+    ),
+    pytest.param(
+        to_track({"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "basic:disabled"}),
+        Answer(403, errors.API_DISABLED),
+        id="basic-team-api-disabled",
+    ),
+    pytest.param(
+        to_track(
+            {"batch": [track()]}, path="/v1/batch", token=None, headers={"Authorization": "Digest username={acme}"}
+        ),
+        UNAUTHORIZED_MISSING,
+        id="digest-authorization",
+    ),
+    pytest.param(
+        to_track(
+            {"batch": [track()]}, path="/v1/batch", token="acme-bad-checksum", headers={"Authorization": "basic:acme"}
+        ),
+        UNAUTHORIZED_MALFORMED,
+        id="a-bad-x-auth-token-is-not-rescued-by-basic",
+    ),
+]
+
+
 @pytest.fixture
 def token_values(acme, alice, acme_token) -> dict[str, str]:
     """Token header values by name: Acme's live token, variations of it, and tokens that no longer work."""
@@ -588,27 +1189,46 @@ def token_values(acme, alice, acme_token) -> dict[str, str]:
     }
 
 
-def send(client, sent: Sent, token_values: dict[str, str]):
-    path = sent.path.format(**token_values)
-    headers = {name: value.format(**token_values) for name, value in sent.headers.items()}
-    token = token_values.get(sent.token, sent.token)
+def _authorization(value: str, tokens: dict[str, str]) -> str:
+    """The Authorization header for a case: "basic:<name>" is HTTP Basic with that token as username,
+    "basic-password:<name>" with it as password, "basic-unpadded:<name>" the former without base64 padding;
+    "{name}" elsewhere is the token itself."""
+    scheme, _, name = value.partition(":")
+    if scheme == "basic":
+        return basic(f"{tokens[name]}:")
+    if scheme == "basic-password":
+        return basic(f":{tokens[name]}")
+    if scheme == "basic-unpadded":
+        return basic(f"{tokens[name]}:x").rstrip("=")
+    return value.format(**tokens)
+
+
+def send(client, sent: Sent, tokens: dict[str, str]):
+    path = sent.path.format(**tokens)
+    headers = {name: _authorization(value, tokens) for name, value in sent.headers.items()}
+    token = tokens.get(sent.token, sent.token) if sent.token else None
     if token:
         headers["X-Auth-Token"] = token
     extra = dict(sent.meta)
+    if sent.method == "get":
+        return client.get(path, headers=headers, **extra)
     if sent.content_type is None:
-        return client.generic(sent.method.upper(), path, sent.body, headers=headers, **extra)
-    return getattr(client, sent.method)(path, sent.body, content_type=sent.content_type, headers=headers, **extra)
+        return client.generic(sent.method.upper(), path, sent.sent_body(), headers=headers, **extra)
+    request = getattr(client, sent.method)
+    return request(path, sent.sent_body(), content_type=sent.content_type, headers=headers, **extra)
+
+
+CORPUS = EVENT_CORPUS + SEGMENT_AND_BATCH_CORPUS
 
 
 @pytest.mark.parametrize(("sent", "expected"), CORPUS)
-def test_it_refuses_the_bad_request_and_stores_nothing(client, token_values, sent, expected):
-    stored_before = Event.objects.count()
-
+def test_it_refuses_the_bad_request_and_stores_nothing(client, answered_by, token_values, sent, expected):
     response = send(client, sent, token_values)
 
     assert response.status_code == expected.status, response.content
     assert response["Content-Type"] == "application/json"
-    error = response.json()["error"]
+    body = response.json()
+    error = body["error"]
     code, default_message = expected.code
     assert error["code"] == code
     assert error["message"] == (expected.message or default_message)
@@ -622,8 +1242,95 @@ def test_it_refuses_the_bad_request_and_stores_nothing(client, token_values, sen
             assert message == expected_message
     for name, value in expected.headers.items():
         assert response[name] == value
-    assert Event.objects.count() == stored_before
+    if expected.rejected is not None:
+        assert body["rejected"] == expected.rejected
+        assert [result["status"] for result in body["results"]] == ["rejected"] * expected.rejected
+    assert not Event.objects.exists()
+    if sent.method == "post" and sent.path.split("?", 1)[0] in ROUTES:
+        answered_by(response)
 
 
-def test_the_corpus_names_at_least_sixty_bad_requests():
-    assert len({case.id for case in CORPUS}) == len(CORPUS) >= 60
+def test_the_corpus_names_over_two_hundred_bad_requests():
+    assert len({case.id for case in CORPUS}) == len(CORPUS) > 200
+
+
+# --- Timestamps at the edge of what PostgreSQL stores -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", ["+15:59", "-1559"])
+def test_a_timestamp_at_the_largest_offset_postgresql_stores_is_kept(client, token_values, offset):
+    body = orjson.dumps(canvas_event(timestamp=f"2012-12-02T00:30:08{offset}"))
+
+    response = client.post(
+        "/v1/event", body, content_type="application/json", headers={"X-Auth-Token": token_values["acme"]}
+    )
+
+    assert response.status_code == 200
+    assert Event.objects.get().original_timestamp == datetime.fromisoformat(f"2012-12-02T00:30:08{offset}")
+
+
+# --- Integers beyond 64 bits ----------------------------------------------------------------------------------
+
+
+def test_a_refused_batch_item_holding_an_integer_beyond_64_bits_is_a_400(client, token_values):
+    body = b'{"batch": [{"type": "track", "event": "e", "properties": {"n": 18446744073709551616}}]}'
+
+    response = client.post(
+        "/v1/batch", body, content_type="application/json", headers={"X-Auth-Token": token_values["acme"]}
+    )
+
+    assert response.status_code == 400
+    assert not Event.objects.exists()
+    assert "18446744073709551616" in RejectedEvent.objects.get().payload
+
+
+# --- Bodies that arrive too slowly or not at all (events.ingest.body.read_body) ---------------------------------------
+
+
+class _Failing:
+    def __init__(self, cause: OSError) -> None:
+        self.cause = cause
+
+    def read(self, size: int) -> bytes:
+        raise UnreadablePostError(*self.cause.args) from self.cause  # what django.http.HttpRequest.read raises
+
+
+@pytest.mark.parametrize(
+    "cause, status, code, message",
+    [
+        pytest.param(TimeoutError("timed out"), 408, body.BODY_TIMEOUT[0], body.BODY_TIMEOUT[1], id="stalled"),
+        pytest.param(ConnectionResetError(104, "reset"), 400, errors.INVALID_JSON[0], body.BODY_UNREADABLE, id="reset"),
+    ],
+)
+def test_a_body_the_connection_does_not_deliver_is_a_4xx(cause, status, code, message):
+    with pytest.raises(ApiError) as refusal:
+        body.read_body(_Failing(cause), meta={"CONTENT_LENGTH": "100"}, limit=200)
+
+    assert (refusal.value.status_code, refusal.value.code, refusal.value.message) == (status, code, message)
+
+
+def _body_as_the_server_hands_it_over(received: bytes, length: int):
+    """environ["wsgi.input"] as gunicorn builds it on canvas.buffering_worker's source: the bytes its loop received
+    for the request before the deadline, and nothing after them."""
+    source = ReceivedBytes()
+    source.data = memoryview(received)
+    return Body(LengthReader(SocketUnreader(source), length))
+
+
+def test_a_whole_body_the_server_received_is_read():
+    document = b'{"version": 1}'
+
+    raw = body.read_body(
+        _body_as_the_server_hands_it_over(document, len(document)), meta={"CONTENT_LENGTH": "14"}, limit=200
+    )
+
+    assert raw == document
+
+
+def test_a_body_cut_off_at_the_servers_deadline_is_a_408():
+    cut_off = _body_as_the_server_hands_it_over(b'{"version": ', 14)  # two bytes short when the deadline passed
+
+    with pytest.raises(ApiError) as refusal:
+        body.read_body(cut_off, meta={"CONTENT_LENGTH": "14"}, limit=200)
+
+    assert (refusal.value.status_code, refusal.value.code) == (408, body.BODY_TIMEOUT[0])

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from events.ingest import errors
-from events.ingest.views import DATABASE_RETRY_AFTER_SECONDS
+from events.ingest.pipeline import DATABASE_RETRY_AFTER_SECONDS
 from events.models import Event
 from events.tokens import lookup, services
 
@@ -131,9 +131,10 @@ def test_while_redis_is_down_an_owner_can_still_revoke_a_token(
     assert post_event(doc_event_body, token=plaintext).status_code == 401
 
 
-def test_while_the_database_is_down_the_fast_lane_answers_503_and_service_resumes(
+def test_while_the_database_is_down_the_front_end_answers_503_and_service_resumes(
     acme, alice, acme_token, doc_event_body, database_outage
 ):
+    """With the group committer and Django's request signals in play, as in production."""
     from canvas.wsgi import application
     from events.ingest.tests.test_wsgi import wsgi_post
 
@@ -142,14 +143,13 @@ def test_while_the_database_is_down_the_fast_lane_answers_503_and_service_resume
     assert wsgi_post(application, doc_event_body, token=warm).status == 200
 
     database_outage.begin()
-    lane = wsgi_post(application, doc_event_body, token=warm)
-    refused_look_up = wsgi_post(application, doc_event_body, token=cold)
+    stored = wsgi_post(application, doc_event_body, token=warm)
+    looked_up = wsgi_post(application, doc_event_body, token=cold)
     database_outage.end()
 
-    # The warm token's event reached the committer in the lane; the cold token's look-up failed, and the view
-    # answered: both in the one shape.
-    assert not lane.by_django and refused_look_up.by_django
-    for answer in (lane, refused_look_up):
+    # The warm token's event reached the committer; the cold token's look-up failed: both in the one shape.
+    for answer in (stored, looked_up):
+        assert not answer.by_django
         assert answer.status == 503
         assert answer.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
         code, message = errors.DATABASE_UNAVAILABLE

@@ -18,14 +18,14 @@ NOT_WAITING_SECONDS = 30
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
-def test_concurrent_events_are_committed_together_and_each_is_answered_after_its_commit(live_server, acme_token):
+def test_concurrent_events_are_committed_together_and_each_is_answered_after_its_commit(ingest_live_server, acme_token):
     token, plaintext = acme_token
     session = requests.Session()
 
     def send(i: int) -> dict:
         body = {"version": 1, "type": "event", "event": "Concurrent", "properties": {"i": i}, "messageId": f"gc-{i}"}
         response = session.post(
-            f"{live_server.url}/v1/event",
+            f"{ingest_live_server.url}/v1/event",
             data=orjson.dumps(body),
             headers={"Content-Type": "application/json", "X-Auth-Token": plaintext},
             timeout=30,
@@ -48,13 +48,13 @@ def test_concurrent_events_are_committed_together_and_each_is_answered_after_its
     assert committer.commits - commits_before < 200
 
 
-def test_a_resent_message_id_is_a_duplicate_through_the_committer(live_server, acme_token):
+def test_a_resent_message_id_is_a_duplicate_through_the_committer(ingest_live_server, acme_token):
     token, plaintext = acme_token
     body = orjson.dumps({"version": 1, "type": "event", "event": "Once", "messageId": "only-once"})
     headers = {"Content-Type": "application/json", "X-Auth-Token": plaintext}
 
-    first = requests.post(f"{live_server.url}/v1/event", data=body, headers=headers, timeout=30).json()
-    second = requests.post(f"{live_server.url}/v1/event", data=body, headers=headers, timeout=30).json()
+    first = requests.post(f"{ingest_live_server.url}/v1/event", data=body, headers=headers, timeout=30).json()
+    second = requests.post(f"{ingest_live_server.url}/v1/event", data=body, headers=headers, timeout=30).json()
 
     assert first["duplicate"] is False
     assert second == {"id": first["id"], "duplicate": True}
@@ -85,7 +85,7 @@ def patient_committer():
 
 
 def _submit_announced(pool, committer, token, message_id: str, *, arrival=None):
-    """A request's row handed to the committer from a thread of the pool, announced as the fast lane does."""
+    """A request's row handed to the committer from a thread of the pool, announced as the pipeline does."""
     arrival = arrival or group_commit.Arrival(committer)
     return pool.submit(committer.submit, _row(token, message_id), arrival=arrival)
 

@@ -8,7 +8,7 @@ import redis
 from django.conf import settings as django_settings
 
 from events.ingest import errors
-from events.models import Event, EventType
+from events.models import Event, EventType, RejectedEvent
 from events.tokens import lookup, services
 
 DOC_TIMESTAMP = datetime(2012, 12, 2, 0, 30, 8, 276000, tzinfo=UTC)
@@ -187,6 +187,20 @@ def test_past_the_limit_it_answers_429_counted_in_redis(post_event, acme_token, 
     shared = redis.Redis.from_url(settings.REDIS_URL)
     counts = [shared.get(key) for key in shared.scan_iter() if shared.type(key) == b"string"]
     assert b"4" in counts
+
+
+def test_refused_requests_count_against_the_limit_too(post_event, acme_token, settings, time_machine):
+    """Each refusal writes a row to the refused-events log: a tenant sending only bad events is limited all the
+    same, and is told so before the body is read."""
+    _, plaintext = acme_token
+    settings.EVENTS_RATE_LIMIT_PER_SECOND = 3
+
+    time_machine.move_to(datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC), tick=False)  # all in one second
+    answers = [post_event(b'{"version": 2}', token=plaintext) for _ in range(5)]
+
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 429, 429]
+    assert [answer["RateLimit-Remaining"] for answer in answers] == ["2", "1", "0", "0", "0"]
+    assert RejectedEvent.objects.count() == 3
 
 
 def test_a_token_stops_working_once_its_team_api_is_disabled(

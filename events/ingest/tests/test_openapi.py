@@ -128,7 +128,7 @@ def test_the_docs_page_makes_no_request_to_another_host(live_server, settings):
 
 
 @pytest.mark.live
-def test_schemathesis_finds_no_server_error(live_server, transactional_db, acme_token, tmp_path):
+def test_schemathesis_finds_no_server_error(ingest_live_server, transactional_db, acme_token, tmp_path):
     """Schema examples, coverage cases and fuzzed (also schema-violating) requests: none may answer 5xx."""
     _, plaintext = acme_token
 
@@ -138,7 +138,7 @@ def test_schemathesis_finds_no_server_error(live_server, transactional_db, acme_
             "-m",
             "schemathesis.cli",
             "run",
-            f"{live_server.url}/v1/openapi.json",
+            f"{ingest_live_server.url}/v1/openapi.json",
             "--checks",
             "not_a_server_error",
             "--header",

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from events.ingest import validation
-from events.ingest.views import BatchIngestView, IngestAPIView
+from events.ingest.pipeline import BATCH_BODY_LIMIT, EVENT_BODY_LIMIT
 from events.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +29,8 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 ENDPOINTS = ["/v1/event", "/v1/batch", "/v1/import", *(f"/v1/{kind}" for kind in validation.SEGMENT_TYPES)]
-EVENT_LIMIT = IngestAPIView.max_body_bytes
-BATCH_LIMIT = BatchIngestView.max_body_bytes
+EVENT_LIMIT = EVENT_BODY_LIMIT
+BATCH_LIMIT = BATCH_BODY_LIMIT
 
 # Integers beyond 64 bits included: they are stored exactly. Beyond the double range they are refused, like 1e999.
 INTEGERS = st.integers(min_value=-(10**300), max_value=10**300)

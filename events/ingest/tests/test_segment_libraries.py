@@ -26,10 +26,10 @@ def _failures():
     return failures, lambda error, batch: failures.append((error, batch))
 
 
-def test_python_library_delivers_every_call_once_with_gzip(live_server, acme_token):
+def test_python_library_delivers_every_call_once_with_gzip(ingest_live_server, acme_token):
     token, plaintext = acme_token
     failures, on_error = _failures()
-    client = Client(write_key=plaintext, host=live_server.url, gzip=True, on_error=on_error, max_retries=0)
+    client = Client(write_key=plaintext, host=ingest_live_server.url, gzip=True, on_error=on_error, max_retries=0)
 
     for i in range(40):
         client.track(user_id=f"user-{i}", event="Signed Up", properties={"plan": "pro", "seat": i})
@@ -58,15 +58,15 @@ def test_python_library_delivers_every_call_once_with_gzip(live_server, acme_tok
     assert events.filter(token=token).count() == 45
 
 
-def test_a_batch_the_python_library_resends_is_stored_once(live_server, acme_token):
+def test_a_batch_the_python_library_resends_is_stored_once(ingest_live_server, acme_token):
     token, plaintext = acme_token
     batch = [
         {"type": "track", "userId": "u1", "event": "Retried", "messageId": "retry-1"},
         {"type": "track", "userId": "u1", "event": "Retried", "messageId": "retry-2"},
     ]
 
-    first = post(plaintext, host=live_server.url, gzip=True, batch=batch)
-    again = post(plaintext, host=live_server.url, gzip=True, batch=batch)
+    first = post(plaintext, host=ingest_live_server.url, gzip=True, batch=batch)
+    again = post(plaintext, host=ingest_live_server.url, gzip=True, batch=batch)
 
     assert first.json()["stored"] == 2
     assert again.json() | {"results": None} == {"stored": 0, "duplicates": 2, "rejected": 0, "results": None}
@@ -90,11 +90,15 @@ analytics.closeAndFlush({ timeout: 20000 }).then(() => console.log(JSON.stringif
 """
 
 
-def test_node_library_delivers_every_call_once(live_server, acme_token):
+def test_node_library_delivers_every_call_once(ingest_live_server, acme_token):
     token, plaintext = acme_token
 
     result = subprocess.run(
-        ["node", "-e", NODE_SCRIPT, live_server.url, plaintext], cwd=ROOT, capture_output=True, text=True, timeout=60
+        ["node", "-e", NODE_SCRIPT, ingest_live_server.url, plaintext],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr
@@ -106,11 +110,11 @@ def test_node_library_delivers_every_call_once(live_server, acme_token):
 
 
 def test_events_the_python_library_sends_that_are_refused_show_no_token(
-    live_server, acme_token, bob, client, find_tokens
+    ingest_live_server, acme_token, bob, client, find_tokens
 ):
     token, plaintext = acme_token
     failures, on_error = _failures()
-    library = Client(write_key=plaintext, host=live_server.url, on_error=on_error, max_retries=0)
+    library = Client(write_key=plaintext, host=ingest_live_server.url, on_error=on_error, max_retries=0)
     # An app that sends its settings, token included, along with an event whose name is too long.
     library.track(user_id="user-1", event="x" * 300, properties={"settings": {"canvasToken": plaintext}})
     library.flush()
@@ -120,7 +124,7 @@ def test_events_the_python_library_sends_that_are_refused_show_no_token(
     with pytest.raises(APIError):
         post(
             plaintext,
-            host=live_server.url,
+            host=ingest_live_server.url,
             gzip=True,
             batch=[{"type": "track", "userId": "u", "event": "e"}],
             sentAt=sent_at,
