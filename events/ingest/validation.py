@@ -570,7 +570,7 @@ class MessageKind:
     into (the position among the attributes of what the kind builds, so that it is built positionally) and its
     position in the table."""
 
-    __slots__ = ("builds", "defaults", "fields", "missing", "nulls_are_absent")
+    __slots__ = ("defaults", "fields", "missing", "nulls_are_absent")
 
     def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
         attributes = [attribute.name for attribute in dataclasses.fields(builds)]
@@ -590,7 +590,6 @@ class MessageKind:
             None if attribute.default is dataclasses.MISSING else attribute.default
             for attribute in dataclasses.fields(builds)
         ]
-        self.builds = builds
         self.nulls_are_absent = nulls_are_absent
 
 
@@ -600,7 +599,7 @@ Problem = tuple[int, FieldError]
 
 def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> list:
     """Walk `document` with the rules of `kind`: the values of the attributes of what the kind builds, in their
-    order (kind.builds(*values)), each the value its field keeps or the attribute's default. Appends every problem
+    order (to build it positionally), each the value its field keeps or the attribute's default. Appends every problem
     found to `problems`, with its JSON Pointer path."""
     fields, nulls_are_absent = kind.fields, kind.nulls_are_absent
     values = kind.defaults.copy()
