@@ -125,6 +125,24 @@ class EventPayload:
     integrations: dict | None = None
 
 
+# The positions of EventPayload's attributes among the values check_fields returns (it is built positionally).
+_SLOTS = {attribute.name: position for position, attribute in enumerate(dataclasses.fields(EventPayload))}
+EVENT, PROPERTIES, TIMESTAMP, ORIGINAL_TIMESTAMP, SENT_AT, TYPE, CONTEXT, TRAITS, NAME = (
+    _SLOTS[name]
+    for name in (
+        "event",
+        "properties",
+        "timestamp",
+        "original_timestamp",
+        "sent_at",
+        "type",
+        "context",
+        "traits",
+        "name",
+    )
+)
+
+
 # --------------------------------------------------------------------------------------------------------
 # parse_json
 #
@@ -442,8 +460,17 @@ _timestamp_shape = re.compile(
 ).fullmatch
 
 
+# The last timestamp accepted, with the time received it was judged against: a batch's items often repeat a
+# time (a library stamps many events in one millisecond). One tuple, replaced whole, so threads may share it.
+_last_timestamp: tuple[str, datetime | None, datetime | None] = ("", None, None)
+
+
 def _timestamp(value: Any, received_at: datetime) -> datetime:
     """An aware datetime that PostgreSQL can store, from 1970 to a day after the time received."""
+    global _last_timestamp
+    last_value, last_received_at, last_moment = _last_timestamp
+    if received_at is last_received_at and value == last_value:
+        return last_moment
     if type(value) is not str or _timestamp_shape(value) is None:
         raise _Refused(TIMESTAMP_INVALID)
     try:
@@ -457,6 +484,7 @@ def _timestamp(value: Any, received_at: datetime) -> datetime:
         raise _Refused(TIMESTAMP_TOO_EARLY)
     if moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
         raise _Refused(TIMESTAMP_TOO_LATE)
+    _last_timestamp = (value, received_at, moment)
     return moment
 
 
@@ -536,17 +564,32 @@ IGNORED = Field(None)
 class MessageKind:
     """The fields one kind of message may have, in the order their problems are reported, and what it builds
     (EventPayload, BatchEnvelope). Where nulls_are_absent, a field set to null counts as not sent (Segment's
-    libraries send null for what is unset); elsewhere null is a value like any other, for the rule to judge."""
+    libraries send null for what is unset); elsewhere null is a value like any other, for the rule to judge.
 
-    __slots__ = ("fields", "missing", "nulls_are_absent", "positions")
+    The table is kept in the form check_fields walks: per field its rule, the slot of the attribute its value goes
+    into (the position among the attributes of what the kind builds, so that it is built positionally) and its
+    position in the table."""
+
+    __slots__ = ("defaults", "fields", "missing", "nulls_are_absent")
 
     def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
-        attributes = {attribute.name for attribute in dataclasses.fields(builds)}
-        if unknown := {field.into for field in fields.values()} - attributes - {None}:
+        attributes = [attribute.name for attribute in dataclasses.fields(builds)]
+        if unknown := {field.into for field in fields.values()} - set(attributes) - {None}:
             raise ValueError(f"{builds.__name__} has no attribute {', '.join(sorted(unknown))}")
-        self.fields = {name: (field.rule, field.into) for name, field in fields.items()}
-        self.missing = {name: field.missing for name, field in fields.items() if field.missing is not None}
-        self.positions = {name: position for position, name in enumerate(fields)}
+        self.fields = {
+            name: (field.rule, None if field.into is None else attributes.index(field.into), position)
+            for position, (name, field) in enumerate(fields.items())
+        }
+        self.missing = {
+            name: (position, field.missing)
+            for position, (name, field) in enumerate(fields.items())
+            if field.missing is not None
+        }
+        # What check_fields starts from: each attribute's default, None for the required ones.
+        self.defaults = [
+            None if attribute.default is dataclasses.MISSING else attribute.default
+            for attribute in dataclasses.fields(builds)
+        ]
         self.nulls_are_absent = nulls_are_absent
 
 
@@ -554,32 +597,33 @@ class MessageKind:
 Problem = tuple[int, FieldError]
 
 
-def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> dict:
-    """Walk `document` with the rules of `kind`: the values its fields keep, by the attribute each goes into.
-    Appends every problem found to `problems`, with its JSON Pointer path."""
+def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> list:
+    """Walk `document` with the rules of `kind`: the values of the attributes of what the kind builds, in their
+    order (to build it positionally), each the value its field keeps or the attribute's default. Appends every problem
+    found to `problems`, with its JSON Pointer path."""
     fields, nulls_are_absent = kind.fields, kind.nulls_are_absent
-    values = {}
+    values = kind.defaults.copy()
     for name, value in document.items():
         try:
-            rule, into = fields[name]
+            rule, slot, position = fields[name]
         except KeyError:
             problems.append((len(fields), FieldError(f"/{_escape(name)}", UNKNOWN_FIELD.format(name=name))))
             continue
         if value is None and nulls_are_absent:
             if name in kind.missing:
-                problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
+                problems.append((position, FieldError(f"/{name}", kind.missing[name][1])))
         elif rule is not None:
             try:
-                if into is None:
+                if slot is None:
                     rule(value, received_at)
                 else:
-                    values[into] = rule(value, received_at)
+                    values[slot] = rule(value, received_at)
             except _Refused as refused:
-                path, position = f"/{_escape(name)}", kind.positions[name]
+                path = f"/{_escape(name)}"
                 problems.extend((position, FieldError(path + below, message)) for below, message in refused.problems)
-    for name in kind.missing:
+    for name, (position, missing) in kind.missing.items():
         if name not in document:
-            problems.append((kind.positions[name], FieldError(f"/{name}", kind.missing[name])))
+            problems.append((position, FieldError(f"/{name}", missing)))
     return values
 
 
@@ -593,22 +637,22 @@ def _require_aware(received_at: datetime) -> None:
         raise ValueError("received_at must be timezone-aware")
 
 
-def _event_payload(values: dict, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
-    """The payload of a valid event from the values its fields keep: the time it happened is its timestamp, else
-    its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's); properties are {}
-    when it has none."""
-    original = values.get("timestamp")
+def _event_payload(values: list, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
+    """The payload of a valid event from the values its fields keep (check_fields): the time it happened is its
+    timestamp, else its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's);
+    properties are {} when it has none."""
+    original = values[TIMESTAMP]
     if original is None:
-        original = values.get("original_timestamp")
+        original = values[ORIGINAL_TIMESTAMP]
     else:
-        values["original_timestamp"] = original
-    sent_at = values.get("sent_at")
-    if sent_at is None and batch_sent_at is not None:
-        values["sent_at"] = sent_at = batch_sent_at
-    values["timestamp"] = _corrected_timestamp(original, sent_at, received_at)
-    if "properties" not in values:
-        values["properties"] = {}
-    return EventPayload(**values)
+        values[ORIGINAL_TIMESTAMP] = original
+    sent_at = values[SENT_AT]
+    if sent_at is None:
+        values[SENT_AT] = sent_at = batch_sent_at
+    values[TIMESTAMP] = _corrected_timestamp(original, sent_at, received_at)
+    if values[PROPERTIES] is None:
+        values[PROPERTIES] = {}
+    return EventPayload(*values)
 
 
 def _corrected_timestamp(original: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
@@ -733,18 +777,18 @@ def _segment_message(
     kind = _SEGMENT_KINDS.get(message_type, _ANY_SEGMENT_KIND)
     values = check_fields(document, kind, received_at, problems)
     if message_type != "alias" and document.get("userId") is None and document.get("anonymousId") is None:
-        problems.append((kind.positions["anonymousId"], FieldError("", IDENTITY_REQUIRED)))
+        problems.append((kind.fields["anonymousId"][2], FieldError("", IDENTITY_REQUIRED)))
     if problems:
         return None, _in_order(problems)
-    values["type"] = message_type
+    values[TYPE] = message_type
     if message_type in ("identify", "group"):
-        values["event"] = message_type
-        if "traits" in values:
-            values["properties"] = values["traits"]
+        values[EVENT] = message_type
+        if values[TRAITS] is not None:
+            values[PROPERTIES] = values[TRAITS]
     elif message_type != "track":
-        values["event"] = values.get("name") or message_type
-    if batch_context is not None and "context" not in values:
-        values["context"] = batch_context
+        values[EVENT] = values[NAME] or message_type
+    if values[CONTEXT] is None:
+        values[CONTEXT] = batch_context
     return _event_payload(values, received_at, batch_sent_at), []
 
 
@@ -804,7 +848,7 @@ def validate_batch(document: Any, *, received_at: datetime) -> tuple[BatchEnvelo
     values = check_fields(document, BATCH, received_at, problems)
     if problems:
         return None, _in_order(problems)
-    return BatchEnvelope(**values), []
+    return BatchEnvelope(*values), []
 
 
 def validate_batch_item(
