@@ -460,17 +460,8 @@ _timestamp_shape = re.compile(
 ).fullmatch
 
 
-# The last timestamp accepted, with the time received it was judged against: a batch's items often repeat a
-# time (a library stamps many events in one millisecond). One tuple, replaced whole, so threads may share it.
-_last_timestamp: tuple[str, datetime | None, datetime | None] = ("", None, None)
-
-
 def _timestamp(value: Any, received_at: datetime) -> datetime:
     """An aware datetime that PostgreSQL can store, from 1970 to a day after the time received."""
-    global _last_timestamp
-    last_value, last_received_at, last_moment = _last_timestamp
-    if received_at is last_received_at and value == last_value:
-        return last_moment
     if type(value) is not str or _timestamp_shape(value) is None:
         raise _Refused(TIMESTAMP_INVALID)
     try:
@@ -484,7 +475,6 @@ def _timestamp(value: Any, received_at: datetime) -> datetime:
         raise _Refused(TIMESTAMP_TOO_EARLY)
     if moment - received_at > FUTURE_TOLERANCE:  # timedelta arithmetic: no overflow near year 9999
         raise _Refused(TIMESTAMP_TOO_LATE)
-    _last_timestamp = (value, received_at, moment)
     return moment
 
 

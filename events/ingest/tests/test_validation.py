@@ -1447,14 +1447,3 @@ def test_a_table_that_names_an_attribute_its_result_lacks_is_refused_at_once():
             builds=EventPayload,
             nulls_are_absent=True,
         )
-
-
-def test_a_timestamp_seen_before_is_judged_again_against_each_time_received():
-    within_a_day = (RECEIVED_AT + FUTURE_TOLERANCE).isoformat()
-    an_hour_earlier = RECEIVED_AT - timedelta(hours=1)
-
-    accepted, accepted_errors = validate_event(canvas(timestamp=within_a_day), received_at=RECEIVED_AT)
-    refused, refused_errors = validate_event(canvas(timestamp=within_a_day), received_at=an_hour_earlier)
-
-    assert accepted is not None and accepted_errors == []
-    assert refused is None and refused_errors == [FieldError("/timestamp", TIMESTAMP_TOO_LATE)]
