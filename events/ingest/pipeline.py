@@ -14,18 +14,20 @@ its look-up.
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, cast
 from urllib.parse import parse_qsl
 
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from rest_framework import status
 
 from accounts.models import Team
 from events.ingest import errors
-from events.ingest.body import read_body
+from events.ingest.body import Readable, read_body
 from events.ingest.errors import ApiError
 from events.ingest.group_commit import (
     Arrival,
@@ -51,7 +53,7 @@ from events.ingest.validation import (
     validate_segment_message,
 )
 from events.metrics import record_answer
-from events.models import Event
+from events.models import Event, RejectedEvent
 from events.tokens.authentication import authenticate_token, token_from_headers
 from events.tokens.lookup import TokenSnapshot
 from events.warehouse.dry_run import warehouse_changes
@@ -63,15 +65,19 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 EVENT_BODY_LIMIT = 32 * 1024
 BATCH_BODY_LIMIT = 500 * 1024
 
+# A request's WSGI environ, or Django's request.META, which holds the same keys.
+Meta = dict[str, Any]
 
-def thread_database():
+
+def thread_database() -> BaseDatabaseWrapper:
     """This thread's connection to the default database, connections[DEFAULT_DB_ALIAS], remembered: Django keeps
     it in an asgiref Local, whose every read is dear on this path (docs/performance.md#the-front-end)."""
     try:
-        return _thread.database
+        database: BaseDatabaseWrapper = _thread.database
+        return database
     except AttributeError:
-        _thread.database = connections[DEFAULT_DB_ALIAS]
-        return _thread.database
+        database = _thread.database = connections[DEFAULT_DB_ALIAS]
+        return database
 
 
 # --- Routes ---------------------------------------------------------------------------------------------------
@@ -112,8 +118,24 @@ class Answer:
     """What the adapter writes out: a status, a JSON body and the headers the pipeline decided on."""
 
     status: int
-    body: dict
+    body: Mapping[str, object]  # a JSON object
     headers: dict[str, str]
+
+
+class _ResultLine(TypedDict):
+    """A batch receipt's line for one event."""
+
+    index: int
+    status: Literal["stored", "duplicate", "rejected"]
+    id: NotRequired[int]  # stored or duplicate
+    errors: NotRequired[list[dict[str, str]]]  # rejected
+
+
+class _Receipt(TypedDict):
+    stored: int
+    duplicates: int
+    rejected: int
+    results: list[_ResultLine]
 
 
 @dataclass(slots=True)
@@ -121,14 +143,14 @@ class _Request:
     """What the pipeline has learned of a request so far: the refused-events log and the answer need it."""
 
     endpoint: Endpoint
-    meta: Any
+    meta: Meta
     received_at: datetime
     token: TokenSnapshot | None = None
     raw: bytes = b""
     headers: dict[str, str] | None = None  # the RateLimit-* headers, once the request is counted
 
 
-def answer_request(endpoint: Endpoint, meta, stream) -> Answer:
+def answer_request(endpoint: Endpoint, meta: Meta, stream: Readable) -> Answer:
     """Decide a POST to `endpoint`: `meta` is the WSGI environ, `stream` the body (read at most to its limit)."""
     started = time.perf_counter()
     # Announced to the group committer as the request starts, so that it knows to wait for this row (Arrival).
@@ -144,19 +166,20 @@ def answer_request(endpoint: Endpoint, meta, stream) -> Answer:
     return answer
 
 
-def _answer(request: _Request, stream, arrival: Arrival | None) -> Answer:
+def _answer(request: _Request, stream: Readable, arrival: Arrival | None) -> Answer:
     try:
-        request.token = authenticate_token(token_from_headers(request.meta))
-        _throttle(request)  # before the body: a refused request is counted too, as is the log row it writes
+        token = request.token = authenticate_token(token_from_headers(request.meta))
+        # Before the body: a refused request is counted too, as is the log row it writes.
+        headers = request.headers = _throttle(token)
         request.raw = _read(request, stream)
         document = _parse(request.raw)
         if request.endpoint.kind == "batch":
-            return _answer_batch(request, document)
-        return _answer_one(request, document, arrival)
+            return _answer_batch(request, token, headers, document)
+        return _answer_one(request, token, headers, document, arrival)
     except ApiError as error:
         if error.status_code in (400, 408, 413) and request.token is not None:
             problems = error.fields or [{"path": "", "message": error.message}]
-            rejections_record([_refusal(request, error.status_code, request.raw, problems)])
+            rejections_record([_refusal(request, request.token, error.status_code, request.raw, problems)])
         return _refused(error, request.headers)
     except (OperationalError, InterfaceError, CommitterUnavailable):
         # The database is unreachable: tell the client to retry, never a 500. Nothing was stored.
@@ -181,7 +204,7 @@ def _refused(error: ApiError, headers: dict[str, str] | None) -> Answer:
 # --- Read and parse -------------------------------------------------------------------------------------------
 
 
-def _read(request: _Request, stream) -> bytes:
+def _read(request: _Request, stream: Readable) -> bytes:
     """The body: 415 unless declared JSON, 411 for a chunked body without a length, 400 when there is none; then
     read_body's own refusals (413, 408, gzip)."""
     meta = request.meta
@@ -196,7 +219,7 @@ def _read(request: _Request, stream) -> bytes:
     return read_body(stream, meta=meta, limit=request.endpoint.body_limit)
 
 
-def _parse(raw: bytes):
+def _parse(raw: bytes) -> Any:
     try:
         return parse_json(raw)
     except InvalidJSON as invalid:
@@ -210,22 +233,24 @@ def _invalid(problems: list[FieldError]) -> ApiError:
 # --- Throttle -------------------------------------------------------------------------------------------------
 
 
-def _throttle(request: _Request) -> None:
+def _throttle(token: TokenSnapshot) -> dict[str, str]:
     """Count the request against its token's rate limit: its RateLimit-* headers (none while the counter is
     unreachable), or a 429."""
-    usage = usage_of(request.token.id)
+    usage = usage_of(token.id)
     if usage is None:
-        request.headers = {}
-    else:
-        request.headers = rate_limit_headers(usage)
-        if is_refused(usage):
-            raise ApiError(status.HTTP_429_TOO_MANY_REQUESTS, errors.RATE_LIMITED)
+        return {}
+    headers = rate_limit_headers(usage)
+    if is_refused(usage):
+        raise ApiError(status.HTTP_429_TOO_MANY_REQUESTS, errors.RATE_LIMITED, headers=headers)
+    return headers
 
 
 # --- One event or Segment message -----------------------------------------------------------------------------
 
 
-def _answer_one(request: _Request, document, arrival: Arrival | None) -> Answer:
+def _answer_one(
+    request: _Request, token: TokenSnapshot, headers: dict[str, str], document: Any, arrival: Arrival | None
+) -> Answer:
     endpoint, received_at = request.endpoint, request.received_at
     if endpoint.kind == "event":
         payload, problems = validate_event(document, received_at=received_at)
@@ -233,12 +258,10 @@ def _answer_one(request: _Request, document, arrival: Arrival | None) -> Answer:
         payload, problems = validate_segment_message(
             document, received_at=received_at, default_type=endpoint.segment_type
         )
-    if problems:
+    if payload is None:  # then there are problems
         raise _invalid(problems)
-    headers = request.headers
     if is_dry_run(request.meta):
-        return Answer(200, dry_run_report(token=request.token, payloads=[payload]), headers)
-    token = request.token
+        return Answer(200, dry_run_report(token=token, payloads=[payload]), headers)
     row = event_row(team_id=token.team_id, token_id=token.id, payload=payload, received_at=received_at)
     stored = arrival.committer.submit(row, arrival=arrival) if arrival is not None else store_row(row)
     body = {"id": stored.id, "duplicate": stored.duplicate}
@@ -250,10 +273,10 @@ def _answer_one(request: _Request, document, arrival: Arrival | None) -> Answer:
 # --- A batch --------------------------------------------------------------------------------------------------
 
 
-def _answer_batch(request: _Request, document) -> Answer:
+def _answer_batch(request: _Request, token: TokenSnapshot, headers: dict[str, str], document: Any) -> Answer:
     """Valid events are stored and invalid ones refused, each with its JSON paths: 200 when all were stored (or
     were duplicates), 400 with the receipt when some were refused."""
-    token, received_at = request.token, request.received_at
+    received_at = request.received_at
     batch, problems = validate_batch(document, received_at=received_at)
     if batch is None:
         raise _invalid(problems)
@@ -263,18 +286,19 @@ def _answer_batch(request: _Request, document) -> Answer:
             errors.BODY_TOO_LARGE,
             message=f"A batch holds at most {MAX_BATCH_EVENTS:,} events; this one has {len(batch.items):,}.",
         )
-    results: list[dict | None] = [None] * len(batch.items)
+    # Each line is filled in below: a refusal's now, a stored event's once the batch is stored.
+    results: list[_ResultLine | None] = [None] * len(batch.items)
     accepted: list[tuple[int, EventPayload]] = []
-    refusals, all_problems = [], []
+    refusals: list[RejectedEvent] = []
+    all_problems: list[FieldError] = []
     for index, item in enumerate(batch.items):
         payload, problems = validate_batch_item(item, index=index, received_at=received_at, batch=batch)
-        if problems:
+        if payload is None:  # then there are problems
             results[index] = {"index": index, "status": "rejected", "errors": _fields(problems)}
             all_problems.extend(problems)
-            refusals.append(_refusal(request, 400, json_text(item), problems))
+            refusals.append(_refusal(request, token, 400, json_text(item), problems))
         else:
             accepted.append((index, payload))
-    headers = request.headers
     if is_dry_run(request.meta):
         report = dry_run_report(token=token, payloads=[payload for _, payload in accepted])
         report["rejected"] = [result for result in results if result is not None]
@@ -286,7 +310,7 @@ def _answer_batch(request: _Request, document) -> Answer:
     for (index, _), stored in zip(accepted, store_batch(rows), strict=True):
         results[index] = _stored_result(index, stored)
     rejections_record(refusals)
-    receipt = _batch_receipt(results)
+    receipt = _batch_receipt(cast("list[_ResultLine]", results))  # every line is filled in now
     if not refusals:
         return Answer(200, receipt, headers)
     code, _ = errors.INVALID_EVENTS
@@ -294,24 +318,25 @@ def _answer_batch(request: _Request, document) -> Answer:
     return Answer(400, {**errors.error_body(code, message, _fields(all_problems)), **receipt}, headers)
 
 
-def _check_connection(database) -> None:
+def _check_connection(database: BaseDatabaseWrapper) -> None:
     """Django's health check of a reused connection before its first query (CONN_HEALTH_CHECKS), without its
     SELECT 1 round trip: a connection the server hung up on is closed, and the COPY opens a new one
     (docs/performance.md#the-front-end)."""
-    if database.connection is None or database.health_check_done or not database.health_check_enabled:
+    # django-stubs 6.1 lacks the wrapper's health_check_* attributes (Django 4.1+), hence the two ignores.
+    if database.connection is None or database.health_check_done or not database.health_check_enabled:  # type: ignore[attr-defined]
         return
     if database.connection.closed or connection_was_cut(database.connection):
         database.close()
     else:
-        database.health_check_done = True
+        database.health_check_done = True  # type: ignore[attr-defined]
 
 
-def _stored_result(index: int, stored: StoredEvent) -> dict:
+def _stored_result(index: int, stored: StoredEvent) -> _ResultLine:
     """A batch receipt's line for an event that was stored, or was there already."""
     return {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
 
 
-def _batch_receipt(results: list) -> dict:
+def _batch_receipt(results: list[_ResultLine]) -> _Receipt:
     statuses = [result["status"] for result in results]
     return {
         "stored": statuses.count("stored"),
@@ -321,12 +346,17 @@ def _batch_receipt(results: list) -> dict:
     }
 
 
-def _fields(problems: list[FieldError]) -> list[dict]:
+def _fields(problems: list[FieldError]) -> list[dict[str, str]]:
     return [{"path": problem.path, "message": problem.message} for problem in problems]
 
 
-def _refusal(request: _Request, status_code: int, payload: bytes | str, problems: list):
-    token = request.token
+def _refusal(
+    request: _Request,
+    token: TokenSnapshot,
+    status_code: int,
+    payload: bytes | str,
+    problems: Sequence[FieldError | Mapping[str, str]],
+) -> RejectedEvent:
     return rejection_record(
         team_id=token.team_id,
         token_hint=token.hint,
@@ -340,7 +370,7 @@ def _refusal(request: _Request, status_code: int, payload: bytes | str, problems
 # --- Dry runs -------------------------------------------------------------------------------------------------
 
 
-def is_dry_run(meta) -> bool:
+def is_dry_run(meta: Meta) -> bool:
     """`?dry_run=1` (or true, yes): validate and report, store nothing."""
     query = meta.get("QUERY_STRING")
     if not query:
@@ -349,7 +379,22 @@ def is_dry_run(meta) -> bool:
     return bool(values) and values[-1].lower() in ("1", "true", "yes")
 
 
-def dry_run_report(*, token, payloads: list) -> dict:
+class _WouldStore(TypedDict):
+    type: str
+    event: str
+    timestamp: str
+    messageId: str | None
+    duplicate: bool
+
+
+class DryRunReport(TypedDict):
+    dry_run: Literal[True]
+    events: list[_WouldStore]
+    warehouse: dict[str, Any]
+    rejected: NotRequired[list[_ResultLine]]  # a batch's refused events
+
+
+def dry_run_report(*, token: TokenSnapshot, payloads: list[EventPayload]) -> DryRunReport:
     """What storing these events would do, without storing anything: each event as it would be stored (and
     whether its messageId is already taken), and which warehouse views and columns would appear or change."""
     team = Team.objects.get(pk=token.team_id)
@@ -357,7 +402,7 @@ def dry_run_report(*, token, payloads: list) -> dict:
     taken = set(
         Event.objects.filter(team_id=token.team_id, message_id__in=message_ids).values_list("message_id", flat=True)
     )
-    would_store = [
+    would_store: list[_WouldStore] = [
         {
             "type": p.type,
             "event": p.event,

@@ -4,9 +4,13 @@ adapter that serves every ingest request when the WSGI front end (events.ingest.
 A view only translates HTTP: events.ingest.pipeline decides the answer, and DRF renders it.
 """
 
-from django.http import JsonResponse
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,16 +38,16 @@ class IngestAPIView(APIView):
     # authenticates and reads the body itself.
     authentication_classes = [EventsTokenAuthentication]
     parser_classes = [JSONParser]
-    permission_classes: list = []
+    permission_classes: list[type[BasePermission]] = []
     renderer_classes = [OrjsonRenderer]
     content_negotiation_class = JSONOnlyNegotiation
     endpoint: Endpoint = ROUTES["/v1/event"]
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if request.method != "POST":  # a POST's authentication is the pipeline's first step
             super().initial(request, *args, **kwargs)
 
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         answer = answer_request(self.endpoint, request.META, request._request)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
@@ -90,7 +94,7 @@ class BatchIngestView(IngestAPIView):
 VIEWS = {"event": EventIngestView, "segment": SegmentMessageView, "batch": BatchIngestView}
 
 
-def not_found(request, *args, **kwargs):
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Unknown /v1/ paths answer in the API's error shape, not with an HTML page."""
     code, message = errors.NOT_FOUND
     return JsonResponse(errors.error_body(code, message), status=404)

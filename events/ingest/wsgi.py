@@ -13,8 +13,11 @@ again after a setting changes; the host and the scheme are HttpRequest's own get
 connection clean-up is Django's close_if_unusable_or_obsolete(), as its request signals call it.
 """
 
+import enum
 import io
+from collections.abc import Iterable
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Final
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -29,28 +32,32 @@ from events.ingest.pipeline import ROUTES, answer_request, thread_database
 from events.ingest.renderers import OrjsonRenderer, render_json
 from events.ingest.views import IngestAPIView
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 # The headers that differ from one answer to the next: the front end writes its own.
 _PER_ANSWER = frozenset({"content-length", "x-request-id"})
 
 
 class IngestFrontEnd:
-    def __init__(self, django_application) -> None:
+    def __init__(self, django_application: "WSGIApplication") -> None:
         self.django_application = django_application
         self.headers: dict[tuple[str, bool], list[tuple[str, str]] | None] | None = None  # read when first needed
-        self.verdicts: dict[tuple, bool | str] = {}
-        self.host_and_scheme = _HOST_AND_SCHEME
+        self.verdicts: dict[tuple[object, ...], bool | _Verdict] = {}
+        self.host_and_scheme: tuple[str, ...] = _HOST_AND_SCHEME
         setting_changed.connect(self._forget_headers)
 
-    def _forget_headers(self, **_) -> None:
+    def _forget_headers(self, **_: object) -> None:
         self.headers = None
 
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO")
+    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
         endpoint = ROUTES.get(path)
-        headers = None
-        if endpoint is not None and environ.get("REQUEST_METHOD") == "POST":
-            headers = self._headers_for(path, environ)
-        if headers is None:
+        if (
+            endpoint is None
+            or environ.get("REQUEST_METHOD") != "POST"
+            or (headers := self._headers_for(path, environ)) is None
+        ):
             return self.django_application(environ, start_response)
         rid = request_id_for(environ)
         context = request_id.set(rid)
@@ -71,7 +78,7 @@ class IngestFrontEnd:
         )
         return [body]
 
-    def _headers_for(self, path: str, environ) -> list[tuple[str, str]] | None:
+    def _headers_for(self, path: str, environ: "WSGIEnvironment") -> list[tuple[str, str]] | None:
         """The headers Django's middleware would add to this request's answer; None when Django should answer it."""
         if self.headers is None:
             self.headers = _django_headers() if _front_end_on() else {}
@@ -100,10 +107,16 @@ _HOST_AND_SCHEME = (
     "SERVER_PORT",
     "wsgi.url_scheme",
 )
-_DISALLOWED = "disallowed"
 
 
-def _secure_if_allowed(environ) -> bool | str:
+class _Verdict(enum.Enum):
+    DISALLOWED = "disallowed"  # a one-member enum, so that `is _DISALLOWED` tells the type checker the rest is bool
+
+
+_DISALLOWED: Final = _Verdict.DISALLOWED
+
+
+def _secure_if_allowed(environ: "WSGIEnvironment") -> bool | _Verdict:
     """Whether the request came over HTTPS, or _DISALLOWED when Django refuses its host (Django then answers 400,
     and logs it as it does for every path)."""
     request = _RequestHead(environ)
@@ -127,7 +140,7 @@ def _front_end_on() -> bool:
     return settings.EVENTS_FAST_LANE and connection.vendor == "postgresql"
 
 
-def _body(environ) -> LimitedStream:
+def _body(environ: "WSGIEnvironment") -> LimitedStream:
     """The body, bounded by Content-Length as Django bounds it: a server that hands over the bare socket
     (runserver) would otherwise have a read wait for bytes that never come."""
     try:
@@ -141,11 +154,12 @@ class _RequestHead(HttpRequest):
     """A request's environ, for HttpRequest's get_host() and is_secure(): its __init__, which builds what neither
     reads, is skipped."""
 
-    def __init__(self, environ) -> None:
+    def __init__(self, environ: "WSGIEnvironment") -> None:
         self.META = environ
 
     def _get_scheme(self) -> str:
-        return self.META.get("wsgi.url_scheme", "http")
+        scheme: str = self.META.get("wsgi.url_scheme", "http")
+        return scheme
 
 
 class _SyntheticRequest(WSGIRequest):
@@ -160,7 +174,7 @@ class _MiddlewareAroundTheView(BaseHandler):
         super().__init__()
         self.load_middleware()
 
-    def _get_response(self, request):
+    def _get_response(self, request: HttpRequest) -> HttpResponse:
         response = HttpResponse(b"{}", content_type=OrjsonRenderer.media_type)
         for name, value in IngestAPIView().default_response_headers.items():
             response[name] = value
