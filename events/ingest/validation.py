@@ -108,21 +108,21 @@ class EventPayload:
     """A validated event, ready to store. Timestamps are tz-aware; `timestamp` is corrected to UTC."""
 
     event: str
-    properties: dict
+    properties: dict[str, Any]
     timestamp: datetime
     original_timestamp: datetime | None = None
     sent_at: datetime | None = None
     message_id: str | None = None
     type: str = "track"
-    context: dict | None = None
+    context: dict[str, Any] | None = None
     user_id: str | None = None
     anonymous_id: str | None = None
-    traits: dict | None = None
+    traits: dict[str, Any] | None = None
     name: str | None = None
     category: str | None = None
     group_id: str | None = None
     previous_id: str | None = None
-    integrations: dict | None = None
+    integrations: dict[str, Any] | None = None
 
 
 # The positions of EventPayload's attributes among the values check_fields returns (it is built positionally).
@@ -230,7 +230,8 @@ def _tally(value: Any, depth: int) -> int:
     every body."""
     kind = type(value)
     if kind is str:
-        return value.count(":")
+        colons: int = value.count(":")
+        return colons
     if kind is float and not -_LOSSY_FLOAT < value < _LOSSY_FLOAT:
         raise _LossyNumber
     if kind is not dict and kind is not list:
@@ -241,6 +242,7 @@ def _tally(value: Any, depth: int) -> int:
     # object counts its keys and the colons in them.
     is_object = kind is dict
     total = len(value) if is_object else 0
+    key: Any  # a str in an object, an int in an array
     for key, item in value.items() if is_object else enumerate(value):
         if is_object and ":" in key:
             total += key.count(":")
@@ -268,13 +270,14 @@ class _Rejected:
         self.message = message
 
 
-class _DuplicateKeys(dict):
+class _DuplicateKeys(dict[str, Any]):
     """An object that had duplicate keys (the last value wins, as in orjson); `duplicates` names them."""
 
     __slots__ = ("duplicates",)
+    duplicates: list[str]
 
 
-def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict:
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) == len(pairs):
         return obj
@@ -404,7 +407,7 @@ def _version(value: Any, received_at: datetime) -> int:
 def _canvas_type(value: Any, received_at: datetime) -> str:
     if value != "event":
         raise _Refused(CANVAS_TYPE_INVALID)
-    return value
+    return "event"
 
 
 def _event_name(value: Any, received_at: datetime) -> str:
@@ -434,7 +437,7 @@ def _message_id(value: Any, received_at: datetime) -> str:
     return value
 
 
-def _identifier(value: Any, received_at: datetime) -> str:
+def _identifier(value: object, received_at: datetime) -> str:
     """userId, anonymousId, groupId, previousId: a non-empty string, or an integer kept as its string."""
     if type(value) is int:
         value = str(value)
@@ -469,7 +472,8 @@ def _timestamp(value: Any, received_at: datetime) -> datetime:
     except ValueError:  # month 13, 30 February, second 60, offset +24:00 ...
         raise _Refused(TIMESTAMP_INVALID) from None
     # Most clients send "Z", which fromisoformat gives as the UTC singleton: no offset to compute.
-    if moment.tzinfo is not UTC and abs(moment.utcoffset()) >= MAX_UTC_OFFSET:
+    # The shape requires an offset, so utcoffset() is never None here.
+    if moment.tzinfo is not UTC and (offset := moment.utcoffset()) is not None and abs(offset) >= MAX_UTC_OFFSET:
         raise _Refused(TIMESTAMP_OFFSET_TOO_LARGE)
     if moment < EARLIEST_TIMESTAMP:
         raise _Refused(TIMESTAMP_TOO_EARLY)
@@ -482,7 +486,7 @@ def _timestamp(value: Any, received_at: datetime) -> datetime:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _object(value: Any, received_at: datetime) -> dict:
+def _object(value: Any, received_at: datetime) -> dict[str, Any]:
     """A JSON object within the properties limits (depth, total keys, key length)."""
     if not isinstance(value, dict):
         raise _Refused(NOT_AN_OBJECT)
@@ -497,7 +501,7 @@ def _object(value: Any, received_at: datetime) -> dict:
     return value
 
 
-def _check_tree(value: dict | list, path: str, depth: int, problems: list) -> int:
+def _check_tree(value: dict[str, Any] | list[Any], path: str, depth: int, problems: list[tuple[str, str]]) -> int:
     """Check depth and keys below value (at `depth`, the root object being 1); return the number of keys."""
     if depth > MAX_PROPERTIES_DEPTH:
         problems.append((path, PROPERTIES_TOO_DEEP))
@@ -525,7 +529,7 @@ def _check_tree(value: dict | list, path: str, depth: int, problems: list) -> in
     return count
 
 
-def _array(value: Any, received_at: datetime) -> list:
+def _array(value: Any, received_at: datetime) -> list[Any]:
     if type(value) is not list:
         raise _Refused(BATCH_NOT_AN_ARRAY)
     return value
@@ -564,7 +568,7 @@ class MessageKind:
 
     def __init__(self, fields: dict[str, Field], *, builds: type, nulls_are_absent: bool) -> None:
         attributes = [attribute.name for attribute in dataclasses.fields(builds)]
-        if unknown := {field.into for field in fields.values()} - set(attributes) - {None}:
+        if unknown := {field.into for field in fields.values() if field.into is not None} - set(attributes):
             raise ValueError(f"{builds.__name__} has no attribute {', '.join(sorted(unknown))}")
         self.fields = {
             name: (field.rule, None if field.into is None else attributes.index(field.into), position)
@@ -587,7 +591,9 @@ class MessageKind:
 Problem = tuple[int, FieldError]
 
 
-def check_fields(document: dict, kind: MessageKind, received_at: datetime, problems: list[Problem]) -> list:
+def check_fields(
+    document: dict[str, Any], kind: MessageKind, received_at: datetime, problems: list[Problem]
+) -> list[Any]:
     """Walk `document` with the rules of `kind`: the values of the attributes of what the kind builds, in their
     order (to build it positionally), each the value its field keeps or the attribute's default. Appends every problem
     found to `problems`, with its JSON Pointer path."""
@@ -627,7 +633,7 @@ def _require_aware(received_at: datetime) -> None:
         raise ValueError("received_at must be timezone-aware")
 
 
-def _event_payload(values: list, received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
+def _event_payload(values: list[Any], received_at: datetime, batch_sent_at: datetime | None) -> EventPayload:
     """The payload of a valid event from the values its fields keep (check_fields): the time it happened is its
     timestamp, else its originalTimestamp, corrected for the client's clock by its sentAt (else the batch's);
     properties are {} when it has none."""
@@ -722,7 +728,8 @@ SEGMENT_MESSAGES = {
     "group": {"traits": optional(_object, into="traits"), "groupId": required(_identifier, into="group_id")},
     "alias": {"userId": required(_identifier, into="user_id"), "previousId": required(_identifier, into="previous_id")},
 }
-_SEGMENT_KINDS = {
+# Keyed by str | None so that a message without a valid type looks itself up and gets _ANY_SEGMENT_KIND.
+_SEGMENT_KINDS: dict[str | None, MessageKind] = {
     name: MessageKind({**_SEGMENT_COMMON, **fields}, builds=EventPayload, nulls_are_absent=True)
     for name, fields in SEGMENT_MESSAGES.items()
 }
@@ -757,7 +764,7 @@ def _segment_message(
     received_at: datetime,
     default_type: str | None,
     batch_sent_at: datetime | None,
-    batch_context: dict | None,
+    batch_context: dict[str, Any] | None,
 ) -> tuple[EventPayload | None, list[FieldError]]:
     """validate_segment_message, with the context of the batch the message is an item of."""
     if not isinstance(document, dict):
@@ -808,8 +815,8 @@ MAX_BATCH_EVENTS = 2500  # more is answered 413 by the caller, before any item i
 class BatchEnvelope:
     """A batch's items, and what Segment lets a batch say once for all of them."""
 
-    items: list
-    context: dict | None = None
+    items: list[Any]
+    context: dict[str, Any] | None = None
     sent_at: datetime | None = None
 
 
