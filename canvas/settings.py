@@ -210,8 +210,8 @@ EVENTS_RATE_LIMIT_PER_SECOND = env.int("EVENTS_RATE_LIMIT_PER_SECOND", default=1
 # beyond what is already pending.
 EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
 EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
-# The fast lane (events/ingest/wsgi.py) answers an ordinary POST /v1/event before Django's request machinery.
-EVENTS_FAST_LANE = env.bool("EVENTS_FAST_LANE", default=True)
+# The WSGI front end (events/ingest/wsgi.py) answers POSTs to the ingest paths before Django's request machinery.
+EVENTS_FRONT_END = env.bool("EVENTS_FRONT_END", default=True)
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
 
 # --- Warehouse (events/warehouse/sync.py): team logins and the sync loop --------------------------------------------

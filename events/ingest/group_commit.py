@@ -60,7 +60,7 @@ class _Pending:
 
 
 class Arrival:
-    """A request on its way to the committer (the fast lane announces each /v1/event as it starts).
+    """A request on its way to the committer (the pipeline announces each single event as it starts).
 
     The committer waits for more rows only while announced requests have not handed theirs over: with none on
     the way it commits at once, and a wait usually ends with a row arriving rather than with its deadline: a

@@ -3,7 +3,7 @@
 Django's handler, its middleware chain and DRF's request cycle cost more than an event's own work
 (docs/performance.md#the-front-end). So canvas/wsgi.py wraps Django in IngestFrontEnd, which takes a request on
 what is known before its body is read: a POST to a path of the pipeline's ROUTES, the front end on
-(EVENTS_FAST_LANE) and PostgreSQL behind it, a host Django allows, and no HTTPS redirect to send. It then answers
+(EVENTS_FRONT_END) and PostgreSQL behind it, a host Django allows, and no HTTPS redirect to send. It then answers
 the request itself, whatever the answer (events.ingest.pipeline decides it, and logs and counts it). Everything
 else goes to Django, where the DRF views (events.ingest.views) run the same pipeline.
 
@@ -137,7 +137,7 @@ def close_old_connection() -> None:
 
 
 def _front_end_on() -> bool:
-    return settings.EVENTS_FAST_LANE and connection.vendor == "postgresql"
+    return settings.EVENTS_FRONT_END and connection.vendor == "postgresql"
 
 
 def _body(environ: "WSGIEnvironment") -> LimitedStream:

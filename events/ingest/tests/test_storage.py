@@ -71,7 +71,7 @@ def test_awkward_values_survive_the_staging_table_of_a_resent_batch(client, acme
 
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_the_copy_commits_by_itself_and_a_resent_batch_still_lands(acme_token):
-    """The fast lane stores a batch with no transaction around it: the COPY is its own. When it fails on a stored
+    """The pipeline stores a batch with no transaction around it: the COPY is its own. When it fails on a stored
     messageId it leaves nothing behind, and the staging path stores the rest."""
     from canvas.wsgi import application
     from events.ingest.tests.test_wsgi import wsgi_post

@@ -194,7 +194,7 @@ def test_what_the_front_end_does_not_take_is_passed_on_to_django(acme_token, cas
 
 def test_the_front_end_can_be_switched_off(acme_token, settings):
     _, plaintext = acme_token
-    settings.EVENTS_FAST_LANE = False
+    settings.EVENTS_FRONT_END = False
 
     answer = wsgi_post(application, event("no-front-end"), token=plaintext)
 
