@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "canvas.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "canvas.middleware.BrowserOnlyCSPMiddleware",
+    # Inside CSP and sessions: the 405 page it renders gets the CSP header and knows the user.
+    "canvas.middleware.MethodNotAllowedPageMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
