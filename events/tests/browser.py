@@ -45,9 +45,14 @@ def screenshot_path(name: str) -> Path:
     return path
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """The whole page as `name`.png (see screenshot_path for where it goes)."""
-    path = screenshot_path(f"{name}.png")
+def screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
+    """The whole page as `name`.png under var/screenshots/; one the README shows (`docs`) goes where
+    screenshot_path says, so UPDATE_SCREENSHOTS=1 refreshes it in docs/screenshots/."""
+    if docs:
+        path = screenshot_path(f"{name}.png")
+    else:
+        path = ROOT / "var" / "screenshots" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=path, full_page=True)
     return path
 

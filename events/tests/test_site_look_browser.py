@@ -1,7 +1,8 @@
 """Every page of the site, in headless Chromium, as an Owner, a Member and another team's Owner, on a phone
 and on a desktop (and in dark mode for the Owner): no sideways scroll, axe-core clean, a one-row header.
 
-Screenshots of each go under var/screenshots/look/ (docs/screenshots/look/ with UPDATE_SCREENSHOTS=1).
+Screenshots of each go under var/screenshots/look/; the README's few (DOCS_SCREENSHOTS) are refreshed in
+docs/screenshots/ with UPDATE_SCREENSHOTS=1.
 """
 
 import re
@@ -31,6 +32,19 @@ pytest_plugins = ["events.tests.browser"]  # the browser fixture
 pytestmark = pytest.mark.browser
 
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
+# The README's screenshots of the look, by the name each page's screenshot has here.
+DOCS_SCREENSHOTS = {
+    "look/owner-settings-phone": "phone-settings",
+    "look/owner-events-desktop-dark": "dark-events",
+    "look/owner-menu-phone": "phone-menu",
+    "look/member-forbidden-phone": "error-403-phone",
+}
+
+
+def shoot(page: Page, name: str) -> None:
+    screenshot(page, name)
+    if name in DOCS_SCREENSHOTS:
+        screenshot(page, DOCS_SCREENSHOTS[name], docs=True)
 
 
 @dataclass
@@ -121,11 +135,14 @@ def assert_header_on_one_row(page: Page) -> None:
 def test_every_page_fits_the_screen_and_passes_axe(browser, live_server, site, persona, size, dark):
     page = logged_in_page(browser, live_server.url, getattr(site, persona), viewport=SIZES[size], dark=dark)
     problems = []
+    page.on("response", lambda r: problems.append(f"missing {r.url}") if "/static/" in r.url and r.status >= 400 else 0)
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     for name, path, status in pages_of(persona, site):
         response = page.goto(path)
         assert response is not None and response.status == status, f"{path} answered {response and response.status}"
         problems += check_page(page, f"{path} ({name})")
-        screenshot(page, f"look/{persona}-{name}-{size}{'-dark' if dark else ''}")
+        shoot(page, f"look/{persona}-{name}-{size}{'-dark' if dark else ''}")
     page.context.close()
     assert problems == [], "\n".join(problems)
 
@@ -135,7 +152,7 @@ def test_login_page_fits_the_screen_and_passes_axe(browser, live_server, site, s
     page = logged_in_page(browser, live_server.url, None, viewport=SIZES[size])
     page.goto("/accounts/login/")
     problems = check_page(page, "login")
-    screenshot(page, f"look/login-{size}")
+    shoot(page, f"look/login-{size}")
     page.context.close()
     assert problems == [], "\n".join(problems)
 
@@ -159,7 +176,7 @@ def test_members_forced_post_gets_the_styled_403_with_the_reason_and_a_way_back(
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"You can.t do that here"))
     expect(page.get_by_test_id("error-reason")).to_have_text(OWNER_ONLY_MESSAGE)
     problems = check_page(page, "403")
-    screenshot(page, f"look/member-forbidden-{size}")
+    shoot(page, f"look/member-forbidden-{size}")
     page.get_by_test_id("home-link").click()
     expect(page).to_have_url(f"{live_server.url}/settings/")
     page.context.close()
@@ -177,7 +194,7 @@ def test_the_phone_menu_opens_and_leads_to_each_page(browser, live_server, site,
     page.get_by_role("navigation", name="Main").get_by_text("alice@acme.test").click()
     expect(page.get_by_role("link", name="Change password")).to_be_visible()
     problems = check_page(page, "menu open")
-    screenshot(page, f"look/owner-menu-phone{'-dark' if dark else ''}")
+    shoot(page, f"look/owner-menu-phone{'-dark' if dark else ''}")
     events_link.click()
     expect(page).to_have_url(f"{live_server.url}/events/")
     page.context.close()

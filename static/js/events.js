@@ -147,17 +147,22 @@
       chart.update();
       return;
     }
+    // Text and grid in Pico's colours, so the chart reads in the light and the dark theme alike.
+    const theme = getComputedStyle(document.documentElement);
+    const textColor = theme.getPropertyValue("--pico-muted-color").trim();
+    const gridColor = theme.getPropertyValue("--pico-muted-border-color").trim();
     chart = new window.Chart(canvas, {
       type: "bar",
       data,
       options: {
+        color: textColor,
         responsive: true,
         maintainAspectRatio: false,
         animation: false,
         interaction: { mode: "index", intersect: false },
         scales: {
-          x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 12 } },
-          y: { stacked: true, beginAtZero: true, ticks: { precision: 0 }, grid: { color: "rgba(0, 0, 0, 0.06)" } },
+          x: { stacked: true, grid: { display: false }, ticks: { color: textColor, maxRotation: 0, autoSkipPadding: 12 } },
+          y: { stacked: true, beginAtZero: true, ticks: { color: textColor, precision: 0 }, grid: { color: gridColor } },
         },
         plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true } } },
       },
