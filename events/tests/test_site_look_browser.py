@@ -199,3 +199,21 @@ def test_the_phone_menu_opens_and_leads_to_each_page(browser, live_server, site,
     expect(page).to_have_url(f"{live_server.url}/events/")
     page.context.close()
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_keyboard_users_skip_to_the_content_and_see_where_the_focus_is(browser, live_server, site, dark):
+    page = logged_in_page(browser, live_server.url, site.owner, viewport=DESKTOP, dark=dark)
+    page.goto("/settings/")
+    page.keyboard.press("Tab")
+    skip_link = page.get_by_role("link", name="Skip to content")
+    expect(skip_link).to_be_focused()
+    expect(skip_link).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the first link of the page's content, past the header
+    focused = page.evaluate(
+        "() => ({inHeader: Boolean(document.activeElement.closest('header')),"
+        " outline: getComputedStyle(document.activeElement).outlineStyle})"
+    )
+    page.context.close()
+    assert focused == {"inHeader": False, "outline": "solid"}
