@@ -45,15 +45,15 @@ def screenshot_path(name: str) -> Path:
     return path
 
 
-def screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
-    """The whole page as `name`.png under var/screenshots/; one the README shows (`docs`) goes where
-    screenshot_path says, so UPDATE_SCREENSHOTS=1 refreshes it in docs/screenshots/."""
+def screenshot(page: Page, name: str, *, docs: bool = False, full_page: bool = True) -> Path:
+    """The page (or what the window shows) as `name`.png under var/screenshots/; one the README shows (`docs`)
+    goes where screenshot_path says, so UPDATE_SCREENSHOTS=1 refreshes it in docs/screenshots/."""
     if docs:
         path = screenshot_path(f"{name}.png")
     else:
         path = ROOT / "var" / "screenshots" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=path, full_page=True)
+    page.screenshot(path=path, full_page=full_page)
     return path
 
 

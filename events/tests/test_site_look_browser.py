@@ -44,7 +44,7 @@ DOCS_SCREENSHOTS = {
 def shoot(page: Page, name: str) -> None:
     screenshot(page, name)
     if name in DOCS_SCREENSHOTS:
-        screenshot(page, DOCS_SCREENSHOTS[name], docs=True)
+        screenshot(page, DOCS_SCREENSHOTS[name], docs=True, full_page=False)  # the first screen
 
 
 @dataclass
