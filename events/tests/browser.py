@@ -37,22 +37,18 @@ CHROMIUM_ARGS = [
 ]
 
 
-def screenshot_path(name: str) -> Path:
-    """The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs write under var/."""
-    folder = "docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "var/screenshots"
+def screenshot_path(name: str, *, docs: bool = True) -> Path:
+    """Where a screenshot goes: the README's (`docs`) into docs/screenshots/ when UPDATE_SCREENSHOTS=1 asks to
+    refresh them, everything else under var/screenshots/."""
+    folder = "docs/screenshots" if docs and os.environ.get("UPDATE_SCREENSHOTS") else "var/screenshots"
     path = ROOT / folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def screenshot(page: Page, name: str, *, docs: bool = False, full_page: bool = True) -> Path:
-    """The page (or what the window shows) as `name`.png under var/screenshots/; one the README shows (`docs`)
-    goes where screenshot_path says, so UPDATE_SCREENSHOTS=1 refreshes it in docs/screenshots/."""
-    if docs:
-        path = screenshot_path(f"{name}.png")
-    else:
-        path = ROOT / "var" / "screenshots" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """The page (or only what the window shows) as `name`.png; see screenshot_path for where."""
+    path = screenshot_path(f"{name}.png", docs=docs)
     page.screenshot(path=path, full_page=full_page)
     return path
 
