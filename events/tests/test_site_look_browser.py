@@ -217,3 +217,18 @@ def test_keyboard_users_skip_to_the_content_and_see_where_the_focus_is(browser, 
     )
     page.context.close()
     assert focused == {"inHeader": False, "outline": "solid"}
+
+
+def test_the_header_stays_one_row_from_phone_to_desktop(browser, live_server, site):
+    page = logged_in_page(browser, live_server.url, site.owner, viewport=PHONE)
+    page.goto("/settings/")
+    problems = []
+    for width in (320, 390, 600, 768, 820, 1024, 1025, 1100, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        for check in (assert_header_on_one_row, assert_no_horizontal_scroll):
+            try:
+                check(page)
+            except AssertionError as failure:
+                problems.append(f"{width} px: {failure}")
+    page.context.close()
+    assert problems == [], "\n".join(problems)
