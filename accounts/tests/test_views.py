@@ -23,7 +23,8 @@ def current_page(response) -> str:
 
 def side_navigation(response) -> list[str]:
     page = response.content.decode()
-    nav = page[page.index('<nav aria-label="Settings"') : page.index("</nav>", page.index('<nav aria-label="Settings"'))]
+    start = page.index('<nav aria-label="Settings"')
+    nav = page[start : page.index("</nav>", start)]
     return re.findall(r"<a [^>]*>([^<]*)</a>", nav)
 
 

@@ -71,7 +71,7 @@ def test_owner_creates_a_token_and_sees_it_once_on_the_token_created_page(alice_
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
-    assert [template.name for template in response.templates][0] == "events/token_created.html"
+    assert response.templates[0].name == "events/token_created.html"
     plaintext = shown_token(response)
     assert secret.is_well_formed(plaintext)
     token = ApiToken.objects.get(team=acme)
@@ -154,7 +154,12 @@ def test_the_plaintext_is_on_no_later_page(alice_client, acme):
     plaintext = shown_token(create_token(alice_client))
     token = ApiToken.objects.get(team=acme)
 
-    for url in ["/settings/events-api/", f"/settings/tokens/{token.pk}/", f"/settings/tokens/{token.pk}/revoke/confirm/"]:
+    later_pages = [
+        "/settings/events-api/",
+        f"/settings/tokens/{token.pk}/",
+        f"/settings/tokens/{token.pk}/revoke/confirm/",
+    ]
+    for url in later_pages:
         page = alice_client.get(url).content.decode()
         assert token.hint in page
         assert plaintext not in page
