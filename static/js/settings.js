@@ -4,6 +4,10 @@ const reveal = document.querySelector("[data-replace-url]");
 if (reveal) {
   // The address becomes the token's own page, so a reload GETs it (without the plaintext) instead of posting.
   history.replaceState(null, "", reveal.dataset.replaceUrl);
+  // Coming Back to this page from the back-forward cache would show the plaintext again: load that address.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) window.location.reload();
+  });
   const field = document.getElementById("new-token");
   field.addEventListener("focus", () => field.select());
   field.focus();

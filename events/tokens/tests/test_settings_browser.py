@@ -82,6 +82,11 @@ def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_d
     assert authenticate_token(plaintext).team_id == team.pk
     expect(page.get_by_text("Shown once: copy it now.")).to_be_visible()
     expect(page).to_have_url(TOKEN_PAGE)  # the address a reload will GET
+    page.get_by_role("link", name="Done: back to Events API").click()
+    expect(page).to_have_url(re.compile(r"/settings/events-api/$"))
+    page.go_back()  # Back does not bring the plaintext back either
+    expect(page.get_by_test_id("token-detail")).to_be_visible()
+    assert page.get_by_test_id("new-token").count() == 0
 
     reloaded = page.reload()
     assert reloaded is not None and reloaded.status == 200
