@@ -1,4 +1,4 @@
-"""The token-creation form of the Settings page, and the one-time ids that make each form create one token.
+"""The token-creation form of Settings → Events API, and the one-time ids that make each form create one token.
 
 The rule a newcomer must know: a token is created only by a POST whose form id the session was issued and has
 not used yet (`use_form_id`), so a reload, a resubmission or a double click creates nothing a second time.

@@ -82,7 +82,9 @@ def token_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Where the "Token created" page's address points after it has loaded: a reload lands here, without the
     plaintext. Revoked tokens stay visible, so a token revoked right after creation is not a 404 on reload."""
     membership = get_owner_membership(request)
-    token = get_object_or_404(ApiToken.objects.for_team(membership.team).select_related("created_by"), pk=pk)
+    token = get_object_or_404(
+        ApiToken.objects.for_team(membership.team).select_related("created_by", "revoked_by"), pk=pk
+    )
     return render_settings(request, EVENTS_API, "events/token_detail.html", {"token": token})
 
 

@@ -48,7 +48,7 @@ def table_rows(response, testid: str) -> list[str]:
 
 
 def fresh_form_id(client: Client) -> str:
-    """The one-time id of the create form, as the browser gets it by loading the Settings page."""
+    """The one-time id of the create form, as the browser gets it by loading the Events API page."""
     return client.get("/settings/events-api/").context["token_form"].initial["form_id"]
 
 
