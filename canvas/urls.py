@@ -29,6 +29,7 @@ urlpatterns = [
     path("settings/tokens/", event_views.token_create, name="token_create"),
     path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),
     path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
+    path("settings/tokens/<int:pk>/first-event", event_views.token_first_event, name="token_first_event"),
     path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
     path("events/", include("events.explorer.urls")),
 ]

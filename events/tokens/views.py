@@ -9,17 +9,18 @@ a newcomer must know: the plaintext of a new token goes into the one response th
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthenticatedHttpRequest, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
 from accounts.reauth import needs_reauthentication, reauthenticate
 from accounts.views import render_settings
 from events.models import ApiToken
 from events.tokens import services
 from events.tokens.forms import WRONG_PASSWORD_MESSAGE, TokenCreateForm, use_form_id
+from events.tokens.onboarding import first_event_status, onboarding_context
 
 API_NOT_ENABLED_MESSAGE = "Ask the Canvas team to enable the Events API"
 FORM_ALREADY_USED_MESSAGE = (
@@ -55,7 +56,24 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         team=membership.team, created_by=request.user, name=form.cleaned_data["name"], ip=client_ip(request)
     )
     # The plaintext goes into this one response and nowhere else; never_cache adds Cache-Control: no-store.
-    return render_settings(request, extra={"new_token": plaintext, "new_token_record": token})
+    return render_settings(
+        request,
+        extra={
+            "new_token": plaintext,
+            "new_token_record": token,
+            **onboarding_context(request, token=token, plaintext=plaintext),
+        },
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def token_first_event(request: HttpRequest, pk: int) -> JsonResponse:
+    """Whether a token of the current team has sent its first event yet: the onboarding status polls this.
+    Every member may ask; another team's token is a 404."""
+    token = get_object_or_404(ApiToken.objects.for_team(get_membership(request).team), pk=pk)
+    return JsonResponse(first_event_status(token))
 
 
 def _team_token(request: HttpRequest, pk: int) -> ApiToken:
