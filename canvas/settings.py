@@ -215,7 +215,9 @@ EVENTS_FRONT_END = env.bool("EVENTS_FRONT_END", default=True)
 # The origin the Settings page's examples send events to (events/tokens/onboarding.py); unset: the page's own origin.
 EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="")
 if EVENTS_PUBLIC_URL and not re.fullmatch(r"https?://[^/?#\s]+/?", EVENTS_PUBLIC_URL):
-    raise ImproperlyConfigured(f"EVENTS_PUBLIC_URL must be an origin such as https://events.example.com, not {EVENTS_PUBLIC_URL!r}.")
+    raise ImproperlyConfigured(
+        f"EVENTS_PUBLIC_URL must be an origin such as https://events.example.com, not {EVENTS_PUBLIC_URL!r}."
+    )
 
 # --- Warehouse (events/warehouse/sync.py): team logins and the sync loop --------------------------------------------
 WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default: the database's name

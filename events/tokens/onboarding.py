@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from events.models import ApiToken, Event
 
-TOKEN_PLACEHOLDER = "<your token>"
+TOKEN_PLACEHOLDER = "<your token>"  # noqa: S105 (what the examples show in place of a token, not a secret)
 EVENT_PATH = "/v1/event"
 # Application servers' clocks may differ a little: an event's received_at can precede its token's created_at.
 CLOCK_SKEW = timedelta(minutes=1)
@@ -90,7 +90,7 @@ def first_event(token: ApiToken) -> Event | None:
         return None
     return (
         Event.objects.filter(team_id=token.team_id, token=token, received_at__gte=token.created_at - CLOCK_SKEW)
-        .order_by("received_at", "id")
+        .order_by("received_at")
         .only("id", "event", "received_at")
         .first()
     )
