@@ -102,9 +102,9 @@ def test_the_copy_button_puts_the_token_on_the_clipboard(page, transactional_db)
     create_token(page, "Production stream")
     plaintext = page.get_by_test_id("new-token").input_value()
 
-    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copy", exact=True).click()
 
-    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    expect(page.get_by_role("button", name="Copied", exact=True)).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == plaintext
 
 
