@@ -1,5 +1,5 @@
-"""Settings → Events API actions for Owners: create a token, confirm and revoke one. The ingestion API itself
-is events.ingest.
+"""Settings → Events API actions for Owners: create a token, confirm and revoke one; and, for every member, whether
+a token's first event has arrived (what the onboarding status polls). The ingestion API itself is events.ingest.
 
 Thin views: each checks membership (accounts.access), calls one service and renders the Settings page. The rule
 a newcomer must know: the plaintext of a new token goes into the one response that creates it and nowhere else

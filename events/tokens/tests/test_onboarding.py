@@ -124,6 +124,12 @@ def test_the_response_that_creates_a_token_fills_the_examples_and_watches_for_it
     assert plaintext not in alice_client.get("/settings/").content.decode()
 
 
+def test_a_team_without_the_api_gets_no_examples(alice_client, acme):
+    acme.events_api_enabled = False
+    acme.save()
+    assert 'data-testid="onboarding"' not in alice_client.get("/settings/").content.decode()
+
+
 # --- The first-event status -----------------------------------------------------------------------------------
 
 
@@ -133,6 +139,13 @@ def test_before_any_event_the_status_says_none_received(alice_client, acme_token
     assert response.status_code == 200
     assert response.json() == {"received": False}
     assert "no-store" in response["Cache-Control"]
+
+
+def test_before_the_tokens_first_use_a_poll_reads_no_events(alice_client, acme_token, django_assert_num_queries):
+    token, _ = acme_token
+    alice_client.get(first_event_url(token))
+    with django_assert_num_queries(4):  # session, user, membership, token
+        alice_client.get(first_event_url(token))
 
 
 def test_after_an_event_the_status_names_it_and_links_to_it(alice_client, client, acme_token):

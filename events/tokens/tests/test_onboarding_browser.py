@@ -33,14 +33,18 @@ RUNNERS = {
 }
 
 
-@pytest.fixture
-def page(browser, live_server, settings) -> Iterator[Page]:
+@pytest.fixture(autouse=True)
+def _live_server_settings(settings):
     # As in test_settings_browser: the live server finds static files by name, not by the manifest's hashed names.
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.EVENTS_PUBLIC_URL = ""  # the examples aim at the live server itself
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[Page]:
     context = browser.new_context(
         base_url=live_server.url,
         viewport={"width": 1280, "height": 800},
@@ -154,3 +158,18 @@ def test_after_ten_minutes_without_an_event_the_status_offers_to_check_again(pag
     status.get_by_role("button", name="Check again").click()
     expect(status).to_contain_text("Waiting for your first event…")
     expect(status.get_by_role("button", name="Check again")).to_be_hidden()
+
+
+def test_without_javascript_every_example_is_shown(browser, live_server, transactional_db):
+    person_in_team("alice@acme.test", Role.OWNER)
+    context = browser.new_context(
+        base_url=live_server.url, java_script_enabled=False, viewport={"width": 390, "height": 844}
+    )
+    no_script = context.new_page()
+    log_in(no_script, "alice@acme.test")
+
+    expect(no_script.get_by_role("tablist")).to_be_hidden()
+    for example in EXAMPLES:
+        expect(no_script.get_by_test_id(f"example-{example.key}").locator("pre")).to_be_visible()
+        expect(no_script.get_by_role("heading", name=example.label, exact=True)).to_be_visible()
+    context.close()
