@@ -30,9 +30,10 @@ KEEP_PER_TEAM = 100
 COUNTED_STATUSES = frozenset({401, 403, 429})
 # Refusals of one token, status and endpoint belong to one burst (one row) until none came for this long.
 BURST_GAP = timedelta(hours=1)
-# Each worker writes a burst's count at most this often, so a flood costs the database one UPDATE a second per
-# worker, not one per refusal; what came in a worker's last second of a burst is counted only if the burst goes on.
-COUNT_WRITE_INTERVAL = timedelta(seconds=1)
+# A worker writes a burst's count at most this many times a second: a few refusals are counted exactly, and a flood
+# costs the database that many UPDATEs a second per worker, not one per refusal. The price: past them, what came in
+# a worker's last second of a burst is counted only if the burst goes on.
+COUNT_WRITES_PER_SECOND = 10
 
 
 def rejection_record(
@@ -105,10 +106,12 @@ def _store_and_trim(records: list[RejectedEvent]) -> None:
 
 @dataclass(slots=True)
 class _Tally:
-    """This worker's count of one burst: refusals not written yet, and when it last wrote."""
+    """This worker's count of one burst: writes in the current second, refusals not written yet, the latest one."""
 
-    written_at: datetime
-    unwritten: int = 0
+    second: int
+    writes: int
+    unwritten: int
+    last_at: datetime
 
 
 _tallies: dict[tuple[int | None, int, str], _Tally] = {}
@@ -118,17 +121,22 @@ _tallies_lock = threading.Lock()
 def _count(record: RejectedEvent) -> None:
     key = (record.token_id, record.status, record.endpoint)
     now = record.received_at
+    second = int(now.timestamp())
     with _tallies_lock:
         tally = _tallies.get(key)
-        if tally is not None and now - tally.written_at < COUNT_WRITE_INTERVAL:
+        if tally is None or now - tally.last_at >= BURST_GAP:
+            # A count left unwritten when its burst ended belongs to that burst's row: it is given up.
+            if len(_tallies) > 10_000:  # one entry per token seen refused: keep a worker with many tokens bounded
+                _tallies.clear()
+            tally = _tallies[key] = _Tally(second=second, writes=0, unwritten=0, last_at=now)
+        if tally.second != second:
+            tally.second, tally.writes = second, 0
+        tally.last_at = now
+        if tally.writes >= COUNT_WRITES_PER_SECOND:
             tally.unwritten += 1
             return
-        if len(_tallies) > 10_000:  # one entry per token seen refused: keep a worker with many tokens bounded
-            _tallies.clear()
-        # A count left unwritten when its burst ended belongs to that burst's row, which is no longer known.
-        carried = tally.unwritten if tally is not None and now - tally.written_at < BURST_GAP else 0
-        record.count = 1 + carried
-        _tallies[key] = _Tally(written_at=now)
+        tally.writes += 1
+        record.count, tally.unwritten = 1 + tally.unwritten, 0
     try:
         with transaction.atomic():
             _add_to_burst(record)
