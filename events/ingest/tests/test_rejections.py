@@ -6,12 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from events.ingest import errors
 from events.ingest.pipeline import EVENT_BODY_LIMIT
 from events.ingest.rejections import BURST_GAP, COUNT_WRITES_PER_SECOND, KEEP_PER_TEAM
-from events.models import Event, RejectedEvent
+from events.models import ApiToken, Event, RejectedEvent
 from events.tokens import services
 
 START = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC)
@@ -193,3 +195,28 @@ def test_the_log_names_tokens_and_their_revocation_for_members_only(
     page = outsider.get("/settings/").content.decode()
     assert "Production stream" not in page and token.hint not in page
     assert "Globex stream" in page[page.index('data-testid="refused-events"') :]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refusals_logged_before_the_release_get_their_token_when_it_migrates(acme, alice, acme_token):
+    token, _ = acme_token
+    twin, _ = services.api_token_create(team=acme, created_by=alice, name="Twin")
+    ApiToken.objects.filter(pk=twin.pk).update(hint="cnv_…same")
+    services.api_token_create(team=acme, created_by=alice, name="Other twin")
+    ApiToken.objects.filter(name="Other twin").update(hint="cnv_…same")
+    before = [("events", "0011_daily_event_volume_for_the_30_day_chart")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    OldRejectedEvent = executor.loader.project_state(before).apps.get_model("events", "RejectedEvent")
+    for hint in [token.hint, "cnv_…same"]:
+        OldRejectedEvent.objects.create(
+            team_id=acme.pk, token_hint=hint, endpoint="/v1/event", status=400, received_at=START, errors=[]
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert list(RejectedEvent.objects.order_by("id").values_list("token_id", "last_received_at", "count")) == [
+        (token.id, START, 1),
+        (None, START, 1),  # two of the team's tokens share that hint: which one sent it is not known
+    ]
