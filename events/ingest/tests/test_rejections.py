@@ -13,6 +13,7 @@ from django.test import Client
 from events.ingest import errors
 from events.ingest.pipeline import EVENT_BODY_LIMIT
 from events.ingest.rejections import BURST_GAP, COUNT_WRITES_PER_SECOND, KEEP_PER_TEAM
+from events.ingest.validation import MAX_BATCH_EVENTS
 from events.models import ApiToken, Event, RejectedEvent
 from events.tokens import services
 
@@ -45,20 +46,28 @@ def logged() -> list[tuple]:
     return list(RejectedEvent.objects.order_by("id").values_list("status", "token_id", "endpoint", "count"))
 
 
+TOO_MANY_EVENTS = json.dumps({"batch": [{"type": "track", "event": "x", "userId": "u"}] * (MAX_BATCH_EVENTS + 1)})
+
+
 @pytest.mark.parametrize(
-    "body, content_type, status, code",
+    "path, body, content_type, status, code",
     [
-        pytest.param(b"version=1", "application/x-www-form-urlencoded", 415, errors.UNSUPPORTED_MEDIA_TYPE, id="415"),
-        pytest.param(b"x" * (EVENT_BODY_LIMIT + 1), "application/json", 413, errors.BODY_TOO_LARGE, id="413"),
-        pytest.param(bad_event(), "application/json", 400, errors.INVALID_PAYLOAD, id="400"),
+        pytest.param(
+            "/v1/event", b"version=1", "application/x-www-form-urlencoded", 415, errors.UNSUPPORTED_MEDIA_TYPE, id="415"
+        ),
+        pytest.param(
+            "/v1/event", b"x" * (EVENT_BODY_LIMIT + 1), "application/json", 413, errors.BODY_TOO_LARGE, id="413-body"
+        ),
+        pytest.param("/v1/batch", TOO_MANY_EVENTS, "application/json", 413, errors.BODY_TOO_LARGE, id="413-batch"),
+        pytest.param("/v1/event", bad_event(), "application/json", 400, errors.INVALID_PAYLOAD, id="400"),
     ],
 )
 def test_each_refusal_of_a_recognised_token_is_logged_against_it(
-    client, answered_by, acme_token, body, content_type, status, code
+    client, answered_by, acme_token, path, body, content_type, status, code
 ):
     token, plaintext = acme_token
 
-    response = client.post("/v1/event", body, content_type=content_type, headers={"X-Auth-Token": plaintext})
+    response = client.post(path, body, content_type=content_type, headers={"X-Auth-Token": plaintext})
 
     answered_by(response)
     assert response.status_code == status
@@ -68,7 +77,7 @@ def test_each_refusal_of_a_recognised_token_is_logged_against_it(
         status,
         token.id,
         token.hint,
-        "/v1/event",
+        path,
         1,
     )
     assert entry.errors  # why, in the API's own words or with the JSON paths
