@@ -55,7 +55,7 @@ def test_post_without_csrf_token_is_a_styled_403(alice):
 
 
 def test_get_on_a_form_only_url_is_a_styled_405(alice_client):
-    response = alice_client.get("/settings/team/")
+    response = alice_client.get("/teams/acme/switch/")
     page = assert_styled_error_page(response, status=405, template="405.html")
     assert response["Allow"] == "POST"
     assert "only receives forms" in page

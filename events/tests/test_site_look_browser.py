@@ -34,7 +34,7 @@ pytestmark = pytest.mark.browser
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 # The README's screenshots of the look, by the name each page's screenshot has here.
 DOCS_SCREENSHOTS = {
-    "look/owner-settings-phone": "phone-settings",
+    "look/owner-settings-events-api-phone": "phone-settings",
     "look/owner-events-desktop-dark": "dark-events",
     "look/owner-menu-phone": "phone-menu",
     "look/member-forbidden-phone": "error-403-phone",
@@ -81,17 +81,21 @@ def site(transactional_db, plain_static_files) -> Iterator[Site]:
 def pages_of(persona: str, site: Site) -> list[tuple[str, str, int]]:
     """(name, path, status) of each page the persona can reach; the error pages are reached on purpose."""
     common = [
-        ("settings", "/settings/", 200),
+        ("settings-general", "/settings/general/", 200),
+        ("settings-members", "/settings/members/", 200),
+        ("settings-events-api", "/settings/events-api/", 200),
+        ("settings-warehouse", "/settings/warehouse/", 200),
         ("events", "/events/", 200),
         ("password-change", "/accounts/password/", 200),
         ("password-changed", "/accounts/password/done/", 200),
         ("not-found", "/no-such-page/", 404),
-        ("method-not-allowed", "/settings/team/", 405),  # a form's address, opened
+        ("method-not-allowed", "/teams/acme/switch/", 405),  # a form's address, opened
     ]
     if persona == "owner":
         return [
             *common,
             ("catalog-event", f"/events/catalog/{site.catalog_entry_id}/", 200),
+            ("token", f"/settings/tokens/{site.token_id}/", 200),
             ("token-revoke", f"/settings/tokens/{site.token_id}/revoke/confirm/", 200),
         ]
     if persona == "member":
@@ -158,6 +162,20 @@ def test_login_page_fits_the_screen_and_passes_axe(browser, live_server, site, s
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_the_new_token_page_fits_the_screen_and_passes_axe(browser, live_server, site, size):
+    page = logged_in_page(browser, live_server.url, site.owner, viewport=SIZES[size])
+    page.goto("/settings/events-api/")
+    create_button = page.get_by_role("button", name="Create token")
+    page.locator("form", has=create_button).get_by_label("Token name").fill("Staging stream")
+    create_button.click()
+    expect(page.get_by_test_id("new-token")).to_be_visible()
+    problems = check_page(page, "token created")
+    shoot(page, f"look/owner-token-created-{size}")
+    page.context.close()
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_members_forced_post_gets_the_styled_403_with_the_reason_and_a_way_back(browser, live_server, site, size):
     page = logged_in_page(browser, live_server.url, site.member, viewport=SIZES[size])
     page.goto("/settings/")
@@ -178,7 +196,7 @@ def test_members_forced_post_gets_the_styled_403_with_the_reason_and_a_way_back(
     problems = check_page(page, "403")
     shoot(page, f"look/member-forbidden-{size}")
     page.get_by_test_id("home-link").click()
-    expect(page).to_have_url(f"{live_server.url}/settings/")
+    expect(page.get_by_role("heading", name="Settings", level=1)).to_be_visible()
     page.context.close()
     assert problems == [], "\n".join(problems)
 
