@@ -86,7 +86,7 @@ def test_member_sees_the_team_without_owner_controls(bob_client, alice):
     members = bob_client.get("/settings/members/").content.decode()
     assert "alice@acme.test" in members
     assert "Add member" not in members
-    assert "<form" not in members.split('<main class="container">', 1)[1]
+    assert "<form" not in members.split("<main ", 1)[1]
     assert "Only Owners can add, remove or change members." in members
 
 
