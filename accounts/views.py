@@ -8,9 +8,10 @@ from django.views.decorators.http import require_POST
 from events.tokens.selectors import events_api_section
 
 from . import services
-from .access import SESSION_TEAM_KEY, get_membership, get_owner_membership
-from .forms import MemberAddForm, MemberRoleForm, TeamNameForm
+from .access import SESSION_TEAM_KEY, AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
+from .forms import MemberRoleForm, TeamNameForm
 from .models import Membership
+from .selectors import members_section
 
 
 def render_settings(request: HttpRequest, *, status: int = 200, **forms) -> HttpResponse:
@@ -20,9 +21,8 @@ def render_settings(request: HttpRequest, *, status: int = 200, **forms) -> Http
     context = {
         "membership": membership,
         "team": team,
-        "members": team.memberships.select_related("user").order_by("user__email"),
         "team_form": forms.get("team_form") or TeamNameForm(instance=team),
-        "member_add_form": forms.get("member_add_form") or MemberAddForm(),
+        **members_section(membership=membership, invitation_form=forms.get("invitation_form")),
         **events_api_section(request=request, membership=membership, token_form=forms.get("token_form")),
         **forms.get("extra", {}),
     }
@@ -46,38 +46,24 @@ def team_rename(request: HttpRequest) -> HttpResponse:
     return redirect("settings")
 
 
-@login_required
-@require_POST
-def member_add(request: HttpRequest) -> HttpResponse:
-    membership = get_owner_membership(request)
-    form = MemberAddForm(request.POST)
-    if form.is_valid():
-        try:
-            added = services.membership_add(team=membership.team, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"{added.user.email} added as {added.get_role_display()}.")
-            return redirect("settings")
-    return render_settings(request, status=400, member_add_form=form)
-
-
 def _team_member(request: HttpRequest, pk: int) -> Membership:
     """A membership of the current team; one of another team is 404, like anything that is not there."""
     owner = get_owner_membership(request)
-    return get_object_or_404(Membership.objects.select_related("user"), pk=pk, team=owner.team)
+    return get_object_or_404(Membership.objects.select_related("user", "team"), pk=pk, team=owner.team)
 
 
 @login_required
 @require_POST
-def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
+def member_change_role(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     target = _team_member(request, pk)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Owner or Member.")
         return redirect("settings")
     try:
-        services.membership_change_role(membership=target, role=form.cleaned_data["role"])
+        services.membership_change_role(
+            membership=target, role=form.cleaned_data["role"], by=request.user, ip=client_ip(request)
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -86,11 +72,17 @@ def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+def member_remove_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _team_member(request, pk)
+    return render(request, "accounts/member_remove_confirm.html", {"target": target, "team": target.team})
+
+
+@login_required
 @require_POST
-def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     target = _team_member(request, pk)
     try:
-        services.membership_remove(membership=target)
+        services.membership_remove(membership=target, by=request.user, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
