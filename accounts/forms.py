@@ -23,7 +23,9 @@ class MemberRoleForm(forms.Form):
 class InvitationSignUpForm(SetPasswordMixin, forms.Form):
     """A new user's name and password, on the page of the invitation that creates their account."""
 
-    full_name = forms.CharField(label="Your name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    full_name = forms.CharField(
+        label="Your name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
     password1, password2 = SetPasswordMixin.create_password_fields()
 
     def __init__(self, *args, invitation: Invitation, **kwargs) -> None:
@@ -35,5 +37,7 @@ class InvitationSignUpForm(SetPasswordMixin, forms.Form):
     def clean(self):
         self.validate_passwords()
         # The validators compare the password with the name and email, so they see the user-to-be.
-        self.validate_password_for_user(User(email=self.invitation.email, full_name=self.cleaned_data.get("full_name", "")))
+        self.validate_password_for_user(
+            User(email=self.invitation.email, full_name=self.cleaned_data.get("full_name", ""))
+        )
         return super().clean()

@@ -100,7 +100,7 @@ class Membership(models.Model):
         return self.role == Role.OWNER
 
 
-class InvitationQuerySet(models.QuerySet):
+class InvitationQuerySet(models.QuerySet["Invitation"]):
     def open(self):
         """Neither accepted nor revoked: listed for the Owners (expired ones too, so they can invite again)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)

@@ -1,4 +1,4 @@
-"""Every write to teams, memberships and invitations happens here, each with its audit row (events.models.AuditEntry)."""
+"""Every write to teams, memberships and invitations happens here, with its audit row (events.models.AuditEntry)."""
 
 import logging
 import secrets
@@ -114,7 +114,9 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
     if not claimed:
         raise ValidationError(INVITATION_UNUSABLE_MESSAGE)
     invitation.accepted_at = now
-    membership, _ = Membership.objects.get_or_create(team_id=invitation.team_id, user=user, defaults={"role": invitation.role})
+    membership, _ = Membership.objects.get_or_create(
+        team_id=invitation.team_id, user=user, defaults={"role": invitation.role}
+    )
     _audit(
         team_id=invitation.team_id,
         actor=user,

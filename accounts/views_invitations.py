@@ -23,7 +23,7 @@ from .models import Invitation, InvitationState, User
 from .views import render_settings
 
 INVITATION_SENT_MESSAGE = "Invitation sent to {email}. The link in it works once, for 7 days."
-_SESSION_SECRET = "invitation_secret"
+_SESSION_INVITATION_LINK = "invitation_link"
 # Django's ModelBackend logs in the invitee who just set a password (axes only watches password logins).
 _LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -64,17 +64,19 @@ def invitation_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 @never_cache
 @require_GET
 def invitation_open(request: HttpRequest, secret: str) -> HttpResponse:
-    request.session[_SESSION_SECRET] = secret
+    request.session[_SESSION_INVITATION_LINK] = secret
     return redirect("invitation_accept")
 
 
 @never_cache
 def invitation_accept(request: HttpRequest) -> HttpResponse:
     """The invitation in the session, for whoever holds its link: accept it, log in first, or sign up."""
-    secret = request.session.get(_SESSION_SECRET, "")
+    secret = request.session.get(_SESSION_INVITATION_LINK, "")
     invitation = Invitation.objects.from_link(secret) if secret else None
     if invitation is None or invitation.state != InvitationState.PENDING:
-        return render(request, "accounts/invitation_unusable.html", {"invitation": invitation}, status=410 if invitation else 404)
+        return render(
+            request, "accounts/invitation_unusable.html", {"invitation": invitation}, status=410 if invitation else 404
+        )
     context: dict = {"invitation": invitation, "team": invitation.team}
     user = request.user
     if user.is_authenticated:
@@ -109,7 +111,7 @@ def _accepted(request: HttpRequest, accept, **arguments) -> HttpResponse:
         return redirect("invitation_accept")
     if not request.user.is_authenticated:
         login(request, membership.user, backend=_LOGIN_BACKEND)
-    request.session.pop(_SESSION_SECRET, None)
+    request.session.pop(_SESSION_INVITATION_LINK, None)
     request.session[SESSION_TEAM_KEY] = membership.team_id
     messages.success(request, f"Welcome to {membership.team.name}: you are a {membership.get_role_display()}.")
     return redirect("settings")

@@ -30,7 +30,9 @@ urlpatterns = [
     path("invitations/accept/", invitation_views.invitation_accept, name="invitation_accept"),
     path("invitations/<str:secret>/", invitation_views.invitation_open, name="invitation_open"),
     path("settings/members/<int:pk>/role/", account_views.member_change_role, name="member_change_role"),
-    path("settings/members/<int:pk>/remove/confirm/", account_views.member_remove_confirm, name="member_remove_confirm"),
+    path(
+        "settings/members/<int:pk>/remove/confirm/", account_views.member_remove_confirm, name="member_remove_confirm"
+    ),
     path("settings/members/<int:pk>/remove/", account_views.member_remove, name="member_remove"),
     path(
         "settings/events-api/request-access/",

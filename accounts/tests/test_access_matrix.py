@@ -67,7 +67,12 @@ def test_access_matrix(client, alice, bob, charlie, acme, persona, action):
 
 
 @pytest.mark.parametrize(
-    "persona, status", [pytest.param(OWNER, 200, id="owner"), pytest.param(MEMBER, 403, id="member"), pytest.param(OUTSIDER, 404, id="outsider")]
+    "persona, status",
+    [
+        pytest.param(OWNER, 200, id="owner"),
+        pytest.param(MEMBER, 403, id="member"),
+        pytest.param(OUTSIDER, 404, id="outsider"),
+    ],
 )
 def test_only_the_owner_sees_the_remove_confirmation(client, alice, bob, charlie, acme, persona, status):
     bob_membership = Membership.objects.get(user=bob, team=acme)

@@ -22,7 +22,9 @@ def test_the_last_owner_cannot_be_removed(alice, acme):
 
 def test_an_owner_can_step_down_once_another_owner_exists(alice, bob, acme):
     services.membership_change_role(membership=Membership.objects.get(user=bob, team=acme), role=Role.OWNER, by=alice)
-    services.membership_change_role(membership=Membership.objects.get(user=alice, team=acme), role=Role.MEMBER, by=alice)
+    services.membership_change_role(
+        membership=Membership.objects.get(user=alice, team=acme), role=Role.MEMBER, by=alice
+    )
     assert list(Membership.objects.owners().filter(team=acme).values_list("user__email", flat=True)) == [bob.email]
 
 

@@ -1,10 +1,8 @@
 """The Settings page and its actions, for each persona."""
 
-import pytest
 from django.urls import reverse
 
 from accounts.models import Membership, Role, Team
-from conftest import make_user
 
 
 def test_anonymous_visitors_are_sent_to_login(client, db):
