@@ -73,8 +73,9 @@ def invitation_send(
     context = {"invitation": invitation, "link": link, "inviter": invited_by.get_full_name()}
     try:
         # Sent inside the transaction: when the email cannot go, nothing is recorded and the Owner is told.
+        subject = f"{context['inviter']} invited you to {team.name} on Canvas Events"
         send_mail(
-            subject=f"{context['inviter']} invited you to {team.name} on Canvas Events",
+            subject=" ".join(subject.split()),  # a line break in a name must not end the header
             message=render_to_string("accounts/email/invitation.txt", context),
             from_email=None,
             recipient_list=[email],
