@@ -29,7 +29,7 @@ def client_ip(request: HttpRequest) -> str | None:
 def get_membership(request: HttpRequest) -> Membership:
     """The user's membership in the current team (from the session, else their first team).
 
-    A user without any team gets NoTeam, a 404 that accounts.middleware turns into the "no team yet" page.
+    A user without any team gets NoTeam: a 404, which accounts.middleware answers with the "no team yet" page.
     """
     cached: Membership | None = getattr(request, _CACHED_MEMBERSHIP, None)
     if cached is not None:

@@ -20,4 +20,5 @@ class NoTeamMiddleware:
         if not isinstance(exception, NoTeam):
             return None
         context = {"pending_access_requests": AccessRequest.objects.pending().count() if request.user.is_staff else 0}
-        return render(request, "accounts/no_team.html", context)
+        # Still a 404, as before: there is nothing of any team to show, and the JSON endpoints keep their status.
+        return render(request, "accounts/no_team.html", context, status=404)

@@ -14,7 +14,7 @@ def test_staff_without_a_team_land_on_a_page_that_links_to_the_admin(client, acm
 
     response = client.get(path, follow=True)
 
-    assert response.status_code == 200
+    assert response.status_code == 404
     page = response.content.decode()
     assert "You are Canvas staff" in page
     assert 'href="/admin/" role="button"' in page
@@ -25,8 +25,10 @@ def test_staff_without_a_team_land_on_a_page_that_links_to_the_admin(client, acm
 def test_a_user_without_a_team_is_told_to_ask_for_an_invitation(client, db):
     client.force_login(make_user("loner@nowhere.test"))
 
-    page = client.get("/settings/").content.decode()
+    response = client.get("/settings/")
 
+    assert response.status_code == 404
+    page = response.content.decode()
     assert "You are not a member of any team yet" in page
     assert "Ask an Owner of your team to invite <strong>loner@nowhere.test</strong>" in page
     assert "/admin/" not in page
