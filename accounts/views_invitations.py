@@ -6,6 +6,8 @@ and redirects to /invitations/accept/, as Django's password reset does, so it is
 in the browser's history or in a login's `next`.
 """
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -14,12 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import services
 from .access import SESSION_TEAM_KEY, AuthenticatedHttpRequest, client_ip, get_owner_membership
 from .forms import InvitationForm, InvitationSignUpForm
-from .models import Invitation, InvitationState, User
+from .models import Invitation, InvitationState, Membership, User
 from .views import render_settings
 
 INVITATION_SENT_MESSAGE = "Invitation sent to {email}. The link in it works once, for 7 days."
@@ -69,6 +71,7 @@ def invitation_open(request: HttpRequest, secret: str) -> HttpResponse:
 
 
 @never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def invitation_accept(request: HttpRequest) -> HttpResponse:
     """The invitation in the session, for whoever holds its link: accept it, log in first, or sign up."""
     secret = request.session.get(_SESSION_INVITATION_LINK, "")
@@ -103,7 +106,8 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/invitation_accept.html", {**context, "sign_up_form": form}, status=status)
 
 
-def _accepted(request: HttpRequest, accept, **arguments) -> HttpResponse:
+def _accepted(request: HttpRequest, accept: Callable[..., Membership], **arguments) -> HttpResponse:
+    """Run the accepting service; then the invitee is logged in, on the team they joined, and the link is spent."""
     try:
         membership = accept(ip=client_ip(request), **arguments)
     except ValidationError as error:

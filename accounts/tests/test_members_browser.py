@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core import mail
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import PASSWORD, make_user
@@ -15,7 +15,7 @@ from events.tests.browser import screenshot_path
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
 pytestmark = pytest.mark.browser
 
-WIDTHS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+WIDTHS: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 INVITATION_LINK = re.compile(r"https?://[^/\s]+(/invitations/[A-Za-z0-9_-]{43}/)")
 NEW_PASSWORD = "plum tree under a grey sky"
 
