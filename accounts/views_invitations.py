@@ -8,6 +8,7 @@ in the browser's history or in a login's `next`.
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -24,7 +25,7 @@ from .forms import InvitationForm, InvitationSignUpForm
 from .models import Invitation, InvitationState, Membership, User
 from .views import render_settings
 
-INVITATION_SENT_MESSAGE = "Invitation sent to {email}. The link in it works once, for 7 days."
+INVITATION_SENT_MESSAGE = "Invitation sent to {email}. The link in it works once, for {days} days."
 _SESSION_INVITATION_LINK = "invitation_link"
 # Django's ModelBackend logs in the invitee who just set a password (axes only watches password logins).
 _LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -48,7 +49,8 @@ def invitation_send(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, INVITATION_SENT_MESSAGE.format(email=invitation.email))
+            days = settings.INVITATION_MAX_AGE.days
+            messages.success(request, INVITATION_SENT_MESSAGE.format(email=invitation.email, days=days))
             return redirect("settings")
     return render_settings(request, status=400, invitation_form=form)
 
