@@ -2,7 +2,8 @@
 
 import pytest
 
-from accounts.models import Team
+from accounts.models import Invitation, Role, Team
+from accounts.services import invitation_send
 from conftest import make_user
 from events.ingest import errors
 from events.ingest.errors import ApiError
@@ -229,3 +230,16 @@ def test_access_requests_are_made_by_owners_not_staff(staff_client, alice, acme)
     assert staff_client.get(f"{ACCESS_REQUESTS}add/").status_code == 403
     assert staff_client.get(f"{ACCESS_REQUESTS}{request.pk}/delete/").status_code == 403
     assert 'name="note"' not in staff_client.get(f"{ACCESS_REQUESTS}{request.pk}/change/").content.decode()
+
+
+def test_staff_see_invitations_but_neither_make_nor_read_their_links(staff_client, alice, acme):
+    invitation = invitation_send(
+        team=acme, email="dave@example.test", role=Role.MEMBER, invited_by=alice, site_url="http://testserver/"
+    )
+    listing = staff_client.get("/admin/accounts/invitation/").content.decode()
+    detail = staff_client.get(f"/admin/accounts/invitation/{invitation.pk}/change/").content.decode()
+
+    assert "dave@example.test" in listing
+    assert invitation.token_digest not in listing + detail
+    assert staff_client.get("/admin/accounts/invitation/add/").status_code == 403
+    assert Invitation.objects.get().state == "pending"
