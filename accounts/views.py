@@ -1,49 +1,137 @@
+"""Settings: one page per subject (General, Members, Events API, Warehouse) behind a side navigation, and the
+team's actions. POST views redirect on success and re-render their form's page with the errors (400).
+
+The Events API page and its actions live in events.tokens.views; the warehouse login action in
+events.explorer.views. They render through `render_settings` too, so every page has the same frame.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from events.tokens.selectors import events_api_section
-
 from . import services
 from .access import SESSION_TEAM_KEY, AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
-from .forms import MemberRoleForm, TeamNameForm
+from .forms import InvitationForm, MemberRoleForm, TeamNameForm
 from .models import Membership
 from .selectors import members_section
 
 
-def render_settings(request: HttpRequest, *, status: int = 200, **forms) -> HttpResponse:
-    """The Settings page of the current team; POST views call it again to show their form's errors."""
+@dataclass(frozen=True)
+class SettingsPage:
+    """An entry of the side navigation."""
+
+    title: str
+    url_name: str
+
+
+GENERAL = SettingsPage("General", "settings_general")
+MEMBERS = SettingsPage("Members", "settings_members")
+EVENTS_API = SettingsPage("Events API", "settings_events_api")
+WAREHOUSE = SettingsPage("Warehouse", "settings_warehouse")
+
+
+def settings_pages(membership: Membership) -> list[SettingsPage]:
+    """The pages in the side navigation's order; /settings/ lands on the first.
+
+    An Owner whose team has the Events API came for its tokens, so for them that page comes first.
+    """
+    if membership.is_owner and membership.team.events_api_enabled:
+        return [EVENTS_API, GENERAL, MEMBERS, WAREHOUSE]
+    return [GENERAL, MEMBERS, EVENTS_API, WAREHOUSE]
+
+
+def render_settings(
+    request: HttpRequest, page: SettingsPage, template: str, context: dict, *, status: int = 200
+) -> HttpResponse:
+    """A Settings template of the current team, in the frame every page shares: the title, and the side
+    navigation with `page` as the current one."""
     membership = get_membership(request)
-    team = membership.team
-    context = {
+    frame = {
         "membership": membership,
-        "team": team,
-        "team_form": forms.get("team_form") or TeamNameForm(instance=team),
-        **members_section(membership=membership, invitation_form=forms.get("invitation_form")),
-        **events_api_section(request=request, membership=membership, token_form=forms.get("token_form")),
-        **forms.get("extra", {}),
+        "team": membership.team,
+        "settings_pages": settings_pages(membership),
+        "current_page": page,
     }
-    return render(request, "accounts/settings.html", context, status=status)
+    return render(request, template, {**frame, **context}, status=status)
+
+
+def require_POST_or_show(page: SettingsPage) -> Callable:
+    """As require_POST, but a GET of a form's action (the address a failed form leaves in the bar, reloaded or
+    bookmarked) goes to the page the form lives on instead of a bare 405."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(page.url_name)
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 @login_required
-def settings_page(request: HttpRequest) -> HttpResponse:
-    return render_settings(request)
+def settings_landing(request: HttpRequest) -> HttpResponse:
+    return redirect(settings_pages(get_membership(request))[0].url_name)
+
+
+def render_general(request: HttpRequest, *, status: int = 200, team_form: TeamNameForm | None = None) -> HttpResponse:
+    team = get_membership(request).team
+    return render_settings(
+        request,
+        GENERAL,
+        "accounts/settings/general.html",
+        {"team_form": team_form or TeamNameForm(instance=team)},
+        status=status,
+    )
 
 
 @login_required
-@require_POST
+def general_page(request: HttpRequest) -> HttpResponse:
+    return render_general(request)
+
+
+def render_members(
+    request: HttpRequest, *, status: int = 200, invitation_form: InvitationForm | None = None
+) -> HttpResponse:
+    context = members_section(membership=get_membership(request), invitation_form=invitation_form)
+    return render_settings(request, MEMBERS, "accounts/settings/members.html", context, status=status)
+
+
+@login_required
+def members_page(request: HttpRequest) -> HttpResponse:
+    return render_members(request)
+
+
+def render_warehouse(request: HttpRequest, **context) -> HttpResponse:
+    return render_settings(request, WAREHOUSE, "accounts/settings/warehouse.html", context)
+
+
+@login_required
+def warehouse_page(request: HttpRequest) -> HttpResponse:
+    return render_warehouse(request)
+
+
+@login_required
+@require_POST_or_show(GENERAL)
 def team_rename(request: HttpRequest) -> HttpResponse:
     membership = get_owner_membership(request)
     form = TeamNameForm(request.POST, instance=membership.team)
     if not form.is_valid():
-        return render_settings(request, status=400, team_form=form)
+        return render_general(request, status=400, team_form=form)
     services.team_rename(team=membership.team, name=form.cleaned_data["name"])
     messages.success(request, "Team renamed.")
-    return redirect("settings")
+    return redirect(GENERAL.url_name)
 
 
 def _team_member(request: HttpRequest, pk: int) -> Membership:
@@ -59,7 +147,7 @@ def member_change_role(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Owner or Member.")
-        return redirect("settings")
+        return redirect(MEMBERS.url_name)
     try:
         services.membership_change_role(
             membership=target, role=form.cleaned_data["role"], by=request.user, ip=client_ip(request)
@@ -68,7 +156,7 @@ def member_change_role(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"{target.user.email} is now {target.get_role_display()}.")
-    return redirect("settings")
+    return redirect(MEMBERS.url_name)
 
 
 @login_required
@@ -87,7 +175,7 @@ def member_remove(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"{target.user.email} removed from the team.")
-    return redirect("settings")
+    return redirect(MEMBERS.url_name)
 
 
 @login_required

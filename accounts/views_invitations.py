@@ -23,7 +23,7 @@ from . import services
 from .access import SESSION_TEAM_KEY, AuthenticatedHttpRequest, client_ip, get_owner_membership
 from .forms import InvitationForm, InvitationSignUpForm
 from .models import Invitation, InvitationState, Membership, User
-from .views import render_settings
+from .views import MEMBERS, render_members, require_POST_or_show
 
 INVITATION_SENT_MESSAGE = "Invitation sent to {email}. The link in it works once, for {days} days."
 _SESSION_INVITATION_LINK = "invitation_link"
@@ -32,7 +32,7 @@ _LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 @login_required
-@require_POST
+@require_POST_or_show(MEMBERS)
 def invitation_send(request: AuthenticatedHttpRequest) -> HttpResponse:
     membership = get_owner_membership(request)
     form = InvitationForm(request.POST)
@@ -51,8 +51,8 @@ def invitation_send(request: AuthenticatedHttpRequest) -> HttpResponse:
         else:
             days = settings.INVITATION_MAX_AGE.days
             messages.success(request, INVITATION_SENT_MESSAGE.format(email=invitation.email, days=days))
-            return redirect("settings")
-    return render_settings(request, status=400, invitation_form=form)
+            return redirect(MEMBERS.url_name)
+    return render_members(request, status=400, invitation_form=form)
 
 
 @login_required
@@ -62,7 +62,7 @@ def invitation_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
     invitation = get_object_or_404(Invitation.objects.open(), pk=pk, team=owner.team)
     services.invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request))
     messages.success(request, f"Invitation to {invitation.email} revoked: its link no longer works.")
-    return redirect("settings")
+    return redirect(MEMBERS.url_name)
 
 
 @never_cache

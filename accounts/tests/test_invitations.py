@@ -69,7 +69,7 @@ def test_an_owner_invites_by_email_and_the_link_is_mailed(alice_client, alice, a
 
 def test_the_invitation_is_listed_for_owners_with_who_invited_and_when_it_expires(alice_client, acme):
     invite(alice_client, "dave@example.test")
-    section = alice_client.get("/settings/").content.decode()
+    section = alice_client.get("/settings/members/").content.decode()
     listed = re.search(r'data-testid="invitations">(.*?)</ul>', section, re.S)[1]
     assert "dave@example.test" in listed
     assert "invited by alice@acme.test" in listed
@@ -81,7 +81,7 @@ def test_members_see_no_invitations(bob_client, alice, acme):
     services.invitation_send(
         team=acme, email="dave@example.test", role=Role.MEMBER, invited_by=alice, site_url="http://testserver/"
     )
-    page = bob_client.get("/settings/").content.decode()
+    page = bob_client.get("/settings/members/").content.decode()
     assert "dave@example.test" not in page
 
 
@@ -90,12 +90,13 @@ def test_known_and_unknown_addresses_get_the_same_answer(alice_client, acme):
 
     def answer(email: str) -> tuple:
         response = alice_client.post("/settings/invitations/", {"email": email, "role": Role.MEMBER})
-        shown = alice_client.get("/settings/").content.decode()
+        shown = alice_client.get("/settings/members/").content.decode()
         message = re.search(r'<p class="message[^"]*" role="status">(.*?)</p>', shown)
         assert message
         return response.status_code, response["Location"], message[0].replace(email, "X")
 
-    assert answer("known@example.test") == answer("unknown@example.test") == (302, "/settings/", ANY_SENT_MESSAGE)
+    expected = (302, "/settings/members/", ANY_SENT_MESSAGE)
+    assert answer("known@example.test") == answer("unknown@example.test") == expected
     known_email, unknown_email = mail.outbox
     assert known_email.subject == unknown_email.subject
     assert LINK.sub("LINK", known_email.body) == LINK.sub("LINK", unknown_email.body)
@@ -163,7 +164,7 @@ def test_sending_and_revoking_are_audited(alice_client, alice, acme):
         (AuditAction.INVITATION_REVOKED, alice, "dave@example.test", ""),
     ]
     assert all(e.ip_address == "127.0.0.1" for e in entries)
-    assert "Invitation revoked" in alice_client.get("/settings/").content.decode()  # in the Owner's audit log
+    assert "Invitation revoked" in alice_client.get("/settings/events-api/").content.decode()  # the Owner's audit log
 
 
 # --- Revoking -------------------------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def test_a_link_expires_after_seven_days(alice_client, anonymous, acme):
 
         clock.shift(timedelta(seconds=1))
         page = open_link(anonymous, link)
-        owners_page = alice_client.get("/settings/").content.decode()
+        owners_page = alice_client.get("/settings/members/").content.decode()
 
     assert page.status_code == 410
     assert "This invitation has expired" in page.content.decode()

@@ -5,7 +5,7 @@ from conftest import PASSWORD
 def test_a_user_logs_in_by_email_and_out_again(client, alice):
     response = client.post("/accounts/login/", {"username": "alice@acme.test", "password": PASSWORD})
     assert response.status_code == 302
-    assert client.get("/settings/").status_code == 200
+    assert client.get("/settings/general/").status_code == 200
     client.post("/accounts/logout/")
     assert client.get("/settings/").status_code == 302
 

@@ -54,7 +54,7 @@ def test_logging_in_rotates_the_session_key(client, alice):
 def test_pages_carry_a_content_security_policy_without_inline_scripts(client, alice):
     client.force_login(alice)
 
-    policy = client.get("/settings/")["Content-Security-Policy"]
+    policy = client.get("/settings/general/")["Content-Security-Policy"]
 
     directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
     assert directives["script-src"] == "'self'"

@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
-from accounts.views import render_settings
+from accounts.views import WAREHOUSE, render_warehouse
 from events.explorer import selectors
 from events.explorer.selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
 from events.ingest.errors import error_body
@@ -288,8 +288,8 @@ def warehouse_credentials_create(request: AuthenticatedHttpRequest) -> HttpRespo
         # The reason names the server's database, roles and SQL: for the operators' log, not for a team.
         logger.exception("Could not create or rotate the warehouse login of team %s.", membership.team.pk)
         messages.error(request, WAREHOUSE_NOT_SET_UP)
-        return redirect(reverse("settings") + "#warehouse")
+        return redirect(reverse(WAREHOUSE.url_name))
     except WarehouseUnavailable as error:
         messages.error(request, str(error))
-        return redirect(reverse("settings") + "#warehouse")
-    return render_settings(request, extra={"new_warehouse_url": url})
+        return redirect(reverse(WAREHOUSE.url_name))
+    return render_warehouse(request, new_warehouse_url=url)

@@ -1,4 +1,4 @@
-"""The token-creation form of the Settings page, and the one-time ids that make each form create one token.
+"""The token-creation form of Settings → Events API, and the one-time ids that make each form create one token.
 
 The rule a newcomer must know: a token is created only by a POST whose form id the session was issued and has
 not used yet (`use_form_id`), so a reload, a resubmission or a double click creates nothing a second time.
@@ -55,8 +55,8 @@ class TokenCreateForm(forms.Form):
     )
 
     def __init__(self, *args, needs_password: bool = False, **kwargs):
-        # The Settings page also has the team's rename form with a `name` field: ids must not collide, or the
-        # "Token name" label would point at the team's name.
+        # Other Settings forms have a `name` field too (the team's): prefixed ids cannot collide with theirs, or
+        # the "Token name" label would point at the team's name were they ever on one page.
         kwargs.setdefault("auto_id", "id_token_%s")
         super().__init__(*args, **kwargs)
         if not needs_password:

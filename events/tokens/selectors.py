@@ -1,4 +1,4 @@
-"""Reads for the Settings page's Events API section: the team's live tokens, its refused events, its audit log.
+"""Reads for Settings → Events API: the team's live tokens, its refused events, its audit log.
 
 Members see the tokens' hints and the refused events; only Owners get the token form and the audit log.
 """

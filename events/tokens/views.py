@@ -1,9 +1,11 @@
-"""Settings → Events API actions for Owners: create a token, confirm and revoke one. The ingestion API itself
-is events.ingest.
+"""Settings → Events API: the page, and the Owners' actions on it: create a token, see it, confirm and revoke one.
+The ingestion API itself is events.ingest.
 
-Thin views: each checks membership (accounts.access), calls one service and renders the Settings page. The rule
-a newcomer must know: the plaintext of a new token goes into the one response that creates it and nowhere else
-(never_cache keeps it out of every cache).
+Thin views: each checks membership (accounts.access), calls one service and renders a page. The rule a newcomer
+must know: the plaintext of a new token goes into the one response that creates it (the "Token created" page)
+and nowhere else: not the session, a cookie, the cache, the database or a log. never_cache keeps it out of every
+HTTP cache, and the page's script replaces its address with the token's GET-able page, so a reload shows the
+token without its plaintext instead of posting the form again.
 """
 
 from django.contrib import messages
@@ -14,12 +16,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts.access import AuthenticatedHttpRequest, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
+from accounts.models import Membership
 from accounts.reauth import needs_reauthentication, reauthenticate
-from accounts.views import render_settings
+from accounts.views import EVENTS_API, render_settings, require_POST_or_show
 from events.models import ApiToken
 from events.tokens import services
 from events.tokens.forms import WRONG_PASSWORD_MESSAGE, TokenCreateForm, use_form_id
+from events.tokens.selectors import events_api_section
 
 API_NOT_ENABLED_MESSAGE = "Ask the Canvas team to enable the Events API"
 FORM_ALREADY_USED_MESSAGE = (
@@ -31,31 +35,57 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _owner_of_enabled_team(request: HttpRequest):
+def _owner_of_enabled_team(request: HttpRequest) -> Membership:
     membership = get_owner_membership(request)
     if not membership.team.events_api_enabled:
         raise PermissionDenied(API_NOT_ENABLED_MESSAGE)
     return membership
 
 
+def render_events_api(
+    request: HttpRequest, *, status: int = 200, token_form: TokenCreateForm | None = None
+) -> HttpResponse:
+    context = events_api_section(request=request, membership=get_membership(request), token_form=token_form)
+    # Onboarding (examples, "waiting for your first event") joins here: context |= onboarding_context(request).
+    return render_settings(request, EVENTS_API, "accounts/settings/events_api.html", context, status=status)
+
+
+@login_required
+def events_api_page(request: HttpRequest) -> HttpResponse:
+    return render_events_api(request)
+
+
 @never_cache
 @login_required
-@require_POST
+@require_POST_or_show(EVENTS_API)
 def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     membership = _owner_of_enabled_team(request)
     form = TokenCreateForm(request.POST, needs_password=needs_reauthentication(request))
     if form.is_valid() and "password" in form.fields and not reauthenticate(request, form.cleaned_data["password"]):
         form.add_error("password", WRONG_PASSWORD_MESSAGE)
     if not form.is_valid():
-        return render_settings(request, status=400, token_form=form)
+        return render_events_api(request, status=400, token_form=form)
     if not use_form_id(request, form.cleaned_data["form_id"]):
         messages.warning(request, FORM_ALREADY_USED_MESSAGE)
-        return redirect("settings")
+        return redirect(EVENTS_API.url_name)
     token, plaintext = services.api_token_create(
         team=membership.team, created_by=request.user, name=form.cleaned_data["name"], ip=client_ip(request)
     )
     # The plaintext goes into this one response and nowhere else; never_cache adds Cache-Control: no-store.
-    return render_settings(request, extra={"new_token": plaintext, "new_token_record": token})
+    context = {"token": token, "plaintext": plaintext}
+    # Onboarding joins here: context |= onboarding_context(request, token=token, plaintext=plaintext).
+    return render(request, "events/token_created.html", context)
+
+
+@login_required
+def token_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Where the "Token created" page's address points after it has loaded: a reload lands here, without the
+    plaintext. Revoked tokens stay visible, so a token revoked right after creation is not a 404 on reload."""
+    membership = get_owner_membership(request)
+    token = get_object_or_404(
+        ApiToken.objects.for_team(membership.team).select_related("created_by", "revoked_by"), pk=pk
+    )
+    return render_settings(request, EVENTS_API, "events/token_detail.html", {"token": token})
 
 
 def _team_token(request: HttpRequest, pk: int) -> ApiToken:
@@ -75,4 +105,4 @@ def token_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     token = _team_token(request, pk)
     services.api_token_revoke(token=token, by=request.user, ip=client_ip(request))
     messages.success(request, f"Token “{token.name}” ({token.hint}) revoked. It stops working at once.")
-    return redirect("settings")
+    return redirect(EVENTS_API.url_name)

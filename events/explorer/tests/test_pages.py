@@ -292,7 +292,7 @@ def test_an_owner_gets_the_login_url_once(alice_client, acme):
     assert response.status_code == 200
     assert response.context["new_warehouse_url"].startswith("postgres://")
     assert "no-store" in response["Cache-Control"]
-    assert "new_warehouse_url" not in (alice_client.get("/settings/").context or {})
+    assert "new_warehouse_url" not in alice_client.get("/settings/warehouse/").context
 
 
 def test_an_owner_is_not_shown_why_the_server_cannot_make_logins(alice_client, acme, monkeypatch, caplog):
@@ -315,7 +315,7 @@ def test_the_login_action_only_answers_post(alice_client, acme):
 
 
 def _render_section(user, team, **extra) -> str:
-    request = RequestFactory().get("/settings/")
+    request = RequestFactory().get("/settings/warehouse/")
     request.user, request.session = user, SessionStore()
     membership = Membership.objects.get(user=user, team=team)
     return render_to_string(

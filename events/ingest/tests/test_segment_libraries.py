@@ -133,7 +133,7 @@ def test_events_the_python_library_sends_that_are_refused_show_no_token(
     refused = list(RejectedEvent.objects.filter(team=token.team).values("payload", "errors", "token_hint"))
     staff = make_user("admin@canvas.test", is_staff=True, is_superuser=True)
     client.force_login(bob)
-    member_page = client.get("/settings/").content.decode()
+    member_page = client.get("/settings/events-api/").content.decode()
     client.force_login(staff)
     admin_pages = [client.get("/admin/events/rejectedevent/").content.decode()]
     for pk in RejectedEvent.objects.values_list("pk", flat=True):

@@ -18,7 +18,7 @@ def acme_without_api(acme) -> Team:
 
 
 def test_an_owner_requests_access_once_and_sees_it_pending(alice_client, alice, acme_without_api):
-    assert "Request access" in alice_client.get("/settings/").content.decode()
+    assert "Request access" in alice_client.get("/settings/events-api/").content.decode()
 
     first = alice_client.post(REQUEST_ACCESS, {"note": "Our checkout events"}, follow=True)
     again = alice_client.post(REQUEST_ACCESS, {"note": "Please?"}, follow=True)
@@ -34,19 +34,19 @@ def test_an_owner_requests_access_once_and_sees_it_pending(alice_client, alice, 
     assert "the Canvas team will get back to you" in page
     assert f"Requested on {access_request.created_at:%-d %b %Y} by alice@acme.test" in page
     assert '<button type="submit">Request access</button>' not in page
-    assert first.redirect_chain == [("/settings/", 302)]
+    assert first.redirect_chain == [("/settings/events-api/", 302)]
     entry = AuditEntry.objects.get(action=AuditAction.API_ACCESS_REQUESTED)
     assert (entry.team, entry.actor, entry.ip_address) == (acme_without_api, alice, "127.0.0.1")
 
 
 def test_a_member_sees_the_request_but_cannot_make_one(bob_client, alice, acme_without_api):
-    page = bob_client.get("/settings/").content.decode()
+    page = bob_client.get("/settings/events-api/").content.decode()
     assert "Ask an Owner of Acme to request access." in page
     assert bob_client.post(REQUEST_ACCESS).status_code == 403
     assert not AccessRequest.objects.exists()
 
     services.events_api_request_access(team=acme_without_api, by=alice)
-    assert "the Canvas team will get back to you" in bob_client.get("/settings/").content.decode()
+    assert "the Canvas team will get back to you" in bob_client.get("/settings/events-api/").content.decode()
 
 
 def test_an_outsiders_request_is_for_their_own_team_only(charlie_client, globex, acme_without_api):
@@ -86,3 +86,9 @@ def test_the_database_allows_one_pending_request_per_team(alice, acme_without_ap
     services.events_api_request_access(team=acme_without_api, by=alice)
     with pytest.raises(IntegrityError, match="events_accessrequest_one_pending"):
         AccessRequest.objects.create(team=acme_without_api, requested_by=alice)
+
+
+def test_a_note_too_long_is_refused_with_the_reason(alice_client, acme_without_api):
+    response = alice_client.post(REQUEST_ACCESS, {"note": "x" * 1001}, follow=True)
+    assert "Ensure this value has at most 1000 characters" in response.content.decode()
+    assert not AccessRequest.objects.exists()

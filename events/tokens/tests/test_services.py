@@ -106,11 +106,11 @@ def database_text() -> str:
 
 
 def test_the_plaintext_is_nowhere_in_the_database_or_the_session(alice_client, acme):
-    settings_page = alice_client.get("/settings/")
+    settings_page = alice_client.get("/settings/events-api/")
     form_id = settings_page.context["token_form"].initial["form_id"]
     response = alice_client.post("/settings/tokens/", {"name": "Production stream", "form_id": form_id})
     token = ApiToken.objects.get(team=acme)
-    plaintext = response.context["new_token"]
+    plaintext = response.context["plaintext"]
     random_part = plaintext[len(secret.PREFIX) : len(secret.PREFIX) + secret.RANDOM_LENGTH]
     assert plaintext in response.content.decode()
 

@@ -11,13 +11,13 @@ from conftest import PASSWORD, make_user
 from events.ingest.errors import ApiError
 from events.models import ApiToken
 from events.tests.browser import screenshot_path
+from events.tokens import services
 from events.tokens.authentication import authenticate_token
 
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
 pytestmark = pytest.mark.browser
 
 TOKEN_FORMAT = re.compile(r"cnv_[0-9A-Za-z]{38}")
-SCREENSHOT = "settings-events-api.png"
 
 
 @pytest.fixture
@@ -38,6 +38,13 @@ def page(browser, live_server, settings) -> Iterator[Page]:
     assert [url for url in missing_assets if "/static/" in url] == [], "the page was tested without its CSS or JS"
 
 
+VIEWPORTS = [
+    pytest.param({"width": 1280, "height": 800}, id="1280x800"),
+    pytest.param({"width": 390, "height": 844}, id="390x844"),
+]
+TOKEN_PAGE = re.compile(r"/settings/tokens/\d+/$")
+
+
 def person_in_team(email: str, role: Role, *, api_enabled: bool = True) -> Team:
     team = Team.objects.create(name="Acme", slug="acme", events_api_enabled=api_enabled)
     Membership.objects.create(user=make_user(email), team=team, role=role)
@@ -49,45 +56,50 @@ def log_in(page: Page, email: str) -> None:
     page.fill('input[name="username"]', email)
     page.fill('input[name="password"]', PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/settings/$"))
+    expect(page).to_have_url(re.compile(r"/settings/[a-z-]+/$"))
 
 
 def create_token(page: Page, name: str) -> None:
-    # The Team section above has its own `name` field (the team's): fill the one of the token form.
-    create_button = page.get_by_role("button", name="Create token")
-    page.locator("form", has=create_button).locator('input[name="name"]').fill(name)
-    create_button.click()
+    page.goto("/settings/events-api/")
+    page.get_by_label("Token name").fill(name)
+    page.get_by_role("button", name="Create token").click()
+
+
+def has_no_horizontal_scroll(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_db):
     team = person_in_team("alice@acme.test", Role.OWNER)
     log_in(page, "alice@acme.test")
+    expect(page).to_have_url(re.compile(r"/settings/events-api/$"))  # an Owner with the API lands on it
 
-    page.goto("/settings/")
     create_token(page, "Production stream")
 
     new_token = page.get_by_test_id("new-token")
-    expect(new_token).to_be_visible()
     plaintext = new_token.input_value()
     assert TOKEN_FORMAT.fullmatch(plaintext)
     assert authenticate_token(plaintext).team_id == team.pk
-    expect(page.get_by_text("it is shown only this once")).to_be_visible()
-    page.screenshot(path=screenshot_path(SCREENSHOT), full_page=True)
-
-    page.reload()  # the browser posts the same form again
-    expect(page.get_by_text("That form was already used")).to_be_visible()
+    expect(page.get_by_text("Shown once: copy it now.")).to_be_visible()
+    expect(page).to_have_url(TOKEN_PAGE)  # the address a reload will GET
+    page.get_by_role("link", name="Done: back to Events API").click()
+    expect(page).to_have_url(re.compile(r"/settings/events-api/$"))
+    page.go_back()  # Back does not bring the plaintext back either
+    expect(page.get_by_test_id("token-detail")).to_be_visible()
     assert page.get_by_test_id("new-token").count() == 0
-    assert plaintext not in page.content()
-    page.goto("/settings/")
+
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.status == 200
+    expect(page.get_by_text("This token was shown once when it was created.")).to_be_visible()
+    assert page.get_by_test_id("new-token").count() == 0
     assert plaintext not in page.content()
     assert ApiToken.objects.filter(team=team).count() == 1
 
-    token_row = page.get_by_test_id("token-list").get_by_role("row", name=re.compile("Production stream"))
-    token_row.get_by_role("button", name="Revoke").click()
+    page.get_by_role("button", name="Revoke this token").click()
     expect(page.get_by_text("Revocation is permanent")).to_be_visible()
     page.get_by_role("button", name="Revoke permanently").click()
 
-    expect(page).to_have_url(re.compile(r"/settings/$"))
+    expect(page).to_have_url(re.compile(r"/settings/events-api/$"))
     expect(page.get_by_text("revoked. It stops working at once.")).to_be_visible()
     assert page.get_by_test_id("token-list").count() == 0
     with pytest.raises(ApiError) as refused:
@@ -95,22 +107,81 @@ def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_d
     assert refused.value.status_code == 401
 
 
-def test_the_copy_button_puts_the_token_on_the_clipboard(page, transactional_db):
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_new_token_is_first_in_view_focused_copied_and_gone_after_a_reload(page, transactional_db, viewport):
     person_in_team("alice@acme.test", Role.OWNER)
+    page.set_viewport_size(viewport)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     log_in(page, "alice@acme.test")
+
     create_token(page, "Production stream")
-    plaintext = page.get_by_test_id("new-token").input_value()
 
-    page.get_by_role("button", name="Copy").click()
+    new_token = page.get_by_test_id("new-token")
+    expect(new_token).to_be_focused()
+    box = new_token.bounding_box()
+    assert box is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= page.evaluate("window.innerHeight")
+    copy = page.get_by_role("button", name="Copy")
+    copy_box = copy.bounding_box()
+    assert copy_box is not None and copy_box["y"] + copy_box["height"] <= page.evaluate("window.innerHeight")
+    assert has_no_horizontal_scroll(page)
+    width = viewport["width"]
+    page.screenshot(path=screenshot_path(f"settings-token-created-{width}.png"))
 
-    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    copy.click()
+
+    expect(page.get_by_role("status").filter(has_text="Copied to the clipboard.")).to_have_count(1)
+    plaintext = new_token.input_value()
     assert page.evaluate("navigator.clipboard.readText()") == plaintext
+
+    reloaded = page.reload()
+
+    assert reloaded is not None and reloaded.status == 200
+    expect(page).to_have_url(TOKEN_PAGE)
+    expect(page.get_by_test_id("token-detail")).to_be_visible()
+    assert page.get_by_test_id("new-token").count() == 0
+    assert plaintext not in page.content()
+    assert has_no_horizontal_scroll(page)
+    page.screenshot(path=screenshot_path(f"settings-token-page-{width}.png"))
+
+
+def test_the_token_name_field_is_a_few_tab_presses_from_the_top(page, transactional_db):
+    person_in_team("alice@acme.test", Role.OWNER)
+    log_in(page, "alice@acme.test")
+    page.goto("/settings/events-api/")
+
+    presses = 0
+    while presses < 20 and page.evaluate("document.activeElement.id") != "id_token_name":
+        page.keyboard.press("Tab")
+        presses += 1
+
+    assert page.evaluate("document.activeElement.id") == "id_token_name"
+    assert presses < 8
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_settings_page_fits_the_screen(page, transactional_db, viewport):
+    team = person_in_team("alice@acme.test", Role.OWNER)
+    services.api_token_create(team=team, created_by=team.memberships.get().user, name="Production stream")
+    page.set_viewport_size(viewport)
+    log_in(page, "alice@acme.test")
+
+    for path in ["/settings/events-api/", "/settings/general/", "/settings/members/", "/settings/warehouse/"]:
+        page.goto(path)
+        navigation = page.get_by_role("navigation", name="Settings")
+        expect(navigation).to_be_visible()
+        expect(navigation.locator('[aria-current="page"]')).to_have_count(1)
+        assert has_no_horizontal_scroll(page), path
+        name = path.split("/")[2]
+        page.screenshot(path=screenshot_path(f"settings-{name}-{viewport['width']}.png"), full_page=True)
 
 
 def test_member_cannot_create_token(page, transactional_db):
     person_in_team("bob@acme.test", Role.MEMBER)
     log_in(page, "bob@acme.test")
+    expect(page).to_have_url(re.compile(r"/settings/general/$"))
+
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Events API").click()
 
     expect(page.get_by_test_id("owners-only")).to_be_visible()
     expect(page.get_by_role("button", name="Create token")).to_have_count(0)
@@ -120,6 +191,9 @@ def test_member_cannot_create_token(page, transactional_db):
 def test_team_without_the_api_cannot_create_token(page, transactional_db):
     person_in_team("alice@acme.test", Role.OWNER, api_enabled=False)
     log_in(page, "alice@acme.test")
+    expect(page).to_have_url(re.compile(r"/settings/general/$"))
+
+    page.goto("/settings/events-api/")
 
     expect(page.get_by_text("Ask the Canvas team to enable the Events API")).to_be_visible()
     expect(page.get_by_role("button", name="Create token")).to_have_count(0)

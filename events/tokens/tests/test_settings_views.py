@@ -48,8 +48,8 @@ def table_rows(response, testid: str) -> list[str]:
 
 
 def fresh_form_id(client: Client) -> str:
-    """The one-time id of the create form, as the browser gets it by loading the Settings page."""
-    return client.get("/settings/").context["token_form"].initial["form_id"]
+    """The one-time id of the create form, as the browser gets it by loading the Events API page."""
+    return client.get("/settings/events-api/").context["token_form"].initial["form_id"]
 
 
 def create_token(client: Client, name: str = "Production stream"):
@@ -66,22 +66,55 @@ def live_token(acme_token) -> ApiToken:
     return acme_token[0]
 
 
-def test_owner_creates_a_token_and_sees_it_once(alice_client, acme):
+def test_owner_creates_a_token_and_sees_it_once_on_the_token_created_page(alice_client, acme):
     response = create_token(alice_client)
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+    assert response.templates[0].name == "events/token_created.html"
     plaintext = shown_token(response)
     assert secret.is_well_formed(plaintext)
     token = ApiToken.objects.get(team=acme)
     assert token.digest == secret.digest(plaintext)
     assert token.name == "Production stream"
     page = response.content.decode()
-    assert "cannot be recovered" in page
+    assert page.count(plaintext) == 1
+    assert "Shown once: copy it now." in page
     assert 'data-copy-target="new-token"' in page
+    [field] = elements_with_testid(response, "new-token")
+    assert "autofocus" in field
+    assert "readonly" in field
+    assert f'data-replace-url="/settings/tokens/{token.pk}/"' in page
     assert list(AuditEntry.objects.values_list("action", "actor__email", "token_hint", "ip_address")) == [
         (AuditAction.TOKEN_CREATED, "alice@acme.test", token.hint, "127.0.0.1")
     ]
+
+
+def test_the_token_page_a_reload_lands_on_shows_the_token_without_its_plaintext(alice_client, acme):
+    plaintext = shown_token(create_token(alice_client))
+    token = ApiToken.objects.get(team=acme)
+
+    response = alice_client.get(f"/settings/tokens/{token.pk}/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "This token was shown once when it was created." in page
+    assert token.hint in page and "Production stream" in page
+    assert plaintext not in page and plaintext[4:36] not in page
+    assert f'href="/settings/tokens/{token.pk}/revoke/confirm/"' in page
+
+
+def test_the_page_of_a_revoked_token_says_so(alice_client, live_token):
+    alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/")
+    page = alice_client.get(f"/settings/tokens/{live_token.pk}/").content.decode()
+    assert "Revoked" in page
+    assert "revoke/confirm/" not in page
+
+
+def test_the_old_create_address_opened_with_get_goes_to_the_events_api_page(alice_client):
+    response = alice_client.get("/settings/tokens/")
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/events-api/"
 
 
 def test_resubmitting_the_same_form_creates_nothing_and_shows_no_token(alice_client, acme):
@@ -121,7 +154,12 @@ def test_the_plaintext_is_on_no_later_page(alice_client, acme):
     plaintext = shown_token(create_token(alice_client))
     token = ApiToken.objects.get(team=acme)
 
-    for url in ["/settings/", f"/settings/tokens/{token.pk}/revoke/confirm/"]:
+    later_pages = [
+        "/settings/events-api/",
+        f"/settings/tokens/{token.pk}/",
+        f"/settings/tokens/{token.pk}/revoke/confirm/",
+    ]
+    for url in later_pages:
         page = alice_client.get(url).content.decode()
         assert token.hint in page
         assert plaintext not in page
@@ -131,12 +169,12 @@ def test_the_plaintext_is_on_no_later_page(alice_client, acme):
 def test_the_plaintext_is_in_no_log_line(alice_client, caplog):
     caplog.set_level(logging.DEBUG)
     plaintext = shown_token(create_token(alice_client))
-    alice_client.get("/settings/")
+    alice_client.get("/settings/events-api/")
     assert plaintext[4:36] not in caplog.text
 
 
 def test_the_token_list_shows_name_hint_creator_and_last_use(alice_client, live_token):
-    [row] = table_rows(alice_client.get("/settings/"), "token-list")
+    [row] = table_rows(alice_client.get("/settings/events-api/"), "token-list")
     assert "Production stream" in row
     assert live_token.hint in row
     assert "alice@acme.test" in row
@@ -144,8 +182,8 @@ def test_the_token_list_shows_name_hint_creator_and_last_use(alice_client, live_
     assert "Revoke" in row
 
 
-def test_the_section_shows_the_endpoint_and_examples_with_a_placeholder(alice_client):
-    page = alice_client.get("/settings/").content.decode()
+def test_the_page_shows_the_endpoint_and_examples_with_a_placeholder(alice_client):
+    page = alice_client.get("/settings/events-api/").content.decode()
     assert "https://events.canvasapp.com/v1/event" in page
     for example in ["curl", "Python (requests)", "Node.js (axios)"]:
         assert example in page
@@ -154,7 +192,7 @@ def test_the_section_shows_the_endpoint_and_examples_with_a_placeholder(alice_cl
 
 
 def test_member_cannot_create_token(bob_client, acme):
-    page = bob_client.get("/settings/")
+    page = bob_client.get("/settings/events-api/")
     assert page.status_code == 200
     assert not CREATE_BUTTON.search(page.content.decode())
     assert OWNERS_ONLY_NOTE in page.content.decode()
@@ -166,7 +204,7 @@ def test_member_cannot_create_token(bob_client, acme):
 
 
 def test_member_sees_the_tokens_without_revoke(bob_client, live_token):
-    [row] = table_rows(bob_client.get("/settings/"), "token-list")
+    [row] = table_rows(bob_client.get("/settings/events-api/"), "token-list")
     assert live_token.hint in row
     assert "Revoke" not in row
 
@@ -175,7 +213,7 @@ def test_owner_of_a_team_without_the_api_cannot_create_token(alice_client, acme)
     acme.events_api_enabled = False
     acme.save()
 
-    page = alice_client.get("/settings/").content.decode()
+    page = alice_client.get("/settings/events-api/").content.decode()
     assert API_NOT_ENABLED_MESSAGE in page
     assert not CREATE_BUTTON.search(page)
 
@@ -188,7 +226,7 @@ def test_a_paused_team_still_lists_its_tokens_and_can_revoke_them(alice_client, 
     acme.events_api_enabled = False
     acme.save()
 
-    page = alice_client.get("/settings/").content.decode()
+    page = alice_client.get("/settings/events-api/").content.decode()
     assert API_NOT_ENABLED_MESSAGE in page
     assert live_token.hint in page
     assert not CREATE_BUTTON.search(page)
@@ -207,7 +245,7 @@ def test_a_fresh_login_creates_a_token_without_the_password_again(alice_client):
 
 def test_a_login_older_than_15_minutes_must_confirm_the_password(alice_client, time_machine):
     time_machine.move_to(datetime.now(UTC) + timedelta(minutes=16), tick=False)
-    page = alice_client.get("/settings/").content.decode()
+    page = alice_client.get("/settings/events-api/").content.decode()
     assert 'name="password"' in page
 
     def post(**password):
@@ -223,7 +261,7 @@ def test_a_login_older_than_15_minutes_must_confirm_the_password(alice_client, t
     assert ApiToken.objects.filter(name="Old").count() == 1
     # Confirming counts as a fresh login for the next 15 minutes.
     time_machine.shift(timedelta(minutes=14))
-    assert 'name="password"' not in alice_client.get("/settings/").content.decode()
+    assert 'name="password"' not in alice_client.get("/settings/events-api/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -262,7 +300,7 @@ def test_owner_revokes_a_token_after_confirming(alice_client, live_token):
 
     response = alice_client.post(f"/settings/tokens/{live_token.pk}/revoke/", follow=True)
 
-    assert response.redirect_chain == [("/settings/", 302)]
+    assert response.redirect_chain == [("/settings/events-api/", 302)]
     live_token.refresh_from_db()
     assert live_token.is_revoked
     assert "revoked" in response.content.decode()
@@ -282,22 +320,26 @@ def test_a_revoked_token_cannot_be_revoked_again(alice_client, live_token):
     assert AuditEntry.objects.filter(action=AuditAction.TOKEN_REVOKED).count() == 1
 
 
-@pytest.mark.parametrize("method, suffix", [("get", "revoke/confirm/"), ("post", "revoke/")], ids=["confirm", "revoke"])
+@pytest.mark.parametrize(
+    "method, suffix", [("get", ""), ("get", "revoke/confirm/"), ("post", "revoke/")], ids=["page", "confirm", "revoke"]
+)
 def test_outsider_cannot_find_another_teams_token(charlie_client, live_token, method, suffix):
     response = getattr(charlie_client, method)(f"/settings/tokens/{live_token.pk}/{suffix}")
     assert response.status_code == 404
     assert not ApiToken.objects.get(pk=live_token.pk).is_revoked
 
 
-@pytest.mark.parametrize("method, suffix", [("get", "revoke/confirm/"), ("post", "revoke/")], ids=["confirm", "revoke"])
-def test_member_cannot_revoke_token(bob_client, live_token, method, suffix):
+@pytest.mark.parametrize(
+    "method, suffix", [("get", ""), ("get", "revoke/confirm/"), ("post", "revoke/")], ids=["page", "confirm", "revoke"]
+)
+def test_member_cannot_see_or_revoke_a_token(bob_client, live_token, method, suffix):
     response = getattr(bob_client, method)(f"/settings/tokens/{live_token.pk}/{suffix}")
     assert response.status_code == 403
     assert not ApiToken.objects.get(pk=live_token.pk).is_revoked
 
 
 def test_outsider_sees_nothing_of_another_teams_tokens(charlie_client, live_token):
-    page = charlie_client.get("/settings/").content.decode()
+    page = charlie_client.get("/settings/events-api/").content.decode()
     assert live_token.hint not in page
     assert "Production stream" not in page
     assert "alice@acme.test" not in page
@@ -306,7 +348,9 @@ def test_outsider_sees_nothing_of_another_teams_tokens(charlie_client, live_toke
 @pytest.mark.parametrize(
     "method, url",
     [
+        pytest.param("get", "/settings/events-api/", id="page"),
         pytest.param("post", "/settings/tokens/", id="create"),
+        pytest.param("get", "/settings/tokens/1/", id="token"),
         pytest.param("get", "/settings/tokens/1/revoke/confirm/", id="confirm"),
         pytest.param("post", "/settings/tokens/1/revoke/", id="revoke"),
     ],
@@ -322,7 +366,7 @@ def test_owners_see_the_last_fifty_audit_entries(alice_client, acme, alice):
         services.api_token_create(team=acme, created_by=alice, name=f"Stream {number}", ip="192.0.2.1")
     newest = AuditEntry.objects.filter(team=acme).first()
 
-    rows = table_rows(alice_client.get("/settings/"), "audit-log")
+    rows = table_rows(alice_client.get("/settings/events-api/"), "audit-log")
 
     assert len(rows) == AUDIT_ENTRIES_SHOWN
     assert newest.token_hint in rows[0]
@@ -332,12 +376,12 @@ def test_owners_see_the_last_fifty_audit_entries(alice_client, acme, alice):
 
 
 def test_members_see_no_audit_log(bob_client, live_token):
-    assert elements_with_testid(bob_client.get("/settings/"), "audit-log") == []
+    assert elements_with_testid(bob_client.get("/settings/events-api/"), "audit-log") == []
 
 
 def test_outsiders_see_only_their_own_teams_audit_log(charlie_client, live_token, globex, charlie):
     services.api_token_create(team=globex, created_by=charlie, name="Globex stream")
-    rows = table_rows(charlie_client.get("/settings/"), "audit-log")
+    rows = table_rows(charlie_client.get("/settings/events-api/"), "audit-log")
     assert len(rows) == 1
     assert live_token.hint not in rows[0]
 
@@ -352,17 +396,15 @@ class _IdCollector(HTMLParser):
 
 
 @pytest.mark.parametrize("persona", ["alice_client", "bob_client"])
-def test_every_id_on_the_settings_page_is_unique(request, persona, live_token):
-    # The team's rename form and the token form both have a `name` field; a shared id would send the
-    # "Token name" label (and anything that looks the field up by label) to the team's name.
+def test_every_id_on_the_events_api_page_is_unique(request, persona, live_token):
     client = request.getfixturevalue(persona)
     collector = _IdCollector()
-    collector.feed(client.get("/settings/").content.decode())
+    collector.feed(client.get("/settings/events-api/").content.decode())
     assert len(collector.ids) == len(set(collector.ids)), sorted(collector.ids)
 
 
 def test_the_token_name_label_points_at_the_token_field(alice_client):
-    page = alice_client.get("/settings/").content.decode()
+    page = alice_client.get("/settings/events-api/").content.decode()
     form = page[page.index('class="create-token"') :]
     label_then_field = r'<label for="id_token_name">Token name</label>\s*<input[^>]*name="name"[^>]*id="id_token_name"'
     assert re.search(label_then_field, form)
@@ -385,7 +427,7 @@ def test_refused_events_are_shown_to_the_team_with_path_and_reason(bob_client, a
         ]
     )
 
-    page = bob_client.get("/settings/").content.decode()
+    page = bob_client.get("/settings/events-api/").content.decode()
 
     assert 'data-testid="refused-events"' in page
     assert "/version" in page and "Must be the integer 1." in page

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 def test_the_plaintext_token_never_reaches_a_log_line(alice_client, client, caplog):
     caplog.set_level(logging.DEBUG)
     with CaptureQueriesContext(connection) as queries:
-        page = alice_client.get("/settings/").content.decode()
+        page = alice_client.get("/settings/events-api/").content.decode()
         form_id = page.split('name="form_id" value="', 1)[1].split('"', 1)[0]
         created = alice_client.post("/settings/tokens/", {"name": "Logged?", "form_id": form_id})
         plaintext = created.content.decode().split('data-testid="new-token"', 1)[0].rsplit('value="', 1)[1]
@@ -44,7 +44,7 @@ def test_the_plaintext_token_never_reaches_a_log_line(alice_client, client, capl
     assert caplog.records, "the flow logged nothing at all; the check would prove nothing"
     assert secret_part not in caplog.text
     assert all(secret_part not in str(query["sql"]) for query in queries.captured_queries)
-    assert secret_part not in alice_client.get("/settings/").content.decode()
+    assert secret_part not in alice_client.get("/settings/events-api/").content.decode()
 
 
 # --- Against the production server: tokens sent where they do not belong --------------------------------------
