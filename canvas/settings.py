@@ -223,7 +223,12 @@ EVENTS_GROUP_COMMIT = env.bool("EVENTS_GROUP_COMMIT", default=True)
 EVENTS_GROUP_COMMIT_WAIT_MS = env.float("EVENTS_GROUP_COMMIT_WAIT_MS", default=2.0)
 # The WSGI front end (events/ingest/wsgi.py) answers POSTs to the ingest paths before Django's request machinery.
 EVENTS_FRONT_END = env.bool("EVENTS_FRONT_END", default=True)
-EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="https://events.canvasapp.com")
+# The origin the Settings page's examples send events to (events/tokens/onboarding.py); unset: the page's own origin.
+EVENTS_PUBLIC_URL = env.str("EVENTS_PUBLIC_URL", default="")
+if EVENTS_PUBLIC_URL and not re.fullmatch(r"https?://[^/?#\s]+/?", EVENTS_PUBLIC_URL):
+    raise ImproperlyConfigured(
+        f"EVENTS_PUBLIC_URL must be an origin such as https://events.example.com, not {EVENTS_PUBLIC_URL!r}."
+    )
 
 # --- Warehouse (events/warehouse/sync.py): team logins and the sync loop --------------------------------------------
 WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default: the database's name

@@ -47,6 +47,7 @@ urlpatterns = [
     path("settings/tokens/<int:pk>/", event_views.token_detail, name="token_detail"),
     path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),
     path("settings/tokens/<int:pk>/revoke/", event_views.token_revoke, name="token_revoke"),
+    path("settings/tokens/<int:pk>/first-event", event_views.token_first_event, name="token_first_event"),
     path("teams/<slug:slug>/switch/", account_views.team_switch, name="team_switch"),
     path("events/", include("events.explorer.urls")),
 ]

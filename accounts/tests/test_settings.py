@@ -54,3 +54,10 @@ def test_a_wrong_warehouse_limit_is_a_clear_error(variable, value):
     result = _manage("check", **{**PRODUCTION, variable: value})
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {variable} must be a whole number" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["events.example.com", "https://events.example.com/v1/event"])
+def test_an_events_public_url_that_is_not_an_origin_is_a_clear_error(value):
+    result = _manage("check", **{**PRODUCTION, "EVENTS_PUBLIC_URL": value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: EVENTS_PUBLIC_URL must be an origin" in result.stderr

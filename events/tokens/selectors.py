@@ -3,13 +3,13 @@
 Members see the tokens' hints and the refused events; only Owners get the token form and the audit log.
 """
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.models import Membership
 from accounts.reauth import needs_reauthentication
 from events.models import AccessRequest, ApiToken, AuditEntry, RejectedEvent
 from events.tokens.forms import AccessRequestForm, TokenCreateForm, issue_form_id
+from events.tokens.onboarding import events_endpoint, onboarding_context
 
 AUDIT_ENTRIES_SHOWN = 50
 REFUSED_EVENTS_SHOWN = 100
@@ -22,7 +22,8 @@ def events_api_section(
     context = {
         "events_api_enabled": team.events_api_enabled,
         "api_tokens": ApiToken.objects.for_team(team).live().select_related("created_by"),
-        "events_endpoint": settings.EVENTS_PUBLIC_URL.rstrip("/") + "/v1/event",
+        "events_endpoint": events_endpoint(request),
+        **onboarding_context(request),
         "audit_entries": [],
     }
     if membership.is_owner and team.events_api_enabled:

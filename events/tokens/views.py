@@ -1,5 +1,6 @@
-"""Settings → Events API: the page, and the Owners' actions on it: create a token, see it, confirm and revoke one.
-The ingestion API itself is events.ingest.
+"""Settings → Events API: the page, and the Owners' actions on it: create a token, see it, confirm and revoke one;
+and, for every member, whether a token's first event has arrived (what the onboarding status polls). The ingestion
+API itself is events.ingest.
 
 Thin views: each checks membership (accounts.access), calls one service and renders a page. The rule a newcomer
 must know: the plaintext of a new token goes into the one response that creates it (the "Token created" page)
@@ -11,10 +12,10 @@ token without its plaintext instead of posting the form again.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
 from accounts.models import Membership
@@ -23,6 +24,7 @@ from accounts.views import EVENTS_API, render_settings, require_POST_or_show
 from events.models import ApiToken
 from events.tokens import services
 from events.tokens.forms import WRONG_PASSWORD_MESSAGE, TokenCreateForm, use_form_id
+from events.tokens.onboarding import first_event_status, onboarding_context
 from events.tokens.selectors import events_api_section
 
 API_NOT_ENABLED_MESSAGE = "Ask the Canvas team to enable the Events API"
@@ -46,7 +48,6 @@ def render_events_api(
     request: HttpRequest, *, status: int = 200, token_form: TokenCreateForm | None = None
 ) -> HttpResponse:
     context = events_api_section(request=request, membership=get_membership(request), token_form=token_form)
-    # Onboarding (examples, "waiting for your first event") joins here: context |= onboarding_context(request).
     return render_settings(request, EVENTS_API, "accounts/settings/events_api.html", context, status=status)
 
 
@@ -72,8 +73,7 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         team=membership.team, created_by=request.user, name=form.cleaned_data["name"], ip=client_ip(request)
     )
     # The plaintext goes into this one response and nowhere else; never_cache adds Cache-Control: no-store.
-    context = {"token": token, "plaintext": plaintext}
-    # Onboarding joins here: context |= onboarding_context(request, token=token, plaintext=plaintext).
+    context = {"token": token, "plaintext": plaintext, **onboarding_context(request, token=token, plaintext=plaintext)}
     return render(request, "events/token_created.html", context)
 
 
@@ -86,6 +86,16 @@ def token_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ApiToken.objects.for_team(membership.team).select_related("created_by", "revoked_by"), pk=pk
     )
     return render_settings(request, EVENTS_API, "events/token_detail.html", {"token": token})
+
+
+@never_cache
+@login_required
+@require_GET
+def token_first_event(request: HttpRequest, pk: int) -> JsonResponse:
+    """Whether a token of the current team has sent its first event yet: the onboarding status polls this.
+    Every member may ask; another team's token is a 404."""
+    token = get_object_or_404(ApiToken.objects.for_team(get_membership(request).team), pk=pk)
+    return JsonResponse(first_event_status(token))
 
 
 def _team_token(request: HttpRequest, pk: int) -> ApiToken:

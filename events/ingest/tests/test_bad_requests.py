@@ -56,6 +56,7 @@ from events.ingest.validation import (
 from events.models import Event, RejectedEvent
 from events.tests.event_factories import DOC_EVENT_BODY
 from events.tokens import secret, services
+from events.tokens.onboarding import TOKEN_PLACEHOLDER
 
 pytestmark = pytest.mark.django_db
 
@@ -624,7 +625,7 @@ EVENT_CORPUS = [
     # --- Token and access ----------------------------------------------------------------------------------
     pytest.param(Sent(token=""), Answer(401, errors.MISSING_TOKEN, headers=UNAUTHORIZED), id="token-missing"),
     pytest.param(
-        Sent(token="[your_api_token]"),
+        Sent(token=TOKEN_PLACEHOLDER),
         Answer(401, errors.MALFORMED_TOKEN, headers=UNAUTHORIZED),
         id="token-placeholder-from-the-docs",
     ),

@@ -121,7 +121,7 @@ def test_the_new_token_is_first_in_view_focused_copied_and_gone_after_a_reload(p
     box = new_token.bounding_box()
     assert box is not None
     assert box["y"] >= 0 and box["y"] + box["height"] <= page.evaluate("window.innerHeight")
-    copy = page.get_by_role("button", name="Copy")
+    copy = page.get_by_role("button", name="Copy", exact=True).first
     copy_box = copy.bounding_box()
     assert copy_box is not None and copy_box["y"] + copy_box["height"] <= page.evaluate("window.innerHeight")
     assert has_no_horizontal_scroll(page)
