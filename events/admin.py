@@ -54,7 +54,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens (permanent)")
     def revoke_tokens(self, request, queryset):
-        ip = request.META.get("REMOTE_ADDR") or None
+        ip = client_ip(request)
         revoked = sum(api_token_revoke(token=token, by=request.user, ip=ip) for token in queryset)
         self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
 from accounts.views import WAREHOUSE, render_warehouse
 from events.explorer import selectors
 from events.explorer.selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
@@ -281,9 +281,7 @@ def warehouse_credentials_create(request: AuthenticatedHttpRequest) -> HttpRespo
     this one response only (never_cache sends Cache-Control: no-store)."""
     membership = get_owner_membership(request)
     try:
-        url = warehouse_credentials_rotate(
-            team=membership.team, by=request.user, ip=request.META.get("REMOTE_ADDR") or None
-        )
+        url = warehouse_credentials_rotate(team=membership.team, by=request.user, ip=client_ip(request))
     except WarehouseLoginUnsafe:
         # The reason names the server's database, roles and SQL: for the operators' log, not for a team.
         logger.exception("Could not create or rotate the warehouse login of team %s.", membership.team.pk)
