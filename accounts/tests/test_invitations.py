@@ -3,6 +3,8 @@ invitee's link, and what nobody else can do."""
 
 import re
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -10,6 +12,7 @@ import time_machine
 from django.contrib.auth import get_user
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -346,3 +349,27 @@ def test_an_unknown_link_is_404(anonymous, db):
     assert page.status_code == 404
     assert "This invitation link is not valid" in page.content.decode()
     assert anonymous.get("/invitations/accept/").status_code == 404  # and so is the page without a link
+
+
+def test_two_accepts_at_the_same_moment_add_the_member_once(transactional_db, alice, acme):
+    dave = make_user("dave@example.test")
+    invitation = services.invitation_send(
+        team=acme, email="dave@example.test", role=Role.MEMBER, invited_by=alice, site_url="http://testserver/"
+    )
+    start = threading.Barrier(2)
+
+    def accept() -> str:
+        start.wait()
+        try:
+            services.invitation_accept(invitation=Invitation.objects.get(pk=invitation.pk), user=dave)
+            return "accepted"
+        except ValidationError:
+            return "refused"
+        finally:
+            connection.close()  # each thread's own connection
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda _: accept(), range(2)))
+
+    assert outcomes == ["accepted", "refused"]
+    assert AuditEntry.objects.filter(action=AuditAction.INVITATION_ACCEPTED).count() == 1
