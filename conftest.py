@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Membership, Role, Team, User
-from events.ingest import group_commit, storage, throttling
+from events.ingest import group_commit, rejections, storage, throttling
 from events.tokens import lookup
 
 PASSWORD = "correct horse battery staple"
@@ -33,6 +33,7 @@ def _fresh_caches():
     lookup.clear_local()
     throttling.reset()
     storage.drop_reserved_ids()
+    rejections.forget_tallies()
     yield
     lookup.clear_local()
 

@@ -168,10 +168,21 @@ class EventAdmin(ReadOnlyAdmin):
 
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "team", "endpoint", "status", "token_hint"]
+    list_display = ["last_received_at", "team", "endpoint", "status", "count", "token"]
     list_filter = ["endpoint", "status", "team"]
-    list_select_related = ["team"]
-    readonly_fields = ["team", "token_hint", "endpoint", "status", "payload", "errors", "received_at"]
+    list_select_related = ["team", "token"]
+    readonly_fields = [
+        "team",
+        "token",
+        "token_hint",
+        "endpoint",
+        "status",
+        "count",
+        "payload",
+        "errors",
+        "received_at",
+        "last_received_at",
+    ]
 
 
 @admin.register(TeamWarehouse)

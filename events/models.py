@@ -1,3 +1,5 @@
+from http import HTTPStatus
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Value
@@ -176,23 +178,34 @@ class Event(models.Model):
 
 
 class RejectedEvent(models.Model):
-    """An event or request the API refused after authenticating it, kept so "200, but where is my data?" and
-    "why was this refused?" can be answered on the Settings page. Capped per team (see events.ingest.rejections)."""
+    """An event or request the API refused after recognising its token, kept so "200, but where is my data?" and
+    "why was this refused?" can be answered on the Settings page. Capped per team (see events.ingest.rejections).
+
+    A refusal that can repeat without limit (a 429, a revoked token's 401) is counted in one row per burst:
+    `count` refusals from `received_at` to `last_received_at`."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
     token_hint = models.CharField(max_length=16, blank=True)
     endpoint = models.CharField(max_length=32)
     status = models.PositiveSmallIntegerField()
     payload = models.TextField(blank=True, help_text="What was sent, cut to 4 KB.")
     errors = models.JSONField(default=list)
     received_at = models.DateTimeField(default=timezone.now)
+    last_received_at = models.DateTimeField(default=timezone.now, help_text="The latest refusal counted here.")
+    count = models.PositiveBigIntegerField(default=1, help_text="Refusals counted in this row.")
 
     class Meta:
-        ordering = ["-id"]
+        ordering = ["-last_received_at", "-id"]
         indexes = [models.Index(fields=["team", "-id"], name="events_rejected_team_idx")]
 
     def __str__(self) -> str:
         return f"{self.status} on {self.endpoint} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def status_phrase(self) -> str:
+        """The status's name in HTTP: "Unsupported Media Type" for 415."""
+        return HTTPStatus(self.status).phrase
 
 
 # --- Warehouse and catalog (events.warehouse.catalog keeps these current; events.warehouse.sync makes views) ---

@@ -36,7 +36,7 @@ from events.ingest.group_commit import (
     committer,
     connection_was_cut,
 )
-from events.ingest.rejections import rejection_record, rejections_record
+from events.ingest.rejections import refusal_record, rejection_record, rejections_record
 from events.ingest.storage import StoredEvent, event_row, json_text, store_batch, store_row
 from events.ingest.throttling import is_refused, rate_limit_headers, usage_of
 from events.ingest.validation import (
@@ -54,7 +54,7 @@ from events.ingest.validation import (
 )
 from events.metrics import record_answer
 from events.models import Event, RejectedEvent
-from events.tokens.authentication import authenticate_token, token_from_headers
+from events.tokens.authentication import RecognisedTokenRefused, authenticate_token, token_from_headers
 from events.tokens.lookup import TokenSnapshot
 from events.warehouse.dry_run import warehouse_changes
 
@@ -177,9 +177,11 @@ def _answer(request: _Request, stream: Readable, arrival: Arrival | None) -> Ans
             return _answer_batch(request, token, headers, document)
         return _answer_one(request, token, headers, document, arrival)
     except ApiError as error:
-        if error.status_code in (400, 408, 413) and request.token is not None:
+        # Every refusal once the token is recognised, the revoked token's included (authentication names it).
+        recognised = error.token if isinstance(error, RecognisedTokenRefused) else request.token
+        if recognised is not None:
             problems = error.fields or [{"path": "", "message": error.message}]
-            rejections_record([_refusal(request, request.token, error.status_code, request.raw, problems)])
+            refusal_record(_refusal(request, recognised, error.status_code, request.raw, problems))
         return _refused(error, request.headers)
     except (OperationalError, InterfaceError, CommitterUnavailable):
         # The database is unreachable: tell the client to retry, never a 500. Nothing was stored.
@@ -359,11 +361,13 @@ def _refusal(
 ) -> RejectedEvent:
     return rejection_record(
         team_id=token.team_id,
+        token_id=token.id,
         token_hint=token.hint,
         endpoint=request.endpoint.name,
         status=status_code,
         payload=payload,
         problems=problems,
+        received_at=request.received_at,
     )
 
 

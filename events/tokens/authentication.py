@@ -29,6 +29,16 @@ def _unauthorized(code_and_message: tuple[str, str]) -> ApiError:
     return ApiError(status.HTTP_401_UNAUTHORIZED, code_and_message, headers={"WWW-Authenticate": CHALLENGE})
 
 
+class RecognisedTokenRefused(ApiError):
+    """A refusal of a token Canvas made (revoked, or its team's API is off): the client is told no more than for an
+    unknown token, but the refused-events log names the token, so its team sees who still uses it."""
+
+    def __init__(self, token: lookup.TokenSnapshot, status_code: int, code_and_message: tuple[str, str]) -> None:
+        headers = {"WWW-Authenticate": CHALLENGE} if status_code == status.HTTP_401_UNAUTHORIZED else None
+        super().__init__(status_code, code_and_message, headers=headers)
+        self.token = token
+
+
 def authenticate_token(plaintext: str | None) -> lookup.TokenSnapshot:
     """The live token for this plaintext, or an ApiError (401 unknown/malformed/revoked, 403 API disabled)."""
     if not plaintext:
@@ -43,10 +53,12 @@ def authenticate_token(plaintext: str | None) -> lookup.TokenSnapshot:
         if not secret.is_well_formed(plaintext):
             raise _unauthorized(errors.MALFORMED_TOKEN)
         snapshot = lookup.lookup(digest)
-    if snapshot is None or not hmac.compare_digest(snapshot.digest, digest) or snapshot.revoked:
+    if snapshot is None or not hmac.compare_digest(snapshot.digest, digest):
         raise _unauthorized(errors.UNKNOWN_TOKEN)
+    if snapshot.revoked:
+        raise RecognisedTokenRefused(snapshot, status.HTTP_401_UNAUTHORIZED, errors.UNKNOWN_TOKEN)
     if not snapshot.api_enabled:
-        raise ApiError(status.HTTP_403_FORBIDDEN, errors.API_DISABLED)
+        raise RecognisedTokenRefused(snapshot, status.HTTP_403_FORBIDDEN, errors.API_DISABLED)
     _touch_last_used(snapshot)
     return snapshot
 

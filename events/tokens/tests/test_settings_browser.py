@@ -2,16 +2,18 @@
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import PASSWORD, make_user
-from events.ingest.errors import ApiError
-from events.models import ApiToken
+from events.ingest.errors import RATE_LIMITED, ApiError
+from events.models import ApiToken, RejectedEvent
 from events.tests.browser import screenshot_path
-from events.tokens import services
+from events.tokens import lookup, services
 from events.tokens.authentication import authenticate_token
 
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
@@ -101,7 +103,9 @@ def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_d
 
     expect(page).to_have_url(re.compile(r"/settings/events-api/$"))
     expect(page.get_by_text("revoked. It stops working at once.")).to_be_visible()
-    assert page.get_by_test_id("token-list").count() == 0
+    expect(page.get_by_test_id("revoked-token")).to_contain_text("Production stream")
+    expect(page.get_by_test_id("revoked-token")).to_contain_text("by alice@acme.test")
+    expect(page.get_by_test_id("token-list").get_by_role("button", name="Revoke")).to_have_count(0)
     with pytest.raises(ApiError) as refused:
         authenticate_token(plaintext)
     assert refused.value.status_code == 401
@@ -197,3 +201,40 @@ def test_team_without_the_api_cannot_create_token(page, transactional_db):
 
     expect(page.get_by_text("Ask the Canvas team to enable the Events API")).to_be_visible()
     expect(page.get_by_role("button", name="Create token")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_a_member_reads_the_refused_events_log_by_token_name(page, transactional_db, live_server, width, height):
+    team = person_in_team("bob@acme.test", Role.MEMBER)
+    owner = make_user("alice@acme.test")
+    Membership.objects.create(user=owner, team=team, role=Role.OWNER)
+    live, live_plaintext = services.api_token_create(team=team, created_by=owner, name="Production stream")
+    old, old_plaintext = services.api_token_create(team=team, created_by=owner, name="Old laptop")
+    services.api_token_revoke(token=old, by=owner)
+    lookup.clear_local()
+    send = f"{live_server.url}/v1/event"
+    assert page.request.post(send, data="{}", headers={"X-Auth-Token": live_plaintext}).status == 415
+    json_headers = {"X-Auth-Token": live_plaintext, "Content-Type": "application/json"}
+    assert page.request.post(send, data='{"version": 2}', headers=json_headers).status == 400
+    assert page.request.post(send, data="{}", headers={"X-Auth-Token": old_plaintext}).status == 401
+    # What a rate-limited stream leaves behind after a minute of 429s (the counting is tested in events.ingest).
+    RejectedEvent.objects.create(
+        team=team, token=live, token_hint=live.hint, endpoint="/v1/batch", status=429, count=1234,
+        errors=[{"path": "", "message": RATE_LIMITED[1]}],
+        received_at=timezone.now() - timedelta(minutes=1),
+    )  # fmt: skip
+
+    page.set_viewport_size({"width": width, "height": height})
+    log_in(page, "bob@acme.test")
+    page.goto("/settings/events-api/")
+    log = page.get_by_test_id("refused-events")
+
+    expect(log.get_by_role("row")).to_have_count(5)  # the header and four refusals
+    expect(log.get_by_role("row", name=re.compile("Old laptop"))).to_contain_text(
+        f"revoked on {old.revoked_at:%Y-%m-%d}"
+    )
+    expect(log.get_by_role("row", name=re.compile("415"))).to_contain_text("Production stream")
+    expect(log.get_by_role("row", name="Must be the integer 1.")).to_contain_text("400")
+    expect(log.get_by_test_id("refusal-count")).to_have_text("\N{MULTIPLICATION SIGN} 1234")
+    expect(page.get_by_test_id("revoked-token")).to_contain_text("Old laptop")
+    page.locator("#events-api").screenshot(path=screenshot_path(f"settings-refused-events-{width}.png"))

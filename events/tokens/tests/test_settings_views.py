@@ -45,7 +45,7 @@ def table_rows(response, testid: str) -> list[str]:
     page = response.content.decode()
     start = page.index(f'data-testid="{testid}"')
     table = page[start : page.index("</table>", start)]
-    return re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]  # without the header row
+    return re.findall(r"<tr\b[^>]*>(.*?)</tr>", table, flags=re.S)[1:]  # without the header row
 
 
 def fresh_form_id(client: Client) -> str:
@@ -305,7 +305,9 @@ def test_owner_revokes_a_token_after_confirming(alice_client, live_token):
     live_token.refresh_from_db()
     assert live_token.is_revoked
     assert "revoked" in response.content.decode()
-    assert "token-list" not in response.content.decode()  # no live token left to list
+    [row] = table_rows(response, "token-list")  # still listed, as revoked
+    assert f"Revoked on {live_token.revoked_at:%Y-%m-%d %H:%M} UTC" in row
+    assert "Revoke</a>" not in row
     assert AuditEntry.objects.filter(action=AuditAction.TOKEN_REVOKED, token_hint=live_token.hint).count() == 1
 
 
@@ -411,26 +413,89 @@ def test_the_token_name_label_points_at_the_token_field(alice_client):
     assert re.search(label_then_field, form)
 
 
-def test_refused_events_are_shown_to_the_team_with_path_and_reason(bob_client, acme, globex):
+def test_refused_events_are_shown_to_the_team_with_path_and_reason(bob_client, acme, globex, live_token):
     rejections_record(
         [
             rejection_record(
                 team_id=acme.id,
-                token_hint="cnv_…abcd",
+                token_id=live_token.id,
+                token_hint=live_token.hint,
                 endpoint="/v1/event",
                 status=400,
                 payload=b'{"version": 2}',
                 problems=[FieldError("/version", "Must be the integer 1.")],
             ),
             rejection_record(
-                team_id=globex.id, token_hint="cnv_…zzzz", endpoint="/v1/event", status=400, payload=b"x", problems=[]
+                team_id=globex.id,
+                token_id=None,
+                token_hint="cnv_…zzzz",
+                endpoint="/v1/event",
+                status=400,
+                payload=b"x",
+                problems=[],
             ),
         ]
     )
 
-    page = bob_client.get("/settings/events-api/").content.decode()
+    [row] = table_rows(bob_client.get("/settings/events-api/"), "refused-events")
 
-    assert 'data-testid="refused-events"' in page
-    assert "/version" in page and "Must be the integer 1." in page
-    assert "cnv_…zzzz" not in page  # another team's refusals stay theirs
-    assert RejectedEvent.objects.count() == 2
+    assert "/version" in row and "Must be the integer 1." in row
+    assert "Production stream" in row and live_token.hint in row  # the token by its name
+    assert "400" in row and "Bad Request" in row
+    assert RejectedEvent.objects.count() == 2  # another team's refusals stay theirs
+
+
+def test_a_burst_shows_its_count_and_a_revoked_token_its_revocation(bob_client, acme, alice, live_token, time_machine):
+    time_machine.move_to(datetime(2026, 3, 4, 5, 6, tzinfo=UTC), tick=False)
+    services.api_token_revoke(token=live_token, by=alice)
+    RejectedEvent.objects.create(
+        team=acme,
+        token=live_token,
+        token_hint=live_token.hint,
+        endpoint="/v1/batch",
+        status=401,
+        count=1234,
+        received_at=datetime(2026, 3, 5, 0, 0, tzinfo=UTC),
+        last_received_at=datetime(2026, 3, 5, 1, 30, tzinfo=UTC),
+    )
+
+    [row] = table_rows(bob_client.get("/settings/events-api/"), "refused-events")
+
+    assert "\N{MULTIPLICATION SIGN} 1234" in row
+    assert "2026-03-05 01:30:00" in row and "first 2026-03-05 00:00:00" in row
+    assert "revoked on 2026-03-04" in row
+
+
+def test_revoked_tokens_stay_listed_greyed_with_when_and_who(bob_client, acme, alice, live_token):
+    services.api_token_create(team=acme, created_by=alice, name="Staging stream")
+    services.api_token_revoke(token=live_token, by=alice)
+
+    page = bob_client.get("/settings/events-api/")
+    live_row, revoked_row = table_rows(page, "token-list")
+
+    assert "Staging stream" in live_row and "Live" in live_row
+    assert "Production stream" in revoked_row
+    assert f"Revoked on {live_token.revoked_at:%Y-%m-%d %H:%M} UTC" in revoked_row
+    assert "by alice@acme.test" in revoked_row
+    assert [row["class"] for row in elements_with_testid(page, "revoked-token")] == ["revoked-token"]
+
+
+def test_outsiders_never_see_another_teams_refused_events(charlie_client, acme, live_token):
+    rejections_record(
+        [
+            rejection_record(
+                team_id=acme.id,
+                token_id=live_token.id,
+                token_hint=live_token.hint,
+                endpoint="/v1/event",
+                status=415,
+                payload=b"",
+                problems=[],
+            )
+        ]
+    )
+
+    response = charlie_client.get("/settings/events-api/")
+
+    assert elements_with_testid(response, "refused-events") == []
+    assert live_token.hint not in response.content.decode()

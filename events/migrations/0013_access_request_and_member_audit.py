@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_invitation'),
-        ('events', '0011_daily_event_volume_for_the_30_day_chart'),
+        ('events', '0012_count_refusals_and_name_their_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
