@@ -48,7 +48,8 @@ def _demo_payload(rng: random.Random, when) -> EventPayload:
 
 def _example_payload(received_at) -> EventPayload:
     payload, problems = validate_event(EXAMPLE_EVENT, received_at=received_at)
-    assert payload is not None, problems  # noqa: S101 (a constant of this module)
+    if payload is None:
+        raise ValueError(f"EXAMPLE_EVENT is not a valid event: {problems}")
     return payload
 
 
@@ -65,7 +66,10 @@ def seed_demo_events(*, team: Team) -> int:
     example_received_at = now - EXAMPLE_SENT_AGO
     rows.append(
         event_row(
-            team_id=team.id, token_id=None, payload=_example_payload(example_received_at), received_at=example_received_at
+            team_id=team.id,
+            token_id=None,
+            payload=_example_payload(example_received_at),
+            received_at=example_received_at,
         )
     )
     rows.sort(key=lambda row: row[8])  # by received_at, as they would have arrived

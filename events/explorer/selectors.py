@@ -339,7 +339,13 @@ VOLUME_RANGES = {
 }
 
 
-def volume_series(*, team: Team, period: str, filters: EventFilters = EventFilters(), now: datetime | None = None) -> dict:
+# The names shown, the counts per name and bucket, and every name's total per bucket.
+_VolumeCells = tuple[list[str], dict[str, dict[datetime, int]], dict[datetime, int]]
+
+
+def volume_series(
+    *, team: Team, period: str, filters: EventFilters = EventFilters(), now: datetime | None = None
+) -> dict:
     """Events per hour over 24 hours or per day over 30 days, ending now or at the filters' `until` and starting no
     earlier than their `since`, one series per event name (the VOLUME_SERIES busiest; the rest, with the names the
     catalog counts as Other, as "Other").
@@ -358,12 +364,14 @@ def volume_series(*, team: Team, period: str, filters: EventFilters = EventFilte
     starts = [last - step * i for i in reversed(range(count))]
     if filters.since is not None:
         starts = [start for start in starts if start + step > filters.since]
+    cells: _VolumeCells
     if not starts:
-        shown, totals, everything = [], {}, {}
+        cells = [], {}, {}
     elif filters.searching:
-        shown, totals, everything = _counted_volume(team=team, filters=filters, bucket=bucket, starts=starts, step=step)
+        cells = _counted_volume(team=team, filters=filters, bucket=bucket, starts=starts, step=step)
     else:
-        shown, totals, everything = _catalog_volume(team=team, event=filters.event, bucket=bucket, starts=starts)
+        cells = _catalog_volume(team=team, event=filters.event, bucket=bucket, starts=starts)
+    shown, totals, everything = cells
     series: list[VolumeSeries] = [
         {"event": name, "counts": [totals[name].get(start, 0) for start in starts]} for name in shown
     ]
@@ -377,9 +385,6 @@ def volume_series(*, team: Team, period: str, filters: EventFilters = EventFilte
         "series": series,
         "total": sum(sum(s["counts"]) for s in series),
     }
-
-
-_VolumeCells = tuple[list[str], dict[str, dict[datetime, int]], dict[datetime, int]]  # shown names, their counts, totals
 
 
 def _bucket_start(moment: datetime, bucket: str) -> datetime:

@@ -36,7 +36,9 @@ def test_every_manage_py_process_names_a_command_and_options_it_has(procfile):
         assert name in commands, words
         command = load_command_class(commands[name], name)
         # "$HOST:$PORT" is filled in by the shell honcho runs it in.
-        command.create_parser("manage.py", name).parse_args([a.replace("$HOST:$PORT", "127.0.0.1:8000") for a in arguments])
+        command.create_parser("manage.py", name).parse_args(
+            [a.replace("$HOST:$PORT", "127.0.0.1:8000") for a in arguments]
+        )
 
 
 def test_production_runs_gunicorn_with_its_config_and_the_sync_beside_it():
