@@ -73,13 +73,14 @@
     const badge = document.createElement("span");
     badge.className = "type-badge";
     badge.textContent = event.type;
+    const user = document.createElement("small");
+    user.className = "user";
+    user.textContent = event.user_id || event.anonymous_id || "no user id";
     const nameCell = cell("", "name");
-    nameCell.append(link, " ", badge);
+    nameCell.append(link, " ", badge, " ", user);
     const preview = cell(event.preview, "preview");
     preview.title = event.preview;
-    const user = cell(event.user_id || event.anonymous_id || "—", "user");
-    user.dataset.label = "User";
-    tr.append(timeCell, nameCell, user, preview);
+    tr.append(timeCell, nameCell, preview);
     return tr;
   }
 
