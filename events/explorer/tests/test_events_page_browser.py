@@ -271,14 +271,17 @@ def _page_for(browser, live_server, settings, user, *, width: int, height: int) 
     return context.new_page()
 
 
+LONG_USER_ID = "a-rather-long-user-identifier-0042"
+
+
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
 def test_the_events_page_fits_the_screen(browser, live_server, settings, acme_owner, width, height):
     team, user = acme_owner
     a_day_of_events(team)
-    store_event(team, "Purchased an Item", {"revenue": "39.95", "shippingMethod": "2-day"},
-                timestamp=timezone.now() - timedelta(days=400), user_id="a-rather-long-user-identifier-0042")  # fmt: skip
+    long_ago = timezone.now() - timedelta(days=400)
+    store_event(team, "Purchased an Item", {"revenue": "39.95"}, timestamp=long_ago, user_id=LONG_USER_ID)
     page = _page_for(browser, live_server, settings, user, width=width, height=height)
-    page.goto("/events/?user=a-rather-long-user-identifier-0042")
+    page.goto(f"/events/?user={LONG_USER_ID}")
     expect(page.locator("#tail-rows tr")).to_have_count(1)
     page.goto("/events/")
     page.get_by_test_id("catalog").locator("summary", has_text="Order Completed").click()
