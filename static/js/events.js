@@ -26,12 +26,15 @@
   // Every date on the page is shown in UTC, as the filters take them, by this one function: "Dec 2 00:30:08",
   // with the year when it is not this year ("Dec 2, 2025 00:30:08"). The server renders ISO without JavaScript.
   const thisYear = new Date().getUTCFullYear();
-  function shownTime(iso) {
+  function shownDay(iso) {
     const date = new Date(iso);
     const day = { month: "short", day: "numeric", timeZone: "UTC" };
     if (date.getUTCFullYear() !== thisYear) day.year = "numeric";
-    const time = date.toLocaleTimeString(undefined, { hour12: false, timeZone: "UTC" });
-    return `${date.toLocaleDateString(undefined, day)} ${time}`;
+    return date.toLocaleDateString(undefined, day);
+  }
+
+  function shownTime(iso) {
+    return `${shownDay(iso)} ${new Date(iso).toLocaleTimeString(undefined, { hour12: false, timeZone: "UTC" })}`;
   }
 
   function timeElement(iso) {
@@ -223,10 +226,9 @@
   let chart = null;
 
   function bucketLabel(iso) {
-    const date = new Date(iso);
     return period === "24h"
-      ? date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" })
-      : date.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+      ? new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" })
+      : shownDay(iso);
   }
 
   async function drawVolume() {

@@ -222,6 +222,26 @@ def test_the_counters_follow_the_filters_and_the_tail(page, acme_owner):
     expect(counted).to_have_text("2", timeout=ANSWER_TIMEOUT_MS)
 
 
+def test_the_counters_and_the_catalogs_age_move_when_the_sync_runs(page, acme_owner):
+    """As under `make run`, where the sync runs beside the server: the page follows without a reload."""
+    team, _ = acme_owner
+    store_event(team, "Signed Up")
+    sync()
+    page.goto("/events/")
+    counted = page.get_by_test_id("events-counted")
+    expect(counted).to_have_text("1")
+    updated = page.get_by_test_id("catalog-updated").locator("time")
+    synced_at = updated.get_attribute("datetime")
+
+    store_event(team, "Order Completed")
+    expect(page.locator("#tail-rows tr")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    sync()
+    expect(counted).to_have_text("2", timeout=ANSWER_TIMEOUT_MS)  # the catalog's count, at the next refresh
+    expect(page.get_by_test_id("event-names")).to_have_text("2")
+    expect(updated).not_to_have_attribute("datetime", synced_at)
+    expect(updated).to_have_text(re.compile(r"now|second"))
+
+
 def test_the_tail_dates_last_years_events_and_pages_back(page, acme_owner):
     team, _ = acme_owner
     long_ago = timezone.now() - timedelta(days=400)  # in another year, whenever the test runs

@@ -35,8 +35,8 @@ from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VI
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse logins need PostgreSQL")
 
-ENDPOINTS = ["/events/", "/events/tail.json", "/events/1.json", "/events/catalog.json", "/events/catalog/1/",
-             "/events/catalog/1.json", "/events/volume.json", "/events/export.csv"]  # fmt: skip
+ENDPOINTS = ["/events/", "/events/tail.json", "/events/counts.json", "/events/1.json", "/events/catalog.json",
+             "/events/catalog/1/", "/events/catalog/1.json", "/events/volume.json", "/events/export.csv"]  # fmt: skip
 
 
 def _csv(response) -> list[list[str]]:
@@ -82,6 +82,8 @@ def test_an_outsider_sees_nothing_of_another_team(charlie_client, acme, globex):
     assert [event["event"] for event in tail] == ["Globex Event"]
     assert "Acme" not in json.dumps(charlie_client.get("/events/catalog.json").json())
     assert "Acme" not in json.dumps(charlie_client.get("/events/volume.json?period=30d").json())
+    assert charlie_client.get("/events/counts.json").json()["events"] == 1
+    assert charlie_client.get("/events/counts.json?event=Acme+Secret+Launch").json()["events"] == 0
     assert "Acme" not in b"".join(charlie_client.get("/events/export.csv").streaming_content).decode()
     response = charlie_client.get(f"/events/{acme_id}.json")
     assert response.status_code == 404
