@@ -162,9 +162,10 @@
 
   function showSince() {
     if (!catalogUpdated) return;
-    const seconds = Math.round((new Date(catalogUpdated.dateTime) - Date.now()) / 1000);
-    catalogUpdated.textContent = Math.abs(seconds) < 60
-      ? relative.format(Math.min(seconds, 0), "second")
+    // Never in the future: a reader's clock running behind the server's reads as "now".
+    const seconds = Math.min(0, Math.round((new Date(catalogUpdated.dateTime) - Date.now()) / 1000));
+    catalogUpdated.textContent = seconds > -60
+      ? relative.format(seconds, "second")
       : relative.format(Math.round(seconds / 60), "minute");
   }
 
