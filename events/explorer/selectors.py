@@ -13,9 +13,9 @@ from typing import TypedDict
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Subquery, Sum, TextField
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, Trunc
+from django.db.models.functions import Cast, Coalesce, Trunc
 from django.http import Http404
 from django.utils import timezone
 
@@ -115,18 +115,25 @@ def events_matching(*, team: Team, filters: EventFilters) -> QuerySet:
     return events
 
 
-def _property_text(path: tuple[str, ...]) -> KeyTextTransform:
-    """The value at a path of property keys as text (`properties #>> '{referrer,source}'` on PostgreSQL)."""
+def _property_text(path: tuple[str, ...]) -> Cast:
+    """The value at a path of property keys as text (`properties #>> '{referrer,source}'` on PostgreSQL; the cast
+    makes SQLite's numbers text too)."""
     expression: str | KeyTransform = "properties"
     for key in path[:-1]:
         expression = KeyTransform(key, expression)
-    return KeyTextTransform(path[-1], expression)
+    return Cast(KeyTextTransform(path[-1], expression), TextField())
 
 
 def _preview(properties) -> str:
     """`revenue: 39.95 · shippingMethod: 2-day`, cut to PREVIEW_LENGTH characters."""
     text = " · ".join(f"{'.'.join(path)}: {value}" for path, value in flatten(properties))
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
+
+
+@dataclass
+class Tail:
+    events: list[dict]  # newest first
+    older: int | None  # the before_id of the next page back; None when these are the oldest (or new ones)
 
 
 def events_tail(
@@ -136,7 +143,7 @@ def events_tail(
     after_id: int | None = None,
     before_id: int | None = None,
     limit: int = TAIL_LIMIT,
-) -> list[dict]:
+) -> Tail:
     """The newest events (newest first); with after_id only those stored after it, for the live tail; with
     before_id the page of older events before it (keyset paging on the primary key (team_id, id))."""
     events = events_matching(team=team, filters=filters)
@@ -144,10 +151,12 @@ def events_tail(
         events = events.filter(id__gt=after_id)
     if before_id is not None:
         events = events.filter(id__lt=before_id)
-    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[:limit])
+    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[: limit + 1])
+    more = len(rows) > limit  # the one row past the page says whether there is a page after it
+    rows = rows[:limit]
     for row in rows:
         row["preview"] = _preview(row.pop("properties"))
-    return rows
+    return Tail(events=rows, older=rows[-1]["id"] if more and after_id is None else None)
 
 
 def event_detail(*, team: Team, event_id: int) -> dict:
@@ -170,11 +179,11 @@ def event_counts(*, team: Team, filters: EventFilters) -> EventCounts:
     """The Events page's counters: without filters the catalog's totals (kept by the warehouse sync); with
     filters the matching events themselves, up to COUNT_CAP of them, in one query."""
     if not filters.active:
-        names, events = _catalog_totals(team)
+        totals = CatalogEvent.objects.filter(team=team).aggregate(names=Count("pk"), events=Sum("count"))
         other = CatalogOther.objects.filter(team=team, catalog_event__isnull=True).first()
         return {
-            "events": events + (other.count if other else 0),
-            "names": names,
+            "events": (totals["events"] or 0) + (other.count if other else 0),
+            "names": totals["names"],
             "capped": False,
             "other_names": other is not None,
             "filtered": False,
@@ -193,12 +202,6 @@ def event_counts(*, team: Team, filters: EventFilters) -> EventCounts:
     }
 
 
-def _catalog_totals(team: Team) -> tuple[int, int]:
-    """(names, events under them) of the team's catalog, the names counted as Other aside."""
-    totals = CatalogEvent.objects.filter(team=team).aggregate(names=Count("pk"), events=Sum("count"))
-    return totals["names"], totals["events"] or 0
-
-
 @dataclass
 class CatalogPage:
     """One page of a team's catalog, busiest names first, and what the team's catalog holds in all."""
@@ -206,7 +209,6 @@ class CatalogPage:
     page: Page  # of CatalogEvent, each with .preview (its first properties), .property_count, .other_properties
     search: str
     names: int  # catalogued names of the team (not only those matching the search)
-    events: int  # events counted, under catalogued names and Other alike
     other_names: CatalogOther | None  # the names past MAX_CATALOG_EVENTS, counted as Other
     max_names: int
     max_properties: int
@@ -215,7 +217,7 @@ class CatalogPage:
 def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: int = CATALOG_PAGE_SIZE) -> CatalogPage:
     """A page of the team's event names whose name contains `search` (any case), with a preview of each one's
     properties and its "Other" properties. A fixed number of queries, each bounded by the page size."""
-    names, counted = _catalog_totals(team)
+    names = CatalogEvent.objects.filter(team=team).count()
     events = CatalogEvent.objects.filter(team=team)
     if search:
         events = events.filter(name__icontains=search)
@@ -243,7 +245,6 @@ def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: i
         page=page,
         search=search,
         names=names,
-        events=counted + (other_names.count if other_names else 0),
         other_names=other_names,
         max_names=MAX_CATALOG_EVENTS,
         max_properties=MAX_CATALOG_PROPERTIES,

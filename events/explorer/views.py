@@ -168,7 +168,8 @@ def events_page(request: HttpRequest) -> HttpResponse:
     valid = form.is_valid()
     filters = form.filters() if valid else EventFilters()
     before_id = form.cleaned_data["before_id"] if valid else None
-    events = selectors.events_tail(team=team, filters=filters, before_id=before_id) if valid else []
+    tail = selectors.events_tail(team=team, filters=filters, before_id=before_id) if valid else None
+    events = tail.events if tail else []
     search = catalog_form.cleaned_data if catalog_form.is_valid() else {}
     catalog = selectors.catalog_page(team=team, search=search.get("q", ""), number=search.get("page") or 1)
     filter_query = QueryDict(mutable=True)
@@ -187,7 +188,7 @@ def events_page(request: HttpRequest) -> HttpResponse:
         "catalog_form": catalog_form,
         "events": events,
         "before_id": before_id,
-        "older_id": events[-1]["id"] if len(events) == selectors.TAIL_LIMIT else None,
+        "older_id": tail.older if tail else None,
         "last_id": max((event["id"] for event in events), default=0),
         "counts": selectors.event_counts(team=team, filters=filters),
         "filters": filters,
@@ -224,11 +225,10 @@ def events_tail(request: HttpRequest) -> JsonResponse:
     if error:
         return error
     data = form.cleaned_data
-    events = selectors.events_tail(
+    tail = selectors.events_tail(
         team=team, filters=form.filters(), after_id=data["after_id"], before_id=data["before_id"]
     )
-    older = events[-1]["id"] if data["after_id"] is None and len(events) == selectors.TAIL_LIMIT else None
-    return _json({"events": events, "older": older})
+    return _json({"events": tail.events, "older": tail.older})
 
 
 @never_cache

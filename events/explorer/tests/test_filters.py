@@ -134,6 +134,13 @@ def test_older_events_page_back_beyond_the_first_page(bob_client, acme):
     assert 'data-testid="older-events"' in bob_client.get("/events/").content.decode()
 
 
+def test_a_full_page_with_nothing_before_it_offers_no_older_events(bob_client, acme):
+    for _ in range(TAIL_LIMIT):
+        store_event(acme, "Signed Up")
+    assert bob_client.get("/events/tail.json").json()["older"] is None
+    assert '<p class="older" data-older hidden>' in bob_client.get("/events/").content.decode()
+
+
 def _ids_of(answer: dict) -> list[int]:
     return [event["id"] for event in answer["events"]]
 
