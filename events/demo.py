@@ -3,7 +3,7 @@ storefront's events, and the Events API's example event (EXAMPLE_EVENT, also the
 sent minutes before the seed ran, as a first event would be."""
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -46,7 +46,7 @@ def _demo_payload(rng: random.Random, when) -> EventPayload:
     )
 
 
-def _example_payload(received_at) -> EventPayload:
+def _example_payload(received_at: datetime) -> EventPayload:
     payload, problems = validate_event(EXAMPLE_EVENT, received_at=received_at)
     if payload is None:
         raise ValueError(f"EXAMPLE_EVENT is not a valid event: {problems}")

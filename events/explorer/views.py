@@ -96,7 +96,7 @@ class EventFilterForm(forms.Form):
         since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
         if since and until and until <= since:
             self.add_error("until", RANGE_REVERSED)
-        if self.cleaned_data.get("value") and not self.cleaned_data.get("property") and "property" in self.cleaned_data:
+        if self.cleaned_data.get("value") and self.cleaned_data.get("property") == ():  # (a bad path has its error)
             self.add_error("property", VALUE_WITHOUT_PROPERTY)
         return cleaned
 
