@@ -1,5 +1,6 @@
 # Canvas Events: two commands set everything up on a fresh machine.
-#   make run   serve the app with demo data on http://127.0.0.1:8000 (SQLite under var/ unless DATABASE_URL is set)
+#   make run   serve the app with demo data on http://127.0.0.1:8000 (SQLite under var/ unless DATABASE_URL is set),
+#              with the warehouse sync beside it (Procfile.dev, through honcho)
 #   make test  the checks (ruff, mypy), then the whole suite against PostgreSQL (and Redis)
 
 PYTHON ?= python3
@@ -35,9 +36,8 @@ run: $(VENV)/.runtime
 	mkdir -p var
 	DEBUG=1 $(PY) manage.py migrate --noinput -v0
 	DEBUG=1 $(PY) manage.py seed_demo
-	DEBUG=1 $(PY) manage.py sync_warehouse
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
-	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/), the warehouse sync beside it"
+	DEBUG=1 HOST=$(HOST) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
 # Test environment: production-like settings (DEBUG off) with HTTPS redirects off, since the test servers
 # speak plain HTTP on loopback.

@@ -11,16 +11,25 @@ NO_TEAM_MESSAGE = "You are not a member of any team."
 _CACHED_MEMBERSHIP = "_membership"  # get_membership's answer, kept on the request
 
 
+class NoTeam(Http404):
+    """The signed-in user is a member of no team: accounts.middleware answers with a page saying what to do."""
+
+
 class AuthenticatedHttpRequest(HttpRequest):
     """The request of a view behind login_required: its user is a User, never AnonymousUser."""
 
     user: User
 
 
+def client_ip(request: HttpRequest) -> str | None:
+    """The address the audit log records: the connection's peer, as for every audit entry."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
 def get_membership(request: HttpRequest) -> Membership:
     """The user's membership in the current team (from the session, else their first team).
 
-    A user without any team gets 404: there is nothing of any team for them to see.
+    A user without any team gets NoTeam: a 404, which accounts.middleware answers with the "no team yet" page.
     """
     cached: Membership | None = getattr(request, _CACHED_MEMBERSHIP, None)
     if cached is not None:
@@ -31,7 +40,7 @@ def get_membership(request: HttpRequest) -> Membership:
     team_id = request.session.get(SESSION_TEAM_KEY)
     membership = (memberships.filter(team_id=team_id).first() if team_id else None) or memberships.first()
     if membership is None:
-        raise Http404(NO_TEAM_MESSAGE)
+        raise NoTeam(NO_TEAM_MESSAGE)
     setattr(request, _CACHED_MEMBERSHIP, membership)
     return membership
 

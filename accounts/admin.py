@@ -4,7 +4,8 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from events.tokens.services import events_api_set_enabled
 
-from .models import Membership, Team, User
+from .access import client_ip
+from .models import Invitation, Membership, Team, User
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -41,10 +42,6 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "events_api_enabled", "events_api_changed_at", "events_api_changed_by"]
@@ -63,11 +60,11 @@ class TeamAdmin(admin.ModelAdmin):
             obj.events_api_enabled = not wanted
         super().save_model(request, obj, form, change)
         if switching:
-            events_api_set_enabled(team=obj, enabled=wanted, by=request.user, ip=_client_ip(request))
+            events_api_set_enabled(team=obj, enabled=wanted, by=request.user, ip=client_ip(request))
 
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
         changed = sum(
-            events_api_set_enabled(team=team, enabled=enabled, by=request.user, ip=_client_ip(request))
+            events_api_set_enabled(team=team, enabled=enabled, by=request.user, ip=client_ip(request))
             for team in queryset
         )
         state = "enabled" if enabled else "disabled"
@@ -88,3 +85,33 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "team"]
     search_fields = ["user__email", "team__name"]
     autocomplete_fields = ["user", "team"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Staff see who was invited where; invitations are made and revoked by the team's Owners, in Settings."""
+
+    list_display = ["email", "team", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = [("accepted_at", admin.EmptyFieldListFilter), ("revoked_at", admin.EmptyFieldListFilter), "team"]
+    search_fields = ["email", "team__name"]
+    list_select_related = ["team", "invited_by"]
+    fields = readonly_fields = (
+        "team",
+        "email",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+        "revoked_by",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

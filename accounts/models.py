@@ -1,3 +1,4 @@
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -97,3 +98,75 @@ class Membership(models.Model):
     @property
     def is_owner(self) -> bool:
         return self.role == Role.OWNER
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def open(self):
+        """Neither accepted nor revoked: listed for the Owners (expired ones too, so they can invite again)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def from_link(self, secret: str) -> "Invitation | None":
+        return self.select_related("team", "invited_by").filter(token_digest=Invitation.digest_of(secret)).first()
+
+
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    EXPIRED = "expired", "Expired"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(models.Model):
+    """An Owner's invitation of an email address to a team.
+
+    The link's secret is stored only as its SHA-256 digest (it is random, so an unsalted fast hash is right). A
+    link works once, until `expires_at`, unless revoked; inviting the address again gives the open invitation
+    a new secret and expiry, so an older link stops working.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Lower-cased, like User.email.")
+    role = models.CharField(max_length=16, choices=Role, default=Role.MEMBER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    token_digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["token_digest"], name="accounts_invitation_digest_unique"),
+            models.UniqueConstraint(
+                fields=["team", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="accounts_invitation_one_open_per_email",
+            ),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="accounts_invitation_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.team} ({self.get_state_display()})"
+
+    @staticmethod
+    def digest_of(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @property
+    def state(self) -> InvitationState:
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED
+        if self.expires_at <= timezone.now():
+            return InvitationState.EXPIRED
+        return InvitationState.PENDING
+
+    def get_state_display(self) -> str:
+        return self.state.label

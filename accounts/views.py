@@ -17,9 +17,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services
-from .access import SESSION_TEAM_KEY, get_membership, get_owner_membership
-from .forms import MemberAddForm, MemberRoleForm, TeamNameForm
+from .access import SESSION_TEAM_KEY, AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
+from .forms import InvitationForm, MemberRoleForm, TeamNameForm
 from .models import Membership
+from .selectors import members_section
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,9 @@ def general_page(request: HttpRequest) -> HttpResponse:
 
 
 def render_members(
-    request: HttpRequest, *, status: int = 200, member_add_form: MemberAddForm | None = None
+    request: HttpRequest, *, status: int = 200, invitation_form: InvitationForm | None = None
 ) -> HttpResponse:
-    team = get_membership(request).team
-    context = {
-        "members": team.memberships.select_related("user").order_by("user__email"),
-        "member_add_form": member_add_form or MemberAddForm(),
-    }
+    context = members_section(membership=get_membership(request), invitation_form=invitation_form)
     return render_settings(request, MEMBERS, "accounts/settings/members.html", context, status=status)
 
 
@@ -137,38 +134,24 @@ def team_rename(request: HttpRequest) -> HttpResponse:
     return redirect(GENERAL.url_name)
 
 
-@login_required
-@require_POST_or_show(MEMBERS)
-def member_add(request: HttpRequest) -> HttpResponse:
-    membership = get_owner_membership(request)
-    form = MemberAddForm(request.POST)
-    if form.is_valid():
-        try:
-            added = services.membership_add(team=membership.team, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"{added.user.email} added as {added.get_role_display()}.")
-            return redirect(MEMBERS.url_name)
-    return render_members(request, status=400, member_add_form=form)
-
-
 def _team_member(request: HttpRequest, pk: int) -> Membership:
     """A membership of the current team; one of another team is 404, like anything that is not there."""
     owner = get_owner_membership(request)
-    return get_object_or_404(Membership.objects.select_related("user"), pk=pk, team=owner.team)
+    return get_object_or_404(Membership.objects.select_related("user", "team"), pk=pk, team=owner.team)
 
 
 @login_required
 @require_POST
-def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
+def member_change_role(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     target = _team_member(request, pk)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Owner or Member.")
         return redirect(MEMBERS.url_name)
     try:
-        services.membership_change_role(membership=target, role=form.cleaned_data["role"])
+        services.membership_change_role(
+            membership=target, role=form.cleaned_data["role"], by=request.user, ip=client_ip(request)
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -177,11 +160,17 @@ def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+def member_remove_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _team_member(request, pk)
+    return render(request, "accounts/member_remove_confirm.html", {"target": target, "team": target.team})
+
+
+@login_required
 @require_POST
-def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     target = _team_member(request, pk)
     try:
-        services.membership_remove(membership=target)
+        services.membership_remove(membership=target, by=request.user, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:

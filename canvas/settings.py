@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "canvas.middleware.BrowserOnlyCsrfViewMiddleware",
     "canvas.middleware.BrowserOnlyAuthenticationMiddleware",
     "canvas.middleware.BrowserOnlyMessageMiddleware",
+    # A signed-in user without a team gets a page that says what to do next, wherever they were going.
+    "accounts.middleware.NoTeamMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "canvas.middleware.BrowserOnlyCSPMiddleware",
     # Inside CSP and sessions: the 405 page it renders gets the CSP header and knows the user.
@@ -136,6 +138,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Invitation links (accounts.services.invitation_send) work once, for this long.
+INVITATION_MAX_AGE = timedelta(days=7)
+
+# --- Email (invitations): the console under `make run`, SMTP from EMAIL_URL elsewhere --------------------------
+# e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587; unset and DEBUG off, Django's SMTP on localhost:25.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Canvas Events <no-reply@canvasapp.com>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Internationalisation -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

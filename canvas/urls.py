@@ -4,7 +4,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
+from accounts import views_invitations as invitation_views
 from events.metrics import metrics_view
+from events.tokens import access_request_views
 from events.tokens import views as event_views
 
 from . import health
@@ -27,9 +29,20 @@ urlpatterns = [
     path("settings/events-api/", event_views.events_api_page, name="settings_events_api"),
     path("settings/warehouse/", account_views.warehouse_page, name="settings_warehouse"),
     path("settings/team/", account_views.team_rename, name="team_rename"),
-    path("settings/members/add/", account_views.member_add, name="member_add"),
+    path("settings/invitations/", invitation_views.invitation_send, name="invitation_send"),
+    path("settings/invitations/<int:pk>/revoke/", invitation_views.invitation_revoke, name="invitation_revoke"),
+    path("invitations/accept/", invitation_views.invitation_accept, name="invitation_accept"),
+    path("invitations/<str:secret>/", invitation_views.invitation_open, name="invitation_open"),
     path("settings/members/<int:pk>/role/", account_views.member_change_role, name="member_change_role"),
+    path(
+        "settings/members/<int:pk>/remove/confirm/", account_views.member_remove_confirm, name="member_remove_confirm"
+    ),
     path("settings/members/<int:pk>/remove/", account_views.member_remove, name="member_remove"),
+    path(
+        "settings/events-api/request-access/",
+        access_request_views.access_request_create,
+        name="events_api_request_access",
+    ),
     path("settings/tokens/", event_views.token_create, name="token_create"),
     path("settings/tokens/<int:pk>/", event_views.token_detail, name="token_detail"),
     path("settings/tokens/<int:pk>/revoke/confirm/", event_views.token_revoke_confirm, name="token_revoke_confirm"),

@@ -6,8 +6,9 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
-from events.models import ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
-from events.tokens.services import api_token_revoke
+from accounts.access import client_ip
+from events.models import AccessRequest, ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
+from events.tokens.services import api_token_revoke, events_api_set_enabled
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,18 +54,64 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens (permanent)")
     def revoke_tokens(self, request, queryset):
-        ip = request.META.get("REMOTE_ADDR") or None
+        ip = client_ip(request)
         revoked = sum(api_token_revoke(token=token, by=request.user, ip=ip) for token in queryset)
         self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "team", "action", "actor", "token_hint", "ip_address"]
+    list_display = ["created_at", "team", "action", "actor", "token_hint", "member_email", "role", "ip_address"]
     list_filter = ["action", "team"]
-    search_fields = ["team__name", "actor__email", "token_hint"]
+    search_fields = ["team__name", "actor__email", "token_hint", "member_email"]
     list_select_related = ["team", "actor"]
     date_hierarchy = "created_at"
+
+
+class AccessRequestStatusFilter(admin.SimpleListFilter):
+    """Pending requests first: what staff come here to act on."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyAdmin):
+    """Owners ask for the Events API from Settings; staff enable it here (or on the team's page) and that
+    resolves the request."""
+
+    list_display = ["created_at", "team", "requested_by", "note", "api_enabled", "resolved_at", "resolved_by"]
+    list_filter = [AccessRequestStatusFilter]
+    search_fields = ["team__name", "team__slug", "requested_by__email"]
+    list_select_related = ["team", "requested_by", "resolved_by"]
+    readonly_fields = ["team", "requested_by", "note", "created_at", "resolved_at", "resolved_by"]
+    actions = ["enable_events_api"]
+
+    @admin.display(boolean=True, description="API enabled")
+    def api_enabled(self, access_request: AccessRequest) -> bool:
+        return access_request.team.events_api_enabled
+
+    def has_change_permission(self, request, obj=None):
+        # Actions need it; every field stays read-only.
+        return request.user.has_perm("events.change_accessrequest")
+
+    @admin.action(description="Enable the Events API for the selected requests' teams", permissions=["change"])
+    def enable_events_api(self, request, queryset):
+        # The same service as the team's page: one home for the switch, its audit row and the token caches.
+        teams = {access_request.team for access_request in queryset.select_related("team")}
+        for team in teams:
+            events_api_set_enabled(team=team, enabled=True, by=request.user, ip=client_ip(request))
+        self.message_user(request, f"Events API enabled for {len(teams)} team(s).", messages.SUCCESS)
 
 
 class EventNameFilter(admin.SimpleListFilter):

@@ -6,7 +6,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Team
+from accounts.models import Role, Team
 from events.warehouse.distinct_count import sketch_estimate
 
 
@@ -56,15 +56,23 @@ class AuditAction(models.TextChoices):
     API_ENABLED = "api_enabled", "Events API enabled"
     API_DISABLED = "api_disabled", "Events API disabled"
     WAREHOUSE_CREDENTIALS = "warehouse_credentials", "Warehouse login created or rotated"
+    API_ACCESS_REQUESTED = "api_access_requested", "Events API access requested"
+    INVITATION_SENT = "invitation_sent", "Invitation sent"
+    INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+    INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+    MEMBER_ROLE_CHANGED = "member_role_changed", "Member's role changed"
+    MEMBER_REMOVED = "member_removed", "Member removed"
 
 
 class AuditEntry(models.Model):
-    """Who did what to a team's Events API access, from where, and when. Never edited."""
+    """Who did what to a team's access (Events API, tokens, members), from where, and when. Never edited."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_entries")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=32, choices=AuditAction)
     token_hint = models.CharField(max_length=16, blank=True)
+    member_email = models.EmailField(blank=True, help_text="The member or invitee concerned.")
+    role = models.CharField(max_length=16, choices=Role, blank=True, help_text="The role given, if any.")
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -75,6 +83,38 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AccessRequestQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(resolved_at__isnull=True)
+
+
+class AccessRequest(models.Model):
+    """An Owner's request that staff enable the Events API for their team. Enabling the API resolves it
+    (events.tokens.services.events_api_set_enabled), however staff enable it."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="access_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.TextField(blank=True, max_length=1000, help_text="What the team plans to send, in its words.")
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = AccessRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team"], condition=models.Q(resolved_at__isnull=True), name="events_accessrequest_one_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Events API for {self.team}, requested {self.created_at:%Y-%m-%d}"
 
 
 class EventType(models.TextChoices):

@@ -2,17 +2,20 @@
 
 Everything is scoped to one team by the caller's `team`; nothing here takes an id without it. Each read holds
 a bounded amount whatever the team sends: the tail and the catalog come a page at a time, the volume from the
-catalog's hourly and daily counts, the export a chunk at a time through a server-side cursor.
+catalog's hourly and daily counts, the export a chunk at a time through a server-side cursor. A search by user or
+property reads at most the team's latest SEARCH_WINDOW events, and a filtered count stops at COUNT_CAP.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Subquery, Sum, TextField
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Coalesce, Trunc
 from django.http import Http404
 from django.utils import timezone
 
@@ -59,11 +62,33 @@ EVENT_FIELDS = (
 DETAIL_FIELDS = (*EVENT_FIELDS, "properties", "context", "extra")
 
 
+# A search by user or property value has no index of its own (each would cost every insert on the ingest path):
+# it reads the team's latest SEARCH_WINDOW events, newest first along the primary key (team_id, id), and no
+# further. See docs/performance.md#events-page-search.
+SEARCH_WINDOW = 100_000
+# Filtered counts stop here: the page says "100,000+" rather than count a team's millions of rows every few seconds.
+COUNT_CAP = 100_000
+# The catalog is "kept up to date" while its sync has run this recently (`sync_warehouse --watch` runs every 5 s).
+SYNC_RUNNING_WITHIN = timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class EventFilters:
     event: str = ""
     since: datetime | None = None  # by the event's timestamp, inclusive
     until: datetime | None = None  # exclusive
+    user: str = ""  # a user id or an anonymous id, exactly
+    property_path: tuple[str, ...] = ()  # a property's keys, as the tail's preview shows them: referrer.source
+    property_value: str = ""  # the value as text: "39.95" finds the number 39.95 and the string "39.95"
+
+    @property
+    def searching(self) -> bool:
+        """Whether a filter reads the events themselves beyond their name and time (bounded by SEARCH_WINDOW)."""
+        return bool(self.user or self.property_path)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.event or self.since or self.until or self.searching)
 
 
 def events_matching(*, team: Team, filters: EventFilters) -> QuerySet:
@@ -74,7 +99,29 @@ def events_matching(*, team: Team, filters: EventFilters) -> QuerySet:
         events = events.filter(timestamp__gte=filters.since)
     if filters.until is not None:
         events = events.filter(timestamp__lt=filters.until)
+    if filters.searching:
+        # The id of the team's SEARCH_WINDOW-th latest event, from the primary key's index alone.
+        window_start = Event.objects.for_team(team).order_by("-id").values("id")[SEARCH_WINDOW - 1 : SEARCH_WINDOW]
+        events = events.filter(id__gte=Coalesce(Subquery(window_start), 0))
+    if filters.user:
+        events = events.filter(Q(user_id=filters.user) | Q(anonymous_id=filters.user))
+    if filters.property_path:
+        # Without a value: the events that have the property at all.
+        events = events.annotate(property_text=_property_text(filters.property_path))
+        if filters.property_value:
+            events = events.filter(property_text=filters.property_value)
+        else:
+            events = events.filter(property_text__isnull=False)
     return events
+
+
+def _property_text(path: tuple[str, ...]) -> Cast:
+    """The value at a path of property keys as text (`properties #>> '{referrer,source}'` on PostgreSQL; the cast
+    makes SQLite's numbers text too)."""
+    expression: str | KeyTransform = "properties"
+    for key in path[:-1]:
+        expression = KeyTransform(key, expression)
+    return Cast(KeyTextTransform(path[-1], expression), TextField())
 
 
 def _preview(properties) -> str:
@@ -83,17 +130,33 @@ def _preview(properties) -> str:
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
 
 
+@dataclass
+class Tail:
+    events: list[dict]  # newest first
+    older: int | None  # the before_id of the next page back; None when these are the oldest (or new ones)
+
+
 def events_tail(
-    *, team: Team, filters: EventFilters, after_id: int | None = None, limit: int = TAIL_LIMIT
-) -> list[dict]:
-    """The newest events (newest first); with after_id only those stored after it, for the live tail."""
+    *,
+    team: Team,
+    filters: EventFilters,
+    after_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = TAIL_LIMIT,
+) -> Tail:
+    """The newest events (newest first); with after_id only those stored after it, for the live tail; with
+    before_id the page of older events before it (keyset paging on the primary key (team_id, id))."""
     events = events_matching(team=team, filters=filters)
     if after_id is not None:
         events = events.filter(id__gt=after_id)
-    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[:limit])
+    if before_id is not None:
+        events = events.filter(id__lt=before_id)
+    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[: limit + 1])
+    more = len(rows) > limit  # the one row past the page says whether there is a page after it
+    rows = rows[:limit]
     for row in rows:
         row["preview"] = _preview(row.pop("properties"))
-    return rows
+    return Tail(events=rows, older=rows[-1]["id"] if more and after_id is None else None)
 
 
 def event_detail(*, team: Team, event_id: int) -> dict:
@@ -104,6 +167,41 @@ def event_detail(*, team: Team, event_id: int) -> dict:
     return row
 
 
+class EventCounts(TypedDict):
+    events: int
+    names: int
+    capped: bool  # more events match than COUNT_CAP: `events` and `names` are lower bounds
+    other_names: bool  # some names are counted together as Other (unfiltered counts only)
+    filtered: bool
+
+
+def event_counts(*, team: Team, filters: EventFilters) -> EventCounts:
+    """The Events page's counters: without filters the catalog's totals (kept by the warehouse sync); with
+    filters the matching events themselves, up to COUNT_CAP of them, in one query."""
+    if not filters.active:
+        totals = CatalogEvent.objects.filter(team=team).aggregate(names=Count("pk"), events=Sum("count"))
+        other = CatalogOther.objects.filter(team=team, catalog_event__isnull=True).first()
+        return {
+            "events": (totals["events"] or 0) + (other.count if other else 0),
+            "names": totals["names"],
+            "capped": False,
+            "other_names": other is not None,
+            "filtered": False,
+        }
+    matching = events_matching(team=team, filters=filters).order_by("-id").values("event")[: COUNT_CAP + 1]
+    sql, params = matching.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), count(DISTINCT event) FROM ({sql}) AS matching", params)  # noqa: S608
+        events, names = cursor.fetchone()
+    return {
+        "events": min(events, COUNT_CAP),
+        "names": names,
+        "capped": events > COUNT_CAP,
+        "other_names": False,
+        "filtered": True,
+    }
+
+
 @dataclass
 class CatalogPage:
     """One page of a team's catalog, busiest names first, and what the team's catalog holds in all."""
@@ -111,7 +209,6 @@ class CatalogPage:
     page: Page  # of CatalogEvent, each with .preview (its first properties), .property_count, .other_properties
     search: str
     names: int  # catalogued names of the team (not only those matching the search)
-    events: int  # events counted, under catalogued names and Other alike
     other_names: CatalogOther | None  # the names past MAX_CATALOG_EVENTS, counted as Other
     max_names: int
     max_properties: int
@@ -120,7 +217,7 @@ class CatalogPage:
 def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: int = CATALOG_PAGE_SIZE) -> CatalogPage:
     """A page of the team's event names whose name contains `search` (any case), with a preview of each one's
     properties and its "Other" properties. A fixed number of queries, each bounded by the page size."""
-    totals = CatalogEvent.objects.filter(team=team).aggregate(names=Count("pk"), events=Sum("count"))
+    names = CatalogEvent.objects.filter(team=team).count()
     events = CatalogEvent.objects.filter(team=team)
     if search:
         events = events.filter(name__icontains=search)
@@ -147,8 +244,7 @@ def catalog_page(*, team: Team, search: str = "", number: int | str = 1, size: i
     return CatalogPage(
         page=page,
         search=search,
-        names=totals["names"],
-        events=(totals["events"] or 0) + (other_names.count if other_names else 0),
+        names=names,
         other_names=other_names,
         max_names=MAX_CATALOG_EVENTS,
         max_properties=MAX_CATALOG_PROPERTIES,
@@ -244,36 +340,42 @@ VOLUME_RANGES = {
 }
 
 
-def volume_series(*, team: Team, period: str, event: str = "", now: datetime | None = None) -> dict:
-    """Events per hour over the last 24 hours or per day over the last 30 days, one series per event name
-    (the VOLUME_SERIES busiest; the rest, with the names the catalog counts as Other, as "Other"). From the
-    catalog's hourly or daily counts, so it costs the same for a team sending ten events a day or ten thousand a
-    second; three queries, whose answers are at most VOLUME_SERIES names, their buckets, and the buckets' totals."""
+# The names shown, the counts per name and bucket, and every name's total per bucket.
+_VolumeCells = tuple[list[str], dict[str, dict[datetime, int]], dict[datetime, int]]
+
+
+def volume_series(
+    *, team: Team, period: str, filters: EventFilters = EventFilters(), now: datetime | None = None
+) -> dict:
+    """Events per hour over 24 hours or per day over 30 days, ending now or at the filters' `until` and starting no
+    earlier than their `since`, one series per event name (the VOLUME_SERIES busiest; the rest, with the names the
+    catalog counts as Other, as "Other").
+
+    Filtered by name and time, it reads the catalog's hourly or daily counts, so it costs the same for a team
+    sending ten events a day or ten thousand a second: three queries, whose answers are at most VOLUME_SERIES
+    names, their buckets, and the buckets' totals (a bucket counts whole, also where the range cuts it). A search
+    by user or property counts the matching events themselves, in one query bounded by SEARCH_WINDOW."""
     bucket, count = VOLUME_RANGES[period]
     now = now or timezone.now()
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
-    last = now.replace(minute=0, second=0, microsecond=0)
-    if bucket == "day":
-        last = last.replace(hour=0)
+    if filters.until is not None and filters.until <= now:
+        last = _bucket_start(filters.until - timedelta(microseconds=1), bucket)  # `until` is exclusive
+    else:
+        last = _bucket_start(now, bucket)
     starts = [last - step * i for i in reversed(range(count))]
-    model = EventVolume if bucket == "hour" else DailyEventVolume
-    rows = model.objects.filter(team=team, **{f"{bucket}__gte": starts[0]})
-    if event:
-        rows = rows.filter(event=event)
-    shown = list(
-        rows.exclude(event=EventVolume.OTHER_NAMES)
-        .values("event")
-        .annotate(total=Sum("count"))
-        .order_by("-total", "event")
-        .values_list("event", flat=True)[:VOLUME_SERIES]
-    )
-    totals: dict[str, dict[datetime, int]] = {name: {} for name in shown}
-    for name, start, total in rows.filter(event__in=shown).values_list("event", bucket, "count"):
-        totals[name][start] = total
+    if filters.since is not None:
+        starts = [start for start in starts if start + step > filters.since]
+    cells: _VolumeCells
+    if not starts:
+        cells = [], {}, {}
+    elif filters.searching:
+        cells = _counted_volume(team=team, filters=filters, bucket=bucket, starts=starts, step=step)
+    else:
+        cells = _catalog_volume(team=team, event=filters.event, bucket=bucket, starts=starts)
+    shown, totals, everything = cells
     series: list[VolumeSeries] = [
         {"event": name, "counts": [totals[name].get(start, 0) for start in starts]} for name in shown
     ]
-    everything = dict(rows.values(bucket).annotate(n=Sum("count")).values_list(bucket, "n").order_by())
     others = [everything.get(start, 0) - sum(s["counts"][i] for s in series) for i, start in enumerate(starts)]
     if any(others):
         series.append({"event": OTHER_EVENTS, "counts": others})
@@ -286,11 +388,56 @@ def volume_series(*, team: Team, period: str, event: str = "", now: datetime | N
     }
 
 
+def _bucket_start(moment: datetime, bucket: str) -> datetime:
+    start = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start.replace(hour=0) if bucket == "day" else start
+
+
+def _catalog_volume(*, team: Team, event: str, bucket: str, starts: list[datetime]) -> _VolumeCells:
+    model = EventVolume if bucket == "hour" else DailyEventVolume
+    rows = model.objects.filter(team=team, **{f"{bucket}__gte": starts[0], f"{bucket}__lte": starts[-1]})
+    if event:
+        rows = rows.filter(event=event)
+    shown = list(
+        rows.exclude(event=EventVolume.OTHER_NAMES)
+        .values("event")
+        .annotate(total=Sum("count"))
+        .order_by("-total", "event")
+        .values_list("event", flat=True)[:VOLUME_SERIES]
+    )
+    totals: dict[str, dict[datetime, int]] = {name: {} for name in shown}
+    for name, start, total in rows.filter(event__in=shown).values_list("event", bucket, "count"):
+        totals[name][start] = total
+    everything = dict(rows.values(bucket).annotate(n=Sum("count")).values_list(bucket, "n").order_by())
+    return shown, totals, everything
+
+
+def _counted_volume(
+    *, team: Team, filters: EventFilters, bucket: str, starts: list[datetime], step: timedelta
+) -> _VolumeCells:
+    events = events_matching(team=team, filters=filters).filter(
+        timestamp__gte=starts[0], timestamp__lt=starts[-1] + step
+    )
+    cells = (
+        events.annotate(start=Trunc("timestamp", bucket, tzinfo=UTC))
+        .values_list("event", "start")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    totals: dict[str, dict[datetime, int]] = {}
+    everything: dict[datetime, int] = {}
+    for name, start, n in cells:
+        totals.setdefault(name, {})[start] = n
+        everything[start] = everything.get(start, 0) + n
+    shown = sorted(totals, key=lambda name: (-sum(totals[name].values()), name))[:VOLUME_SERIES]
+    return shown, totals, everything
+
+
 def warehouse_summary(*, team: Team) -> dict:
     """What the Events page and Settings say about the team's warehouse."""
     # Not `views` itself: it holds every column of every view; see docs/performance.md#catalog-caps.
     warehouse = TeamWarehouse.objects.filter(team=team).defer("views").first()
-    state = CatalogSyncState.objects.filter(pk=1).first()
+    synced_at = catalog_synced_at()
     views = _view_names(warehouse) if warehouse else []
     type_views = [name for name in TYPE_VIEWS.values() if name in views]
     event_views = [name for name in views if name not in type_views]
@@ -304,8 +451,14 @@ def warehouse_summary(*, team: Team) -> dict:
         "has_login": bool(warehouse and warehouse.role_name),
         "login": warehouse.role_name if warehouse else "",
         "credentials_rotated_at": warehouse.credentials_rotated_at if warehouse else None,
-        "catalog_synced_at": state.synced_at if state else None,
+        "catalog_synced_at": synced_at,
+        "catalog_sync_running": bool(synced_at and timezone.now() - synced_at < SYNC_RUNNING_WITHIN),
     }
+
+
+def catalog_synced_at() -> datetime | None:
+    """When the warehouse sync last added events to the catalog (all teams at once)."""
+    return CatalogSyncState.objects.filter(pk=1).values_list("synced_at", flat=True).first()
 
 
 def _view_names(warehouse: TeamWarehouse) -> list[str]:

@@ -11,6 +11,7 @@ from events.explorer import views
 urlpatterns = [
     path("", views.events_page, name="events_page"),
     path("tail.json", views.events_tail, name="events_tail"),
+    path("counts.json", views.event_counts_json, name="events_counts"),
     path("<int:event_id>.json", views.event_json, name="events_detail"),
     path("catalog.json", views.catalog_json, name="events_catalog"),
     path("catalog/<int:event_id>/", views.catalog_event_page, name="events_catalog_event"),

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
 from accounts.views import WAREHOUSE, render_warehouse
 from events.explorer import selectors
 from events.explorer.selectors import EXPORT_COLUMNS, VOLUME_RANGES, EventFilters
@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 INVALID_FILTERS = ("invalid_filters", "Some filters are not valid.")
 EVENT_NOT_FOUND = ("not_found", "There is no such event.")
 RANGE_REVERSED = "Must be later than From."
+VALUE_WITHOUT_PROPERTY = "Name the property whose value to look for."
+PROPERTY_PATH_INVALID = "Keys separated by dots, none empty: referrer.source"
 # A spreadsheet runs a cell that starts with one of these as a formula: such text cells get a leading '.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 WAREHOUSE_NOT_SET_UP = "Warehouse logins are not set up on this server yet; its operators have been told why."
@@ -61,19 +63,62 @@ class EventFilterForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
 
+    user = forms.CharField(
+        required=False,
+        max_length=255,
+        strip=False,
+        label="User id",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "user or anonymous id", "autocomplete": "off"}),
+    )
+    property = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Property",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. plan or referrer.source", "autocomplete": "off"}),
+    )
+    value = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=False,
+        label="Value",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "exact value", "autocomplete": "off"}),
+    )
+
+    def clean_property(self) -> tuple[str, ...]:
+        path = self.cleaned_data["property"]
+        keys = tuple(path.split(".")) if path else ()
+        if any(not key for key in keys):
+            raise forms.ValidationError(PROPERTY_PATH_INVALID)
+        return keys
+
     def clean(self):
         cleaned = super().clean()
         since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
         if since and until and until <= since:
             self.add_error("until", RANGE_REVERSED)
+        if self.cleaned_data.get("value") and self.cleaned_data.get("property") == ():  # (a bad path has its error)
+            self.add_error("property", VALUE_WITHOUT_PROPERTY)
         return cleaned
 
     def filters(self) -> EventFilters:
         data = self.cleaned_data
-        return EventFilters(event=data["event"], since=data["since"], until=data["until"])
+        return EventFilters(
+            event=data["event"],
+            since=data["since"],
+            until=data["until"],
+            user=data["user"],
+            property_path=data["property"],
+            property_value=data["value"],
+        )
 
 
-class TailForm(EventFilterForm):
+class EventsPageForm(EventFilterForm):
+    """The filters, and the page of older events to show (`?before_id=N`, the "Older events" link)."""
+
+    before_id = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class TailForm(EventsPageForm):
     after_id = forms.IntegerField(required=False, min_value=0)
 
 
@@ -89,9 +134,8 @@ class CatalogSearchForm(forms.Form):
     page = forms.IntegerField(required=False, min_value=1)
 
 
-class VolumeForm(forms.Form):
+class VolumeForm(EventFilterForm):
     period = forms.ChoiceField(required=False, choices=[(key, key) for key in VOLUME_RANGES])
-    event = forms.CharField(required=False, max_length=200, strip=False)
 
 
 def _json(data, *, status: int = 200, **dumps) -> JsonResponse:
@@ -119,11 +163,13 @@ def _valid_form(form_class: type[_Form], request: HttpRequest) -> tuple[_Form, J
 def events_page(request: HttpRequest) -> HttpResponse:
     membership = get_membership(request)
     team = membership.team
-    form = EventFilterForm(request.GET)
+    form = EventsPageForm(request.GET)
     catalog_form = CatalogSearchForm(request.GET, prefix="catalog")
     valid = form.is_valid()
     filters = form.filters() if valid else EventFilters()
-    events = selectors.events_tail(team=team, filters=filters) if valid else []
+    before_id = form.cleaned_data["before_id"] if valid else None
+    tail = selectors.events_tail(team=team, filters=filters, before_id=before_id) if valid else None
+    events = tail.events if tail else []
     search = catalog_form.cleaned_data if catalog_form.is_valid() else {}
     catalog = selectors.catalog_page(team=team, search=search.get("q", ""), number=search.get("page") or 1)
     filter_query = QueryDict(mutable=True)
@@ -132,7 +178,7 @@ def events_page(request: HttpRequest) -> HttpResponse:
             {
                 name: value
                 for name, value in request.GET.items()
-                if name in form.fields and isinstance(value, str) and value
+                if name in EventFilterForm.base_fields and isinstance(value, str) and value
             }
         )
     context = {
@@ -141,11 +187,15 @@ def events_page(request: HttpRequest) -> HttpResponse:
         "form": form,
         "catalog_form": catalog_form,
         "events": events,
+        "before_id": before_id,
+        "older_id": tail.older if tail else None,
         "last_id": max((event["id"] for event in events), default=0),
+        "counts": selectors.event_counts(team=team, filters=filters),
+        "filters": filters,
+        "search_window": selectors.SEARCH_WINDOW,
         "catalog": catalog,
         "warehouse": selectors.warehouse_summary(team=team),
         "query": filter_query.urlencode(),
-        "volume_event": filters.event,
     }
     status = 200 if valid and catalog_form.is_valid() else 400
     return render(request, "events/events_page.html", context, status=status)
@@ -168,14 +218,31 @@ def catalog_event_page(request: HttpRequest, event_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def events_tail(request: HttpRequest) -> JsonResponse:
-    """The live tail: `?after_id=N` answers only events stored after event N, newest first."""
+    """The live tail: `?after_id=N` answers only events stored after event N, newest first; `?before_id=N` the
+    page of older events before event N. `older` is the before_id of the page after this one, if there is one."""
     team = get_membership(request).team
     form, error = _valid_form(TailForm, request)
     if error:
         return error
-    after_id = form.cleaned_data["after_id"]
-    events = selectors.events_tail(team=team, filters=form.filters(), after_id=after_id)
-    return _json({"events": events})
+    data = form.cleaned_data
+    tail = selectors.events_tail(
+        team=team, filters=form.filters(), after_id=data["after_id"], before_id=data["before_id"]
+    )
+    return _json({"events": tail.events, "older": tail.older})
+
+
+@never_cache
+@login_required
+@require_GET
+def event_counts_json(request: HttpRequest) -> JsonResponse:
+    """The page's counters for its filters, and when the catalog was last synced: the page refreshes them as the
+    tail brings new events."""
+    team = get_membership(request).team
+    form, error = _valid_form(EventFilterForm, request)
+    if error:
+        return error
+    counts = selectors.event_counts(team=team, filters=form.filters())
+    return _json({**counts, "catalog_synced_at": selectors.catalog_synced_at()})
 
 
 @never_cache
@@ -222,13 +289,14 @@ def catalog_event_json(request: HttpRequest, event_id: int) -> JsonResponse:
 @login_required
 @require_GET
 def volume_json(request: HttpRequest) -> JsonResponse:
-    """`?period=24h` (per hour, the default) or `30d` (per day), optionally `&event=<name>`."""
+    """`?period=24h` (per hour, the default) or `30d` (per day), with the Events page's filters (`event`, `since`,
+    `until`, `user`, `property`, `value`)."""
     team = get_membership(request).team
     form, error = _valid_form(VolumeForm, request)
     if error:
         return error
     period = form.cleaned_data["period"] or "24h"
-    return _json(selectors.volume_series(team=team, period=period, event=form.cleaned_data["event"]))
+    return _json(selectors.volume_series(team=team, period=period, filters=form.filters()))
 
 
 class _Echo:
@@ -281,9 +349,7 @@ def warehouse_credentials_create(request: AuthenticatedHttpRequest) -> HttpRespo
     this one response only (never_cache sends Cache-Control: no-store)."""
     membership = get_owner_membership(request)
     try:
-        url = warehouse_credentials_rotate(
-            team=membership.team, by=request.user, ip=request.META.get("REMOTE_ADDR") or None
-        )
+        url = warehouse_credentials_rotate(team=membership.team, by=request.user, ip=client_ip(request))
     except WarehouseLoginUnsafe:
         # The reason names the server's database, roles and SQL: for the operators' log, not for a team.
         logger.exception("Could not create or rotate the warehouse login of team %s.", membership.team.pk)

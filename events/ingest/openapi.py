@@ -1,15 +1,72 @@
-"""Serializers that describe the Events API in the OpenAPI schema. Validation itself is events.ingest.validation,
-which checks what serializers cannot (duplicate keys, NUL, lone surrogates, depth) and reports JSON paths."""
+"""Serializers that describe the Events API in the OpenAPI schema, each endpoint's request examples, and the
+dry_run parameter. Validation itself is events.ingest.validation, which checks what serializers cannot (duplicate
+keys, NUL, lone surrogates, depth) and reports JSON paths."""
 
 from typing import Any
 
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import Direction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import Direction, OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 
+from events.demo import EXAMPLE_EVENT
 from events.ingest import validation
+
+# Swagger UI's "Try it out" fills each parameter with its example: the docs page then validates and reports, and
+# stores nothing unless the reader turns dry_run off. `example`, not `default`: without it the API does store.
+DRY_RUN = OpenApiParameter(
+    "dry_run",
+    OpenApiTypes.BOOL,
+    OpenApiParameter.QUERY,
+    description="true: validate and report what would be stored (and which warehouse views and columns would "
+    "change), store nothing. The docs page's Try it out sends true; choose false to store.",
+    examples=[OpenApiExample("Dry run", value=True)],
+)
+
+SEGMENT_TRACK = {
+    "userId": "user-1",
+    "event": "Order Completed",
+    "properties": {"revenue": 39.95, "currency": "USD", "coupon": "SPRING"},
+    "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+}
+SEGMENT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "track": SEGMENT_TRACK,
+    "identify": {"userId": "user-1", "traits": {"email": "ann@example.com", "plan": "pro"}},
+    "page": {"userId": "user-1", "name": "Pricing", "properties": {"url": "https://example.com/pricing"}},
+    "screen": {"userId": "user-1", "name": "Checkout", "properties": {"step": 2}},
+    "group": {"userId": "user-1", "groupId": "acme", "traits": {"name": "Acme", "plan": "enterprise"}},
+    "alias": {"userId": "user-1", "previousId": "anonymous-7f3a"},
+}
+REQUEST_EXAMPLES: dict[str, list[OpenApiExample]] = {
+    "/v1/event": [
+        OpenApiExample("Purchased an Item", value=EXAMPLE_EVENT, request_only=True,
+                       description="The demo data's first event; without a timestamp, Canvas uses when it arrives."),
+    ],
+    **{
+        f"/v1/{kind}": [OpenApiExample(f"Segment {kind}", value=message, request_only=True)]
+        for kind, message in SEGMENT_EXAMPLES.items()
+    },
+    "/v1/batch": [
+        OpenApiExample(
+            "A Canvas event and a Segment track call",
+            value={"batch": [EXAMPLE_EVENT, {"type": "track", **SEGMENT_TRACK}]},
+            request_only=True,
+            description="Items may mix Canvas events and Segment messages (which name their type in a batch).",
+        ),
+    ],
+}  # fmt: skip
+
+
+class IngestSchema(AutoSchema):
+    """The schema of an ingest view (events.ingest.views): its endpoint's request examples and dry_run."""
+
+    def get_examples(self) -> list[OpenApiExample]:
+        return REQUEST_EXAMPLES[self.view.endpoint.name]  # type: ignore[attr-defined]  # IngestAPIView's
+
+    def get_override_parameters(self) -> list[Any]:
+        return [*super().get_override_parameters(), DRY_RUN]
 
 
 class EventRequest(serializers.Serializer[Any]):

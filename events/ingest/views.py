@@ -41,6 +41,7 @@ class IngestAPIView(APIView):
     permission_classes: list[type[BasePermission]] = []
     renderer_classes = [OrjsonRenderer]
     content_negotiation_class = JSONOnlyNegotiation
+    schema = openapi.IngestSchema()
     endpoint: Endpoint = ROUTES["/v1/event"]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from accounts.models import Team
+from accounts.models import Invitation, Role, Team
+from accounts.services import invitation_send
 from conftest import make_user
 from events.ingest import errors
 from events.ingest.errors import ApiError
@@ -192,3 +193,53 @@ def test_staff_see_which_teams_sync_fails_why_and_since_when(staff_client, acme,
     assert str(failing.sync_failing_since.year) in page
     assert staff_client.get(f"/admin/events/teamwarehouse/{failing.pk}/change/").status_code == 200
     assert staff_client.get("/admin/events/teamwarehouse/add/").status_code == 403
+
+
+ACCESS_REQUESTS = "/admin/events/accessrequest/"
+
+
+def test_staff_enable_the_api_from_a_pending_access_request_and_resolve_it(
+    staff_client, staff, alice, acme, globex, django_capture_on_commit_callbacks
+):
+    Team.objects.filter(pk__in=[acme.pk, globex.pk]).update(events_api_enabled=False)
+    request = services.events_api_request_access(team=acme, by=alice, note="Checkout events")
+    services.events_api_request_access(team=globex, by=alice)
+
+    pending = staff_client.get(f"{ACCESS_REQUESTS}?status=pending").content.decode()
+    assert "Checkout events" in pending and "Globex" in pending
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            f"{ACCESS_REQUESTS}?status=pending", {"action": "enable_events_api", "_selected_action": [request.pk]}
+        )
+
+    assert "Events API enabled for 1 team(s)." in staff_client.get(response["Location"]).content.decode()
+    request.refresh_from_db()
+    assert (request.resolved_by, request.resolved_at is not None) == (staff, True)
+    acme.refresh_from_db()
+    assert acme.events_api_enabled and acme.events_api_changed_by == staff
+    assert list(AuditEntry.objects.filter(team=acme, actor=staff).values_list("action", "ip_address")) == [
+        (AuditAction.API_ENABLED, "127.0.0.1")
+    ]
+    still_pending = staff_client.get(f"{ACCESS_REQUESTS}?status=pending").content.decode()
+    assert "Checkout events" not in still_pending and "Globex" in still_pending
+
+
+def test_access_requests_are_made_by_owners_not_staff(staff_client, alice, acme):
+    request = services.events_api_request_access(team=acme, by=alice)
+    assert staff_client.get(f"{ACCESS_REQUESTS}add/").status_code == 403
+    assert staff_client.get(f"{ACCESS_REQUESTS}{request.pk}/delete/").status_code == 403
+    assert 'name="note"' not in staff_client.get(f"{ACCESS_REQUESTS}{request.pk}/change/").content.decode()
+
+
+def test_staff_see_invitations_but_neither_make_nor_read_their_links(staff_client, alice, acme):
+    invitation = invitation_send(
+        team=acme, email="dave@example.test", role=Role.MEMBER, invited_by=alice, site_url="http://testserver/"
+    )
+    listing = staff_client.get("/admin/accounts/invitation/").content.decode()
+    detail = staff_client.get(f"/admin/accounts/invitation/{invitation.pk}/change/").content.decode()
+
+    assert "dave@example.test" in listing
+    assert invitation.token_digest not in listing + detail
+    assert staff_client.get("/admin/accounts/invitation/add/").status_code == 403
+    assert Invitation.objects.get().state == "pending"

@@ -61,3 +61,12 @@ class TokenCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not needs_password:
             del self.fields["password"]
+
+
+class AccessRequestForm(forms.Form):
+    note = forms.CharField(
+        label="What will you send? (optional)",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

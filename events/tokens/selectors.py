@@ -8,8 +8,8 @@ from django.http import HttpRequest
 
 from accounts.models import Membership, Team
 from accounts.reauth import needs_reauthentication
-from events.models import ApiToken, AuditEntry, RejectedEvent
-from events.tokens.forms import TokenCreateForm, issue_form_id
+from events.models import AccessRequest, ApiToken, AuditEntry, RejectedEvent
+from events.tokens.forms import AccessRequestForm, TokenCreateForm, issue_form_id
 from events.tokens.onboarding import events_endpoint, onboarding_context
 
 AUDIT_ENTRIES_SHOWN = 50
@@ -31,6 +31,9 @@ def events_api_section(
         context["token_form"] = token_form or TokenCreateForm(
             initial={"form_id": issue_form_id(request)}, needs_password=needs_reauthentication(request)
         )
+    if not team.events_api_enabled:
+        context["access_request"] = AccessRequest.objects.pending().filter(team=team).first()
+        context["access_request_form"] = AccessRequestForm() if membership.is_owner else None
     context["refused_events"] = refused_events(team=team)
     if membership.is_owner:
         context["audit_entries"] = AuditEntry.objects.filter(team=team).select_related("actor")[:AUDIT_ENTRIES_SHOWN]

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Team, User
-from events.models import ApiToken, AuditAction, AuditEntry
+from events.models import AccessRequest, ApiToken, AuditAction, AuditEntry
 from events.tokens import secret
 from events.tokens.lookup import refresh_team_tokens, refresh_token
 
@@ -50,19 +50,36 @@ def api_token_revoke(*, token: ApiToken, by: User | None, ip: str | None = None)
 
 @transaction.atomic
 def events_api_set_enabled(*, team: Team, enabled: bool, by: User | None, ip: str | None = None) -> bool:
-    """Switch a team's Events API on or off. Tokens are kept: switching back on restores them.
+    """Switch a team's Events API on or off. Tokens are kept: switching back on restores them. Switching it on
+    resolves the team's pending access request, from whichever admin page staff did it.
 
     Returns False when the team was already in that state (no audit row then).
     """
+    now = timezone.now()
     changed = (
         Team.objects.filter(pk=team.pk)
         .exclude(events_api_enabled=enabled)
-        .update(events_api_enabled=enabled, events_api_changed_at=timezone.now(), events_api_changed_by=by)
+        .update(events_api_enabled=enabled, events_api_changed_at=now, events_api_changed_by=by)
     )
     team.refresh_from_db(fields=["events_api_enabled", "events_api_changed_at", "events_api_changed_by"])
+    if enabled:
+        AccessRequest.objects.pending().filter(team=team).update(resolved_at=now, resolved_by=by)
     if not changed:
         return False
     action = AuditAction.API_ENABLED if enabled else AuditAction.API_DISABLED
     AuditEntry.objects.create(team=team, actor=by, action=action, ip_address=ip)
     transaction.on_commit(lambda: refresh_team_tokens(team.pk))
     return True
+
+
+@transaction.atomic
+def events_api_request_access(*, team: Team, by: User, note: str = "", ip: str | None = None) -> AccessRequest:
+    """Ask staff to enable the team's Events API. While a request is pending, asking again returns it unchanged."""
+    # Lock the team: two Owners clicking at once would otherwise both pass the check below.
+    Team.objects.select_for_update().get(pk=team.pk)
+    pending = AccessRequest.objects.pending().filter(team=team).first()
+    if pending is not None:
+        return pending
+    access_request = AccessRequest.objects.create(team=team, requested_by=by, note=note.strip())
+    AuditEntry.objects.create(team=team, actor=by, action=AuditAction.API_ACCESS_REQUESTED, ip_address=ip)
+    return access_request

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthenticatedHttpRequest, get_membership, get_owner_membership
+from accounts.access import AuthenticatedHttpRequest, client_ip, get_membership, get_owner_membership
 from accounts.models import Membership
 from accounts.reauth import needs_reauthentication, reauthenticate
 from accounts.views import EVENTS_API, render_settings, require_POST_or_show
@@ -31,10 +31,6 @@ API_NOT_ENABLED_MESSAGE = "Ask the Canvas team to enable the Events API"
 FORM_ALREADY_USED_MESSAGE = (
     "That form was already used. A token is shown only once; if you lost it, create a new one and revoke the old."
 )
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _owner_of_enabled_team(request: HttpRequest) -> Membership:

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Membership, Role, Team
 from conftest import make_user
-from events.explorer.selectors import CATALOG_PAGE_SIZE
+from events.explorer.selectors import CATALOG_PAGE_SIZE, TAIL_LIMIT
 from events.models import CatalogEvent
 from events.tests.browser import screenshot_path
 from events.tests.event_factories import fetch, store_event, sync
@@ -185,3 +185,127 @@ def test_the_catalog_is_searched_and_paged_from_the_keyboard(page, acme_owner):
     first.focus()
     page.keyboard.press("Enter")  # a name opens from the keyboard too
     expect(catalog.locator("details").first).to_have_attribute("open", "")
+
+
+def test_the_counters_follow_the_filters_and_the_tail(page, acme_owner):
+    team, _ = acme_owner
+    store_event(team, "Signed Up", {"plan": "pro"}, user_id="ann")
+    store_event(team, "Signed Up", {"plan": "free"}, user_id="bob")
+    store_event(team, "Order Completed", {"plan": "pro"}, user_id="ann")
+    sync()
+    page.goto("/events/")
+    counted, names = page.get_by_test_id("events-counted"), page.get_by_test_id("event-names")
+    expect(counted).to_have_text("3")
+    expect(names).to_have_text("2")
+
+    page.get_by_text("Search by user or property").click()
+    page.get_by_label("User id").fill("ann")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"user=ann"))
+    expect(counted).to_have_text("2")
+    expect(page.locator("#tail-rows tr")).to_have_count(2)
+
+    page.get_by_label("Property").fill("plan")
+    page.get_by_label("Value").fill("pro")
+    page.get_by_role("combobox", name="Event name").fill("Signed Up")
+    page.get_by_role("button", name="Apply").click()
+    expect(counted).to_have_text("1")
+    expect(names).to_have_text("1")
+
+    # A matching event arrives: the tail shows it, says so to screen readers, and the counters follow.
+    store_event(team, "Signed Up", {"plan": "pro"}, user_id="ann")
+    store_event(team, "Signed Up", {"plan": "free"}, user_id="ann")  # not this search
+    expect(page.locator("#tail-rows tr")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    announcer = page.get_by_test_id("tail-announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(announcer).to_have_text("1 new event: Signed Up")
+    expect(counted).to_have_text("2", timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_the_counters_and_the_catalogs_age_move_when_the_sync_runs(page, acme_owner):
+    """As under `make run`, where the sync runs beside the server: the page follows without a reload."""
+    team, _ = acme_owner
+    store_event(team, "Signed Up")
+    sync()
+    page.goto("/events/")
+    counted = page.get_by_test_id("events-counted")
+    expect(counted).to_have_text("1")
+    updated = page.get_by_test_id("catalog-updated").locator("time")
+    synced_at = updated.get_attribute("datetime")
+
+    store_event(team, "Order Completed")
+    expect(page.locator("#tail-rows tr")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    sync()
+    expect(counted).to_have_text("2", timeout=ANSWER_TIMEOUT_MS)  # the catalog's count, at the next refresh
+    expect(page.get_by_test_id("event-names")).to_have_text("2")
+    expect(updated).not_to_have_attribute("datetime", synced_at)
+    expect(updated).to_have_text(re.compile(r"now|second"))
+
+
+def test_the_tail_dates_last_years_events_and_pages_back(page, acme_owner):
+    team, _ = acme_owner
+    long_ago = timezone.now() - timedelta(days=400)  # in another year, whenever the test runs
+    store_event(team, "Purchased an Item", timestamp=long_ago, received_at=long_ago + timedelta(seconds=2))
+    for index in range(TAIL_LIMIT + 2):
+        store_event(team, "Page Viewed", {"n": index})
+    page.goto("/events/")
+    rows = page.locator("#tail-rows tr")
+    expect(rows).to_have_count(TAIL_LIMIT)
+    latest = rows.first.locator("td.time")
+    expect(latest).to_contain_text("received")
+    assert str(timezone.now().year) not in latest.text_content()  # this year's dates go without one
+
+    page.get_by_test_id("older-events").click()
+    expect(rows).to_have_count(TAIL_LIMIT + 3)
+    oldest = rows.last.locator("td.time")
+    expect(oldest).to_contain_text(str(long_ago.year))
+    expect(oldest.locator("time").first).to_have_attribute("datetime", re.compile(rf"^{long_ago:%Y-%m-%dT%H:%M}"))
+    expect(page.get_by_test_id("older-events")).to_be_hidden()
+    expect(rows.nth(TAIL_LIMIT).locator("a")).to_be_focused()  # the keyboard carries on where the new rows start
+
+
+def test_a_team_without_the_api_is_not_shown_live(browser, live_server, settings, acme_owner):
+    team, user = acme_owner
+    team.events_api_enabled = False
+    team.save()
+    page = _page_for(browser, live_server, settings, user, width=1280, height=800)
+    page.goto("/events/")
+    expect(page.get_by_test_id("live-status")).to_have_text("Not enabled")
+    expect(page.locator("#tail-rows")).to_contain_text("your team's Events API is not enabled")
+    page.context.close()
+
+
+def _page_for(browser, live_server, settings, user, *, width: int, height: int) -> Page:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height})
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+          "url": live_server.url}]
+    )  # fmt: skip
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+LONG_USER_ID = "a-rather-long-user-identifier-0042"
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_the_events_page_fits_the_screen(browser, live_server, settings, acme_owner, width, height):
+    team, user = acme_owner
+    a_day_of_events(team)
+    long_ago = timezone.now() - timedelta(days=400)
+    store_event(team, "Purchased an Item", {"revenue": "39.95"}, timestamp=long_ago, user_id=LONG_USER_ID)
+    page = _page_for(browser, live_server, settings, user, width=width, height=height)
+    page.goto(f"/events/?user={LONG_USER_ID}")
+    expect(page.locator("#tail-rows tr")).to_have_count(1)
+    page.goto("/events/")
+    page.get_by_test_id("catalog").locator("summary", has_text="Order Completed").click()
+    expect(page.get_by_test_id("catalog").get_by_text("shipping_method")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    page.screenshot(path=screenshot_path(f"events-page-{width}.png"), full_page=True)
+    page.context.close()

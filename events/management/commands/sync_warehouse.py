@@ -58,8 +58,9 @@ class Command(BaseCommand):
         """One pass. Returns False if some team's views could not be updated."""
         catalog = catalog_sync()
         if connection.vendor != "postgresql":
-            skipped = POSTGRESQL_ONLY.format(vendor=connection.display_name)
-            self.stdout.write(f"Catalog: {catalog.events} new events. {skipped}")
+            if not quiet or catalog.events:
+                skipped = POSTGRESQL_ONLY.format(vendor=connection.display_name)
+                self.stdout.write(f"Catalog: {catalog.events} new events. {skipped}")
             return not catalog.teams_failed
         views = warehouse_sync(everything=everything)
         warehouse_logins_enforce()
