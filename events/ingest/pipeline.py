@@ -37,7 +37,7 @@ from events.ingest.group_commit import (
     connection_was_cut,
 )
 from events.ingest.rejections import refusal_record, rejection_record, rejections_record
-from events.ingest.storage import StoredEvent, event_row, json_text, store_batch, store_row
+from events.ingest.storage import event_row, json_text, store_batch, store_row
 from events.ingest.throttling import is_refused, rate_limit_headers, usage_of
 from events.ingest.validation import (
     EMPTY_BODY,
@@ -290,7 +290,8 @@ def _answer_batch(request: _Request, token: TokenSnapshot, headers: dict[str, st
         )
     # Each line is filled in below: a refusal's now, a stored event's once the batch is stored.
     results: list[_ResultLine | None] = [None] * len(batch.items)
-    accepted: list[tuple[int, EventPayload]] = []
+    payloads: list[EventPayload] = []
+    stored_at: list[int] = []  # the index of each payload's item
     refusals: list[RejectedEvent] = []
     all_problems: list[FieldError] = []
     for index, item in enumerate(batch.items):
@@ -300,17 +301,17 @@ def _answer_batch(request: _Request, token: TokenSnapshot, headers: dict[str, st
             all_problems.extend(problems)
             refusals.append(_refusal(request, token, 400, json_text(item), problems))
         else:
-            accepted.append((index, payload))
+            payloads.append(payload)
+            stored_at.append(index)
     if is_dry_run(request.meta):
-        report = dry_run_report(token=token, payloads=[payload for _, payload in accepted])
+        report = dry_run_report(token=token, payloads=payloads)
         report["rejected"] = [result for result in results if result is not None]
         return Answer(400 if refusals else 200, report, headers)
     _check_connection(thread_database())
-    rows = [
-        event_row(team_id=token.team_id, token_id=token.id, payload=p, received_at=received_at) for _, p in accepted
-    ]
-    for (index, _), stored in zip(accepted, store_batch(rows), strict=True):
-        results[index] = _stored_result(index, stored)
+    team_id, token_id = token.team_id, token.id
+    rows = [event_row(team_id=team_id, token_id=token_id, payload=p, received_at=received_at) for p in payloads]
+    for index, (event_id, duplicate) in zip(stored_at, store_batch(rows), strict=True):
+        results[index] = {"index": index, "status": "duplicate" if duplicate else "stored", "id": event_id}
     rejections_record(refusals)
     receipt = _batch_receipt(cast("list[_ResultLine]", results))  # every line is filled in now
     if not refusals:
@@ -331,11 +332,6 @@ def _check_connection(database: BaseDatabaseWrapper) -> None:
         database.close()
     else:
         database.health_check_done = True  # type: ignore[attr-defined]
-
-
-def _stored_result(index: int, stored: StoredEvent) -> _ResultLine:
-    """A batch receipt's line for an event that was stored, or was there already."""
-    return {"index": index, "status": "duplicate" if stored.duplicate else "stored", "id": stored.id}
 
 
 def _batch_receipt(results: list[_ResultLine]) -> _Receipt:

@@ -127,7 +127,7 @@ class EventPayload:
 
 # The positions of EventPayload's attributes among the values check_fields returns (it is built positionally).
 _SLOTS = {attribute.name: position for position, attribute in enumerate(dataclasses.fields(EventPayload))}
-EVENT, PROPERTIES, TIMESTAMP, ORIGINAL_TIMESTAMP, SENT_AT, TYPE, CONTEXT, TRAITS, NAME = (
+EVENT, PROPERTIES, TIMESTAMP, ORIGINAL_TIMESTAMP, SENT_AT, TYPE, CONTEXT, USER_ID, ANONYMOUS_ID, TRAITS, NAME = (
     _SLOTS[name]
     for name in (
         "event",
@@ -137,6 +137,8 @@ EVENT, PROPERTIES, TIMESTAMP, ORIGINAL_TIMESTAMP, SENT_AT, TYPE, CONTEXT, TRAITS
         "sent_at",
         "type",
         "context",
+        "user_id",
+        "anonymous_id",
         "traits",
         "name",
     )
@@ -773,7 +775,14 @@ def _segment_message(
     message_type = _segment_type(document.get("type"), default_type, problems)
     kind = _SEGMENT_KINDS.get(message_type, _ANY_SEGMENT_KIND)
     values = check_fields(document, kind, received_at, problems)
-    if message_type != "alias" and document.get("userId") is None and document.get("anonymousId") is None:
+    # The values kept answer first: a message with a valid id skips the look-ups (an invalid id is no id kept).
+    if (
+        values[USER_ID] is None
+        and values[ANONYMOUS_ID] is None
+        and message_type != "alias"
+        and document.get("userId") is None
+        and document.get("anonymousId") is None
+    ):
         problems.append((kind.fields["anonymousId"][2], FieldError("", IDENTITY_REQUIRED)))
     if problems:
         return None, _in_order(problems)
