@@ -8,6 +8,19 @@ from .access import client_ip
 from .models import Invitation, Membership, Team, User
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that are evidence (the audit log, the events, invitations): staff read them, nobody edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class UserCreationForm(AdminUserCreationForm):
     class Meta:
         model = User
@@ -88,7 +101,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
     """Staff see who was invited where; invitations are made and revoked by the team's Owners, in Settings."""
 
     list_display = ["email", "team", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
@@ -106,12 +119,3 @@ class InvitationAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

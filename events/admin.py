@@ -7,21 +7,9 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from accounts.access import client_ip
+from accounts.admin import ReadOnlyAdmin
 from events.models import AccessRequest, ApiToken, AuditEntry, Event, RejectedEvent, TeamWarehouse
 from events.tokens.services import api_token_revoke, events_api_set_enabled
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records that are evidence (the audit log, the events themselves): staff read them, nobody edits them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)
