@@ -51,6 +51,15 @@ def sync() -> None:
         warehouse_sync()
 
 
+def drop_team_schemas() -> None:
+    """Drop the teams' warehouse schemas that sync() made: a transactional test's flush empties tables only."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for (schema,) in fetch("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'team_')"):
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def fetch(query: str, params: list | None = None) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(query, params or [])
