@@ -134,6 +134,9 @@ def invitation_accept_as_new_user(
     *, invitation: Invitation, full_name: str, password: str, ip: str | None = None
 ) -> Membership:
     """Create the invitee's account (the form has checked the password) and accept the invitation with it."""
+    # Locked first: of two sign-ups on one link at the same moment, the second waits and then finds it spent.
+    if Invitation.objects.open().select_for_update().filter(pk=invitation.pk).first() is None:
+        raise ValidationError(INVITATION_UNUSABLE_MESSAGE)
     if User.objects.filter(email__iexact=invitation.email).exists():
         raise ValidationError(ACCOUNT_EXISTS_MESSAGE)
     user = User.objects.create_user(invitation.email, password, full_name=full_name.strip())

@@ -68,6 +68,10 @@ def invitation_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 @never_cache
 @require_GET
 def invitation_open(request: HttpRequest, secret: str) -> HttpResponse:
+    """Move the link's secret into the session (out of the address bar and Referer), for a real invitation only:
+    an unknown link writes no session, so made-up links cannot fill the session table."""
+    if Invitation.objects.from_link(secret) is None:
+        return render(request, "accounts/invitation_unusable.html", {"invitation": None}, status=404)
     request.session[_SESSION_INVITATION_LINK] = secret
     return redirect("invitation_accept")
 

@@ -71,9 +71,19 @@ class RequestIdFilter(logging.Filter):
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+# An invitation's link is a secret as well (whoever holds it joins the team): log lines keep its path, not its secret.
+_INVITATION_LINK = re.compile(r"/invitations/(?!accept/)[^/\s?#\"']+")
+
+
+def scrub(text: str) -> str:
+    """What a log line may say: events.tokens.secret.scrub's, and invitation links without their secret."""
+    text = secret.scrub(text)
+    return _INVITATION_LINK.sub("/invitations/…", text) if "/invitations/" in text else text
+
+
 class TokenScrubbingFilter(logging.Filter):
-    """Hides tokens in a log record before any handler writes it: its message and arguments, its traceback and
-    its extra fields (a request's repr holds its query string), as events.tokens.secret.scrub does. Installed on every
+    """Hides tokens and invitation secrets in a log record before any handler writes it: its message and arguments,
+    its traceback and its extra fields (a request's repr holds its query string), as `scrub` does. Installed on every
     handler, Django's (settings.LOGGING) and gunicorn's (ScrubbingGunicornLogger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -82,7 +92,7 @@ class TokenScrubbingFilter(logging.Filter):
         except (TypeError, ValueError, KeyError):  # a bad format: logging's report of it would print the arguments
             message = record.msg = f"{record.msg} {record.args!r}"
             record.args = None
-        scrubbed = secret.scrub(message)
+        scrubbed = scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         if record.exc_info:
@@ -90,9 +100,9 @@ class TokenScrubbingFilter(logging.Filter):
             record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = secret.scrub(record.exc_text)
+            record.exc_text = scrub(record.exc_text)
         if record.stack_info:
-            record.stack_info = secret.scrub(record.stack_info)
+            record.stack_info = scrub(record.stack_info)
         for name, value in list(vars(record).items()):
             if name in _RECORD_ATTRIBUTES or value is None or isinstance(value, int | float):
                 continue
@@ -100,7 +110,7 @@ class TokenScrubbingFilter(logging.Filter):
                 text = value if isinstance(value, str) else str(value)
             except Exception:  # noqa: S112 - an object that cannot say what it is says no token either
                 continue
-            scrubbed = secret.scrub(text)
+            scrubbed = scrub(text)
             if scrubbed != text:
                 setattr(record, name, scrubbed)
         return True

@@ -2,6 +2,7 @@
 invitee's link, and what nobody else can do."""
 
 import re
+import secrets
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.contrib.auth import get_user
+from django.contrib.sessions.models import Session
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -349,6 +351,14 @@ def test_an_unknown_link_is_404(anonymous, db):
     assert page.status_code == 404
     assert "This invitation link is not valid" in page.content.decode()
     assert anonymous.get("/invitations/accept/").status_code == 404  # and so is the page without a link
+    assert "sessionid" not in anonymous.cookies  # a made-up link writes no session
+
+
+def test_made_up_links_write_no_session_rows(anonymous, db):
+    for _ in range(20):
+        assert anonymous.get("/invitations/" + secrets.token_urlsafe(2000) + "/").status_code == 404
+
+    assert Session.objects.count() == 0
 
 
 def test_two_accepts_at_the_same_moment_add_the_member_once(transactional_db, alice, acme):
@@ -373,3 +383,28 @@ def test_two_accepts_at_the_same_moment_add_the_member_once(transactional_db, al
 
     assert outcomes == ["accepted", "refused"]
     assert AuditEntry.objects.filter(action=AuditAction.INVITATION_ACCEPTED).count() == 1
+
+
+def test_two_new_users_signing_up_on_one_link_at_the_same_moment_make_one_account(transactional_db, alice, acme):
+    invitation = services.invitation_send(
+        team=acme, email="dave@example.test", role=Role.MEMBER, invited_by=alice, site_url="http://testserver/"
+    )
+    start = threading.Barrier(2)
+
+    def sign_up() -> str:
+        start.wait()
+        try:
+            services.invitation_accept_as_new_user(
+                invitation=Invitation.objects.get(pk=invitation.pk), full_name="Dave", password=NEW_PASSWORD
+            )
+            return "accepted"
+        except ValidationError:
+            return "refused"  # not an IntegrityError, which would be a 500
+        finally:
+            connection.close()  # each thread's own connection
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda _: sign_up(), range(2)))
+
+    assert outcomes == ["accepted", "refused"]
+    assert User.objects.filter(email="dave@example.test").count() == 1

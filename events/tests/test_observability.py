@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import secrets
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from canvas.observability import CanvasJsonFormatter, RequestIdFilter, TokenScrubbingFilter, request_id
+from canvas.observability import CanvasJsonFormatter, RequestIdFilter, TokenScrubbingFilter, request_id, scrub
 from chaos.processes import wait_until
 from events import metrics
 from events.tokens import secret
@@ -208,3 +209,16 @@ def test_a_log_call_with_a_bad_format_still_loses_its_token():
     TokenScrubbingFilter().filter(record)
 
     assert token not in logging.Formatter("%(message)s").format(record)
+
+
+def test_a_logged_invitation_link_keeps_its_path_and_loses_its_secret():
+    link = secrets.token_urlsafe(32)
+    access_line = f'127.0.0.1 - - "GET /invitations/{link}/ HTTP/1.1" 302 0 "-" "Mozilla/5.0"'
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%s", (access_line,), None)
+
+    TokenScrubbingFilter().filter(record)
+
+    line = logging.Formatter("%(message)s").format(record)
+    assert link not in line
+    assert '"GET /invitations/…/ HTTP/1.1" 302' in line
+    assert scrub("POST /invitations/accept/ 302") == "POST /invitations/accept/ 302"  # not a secret
