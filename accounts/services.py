@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +20,11 @@ logger = logging.getLogger(__name__)
 
 LAST_OWNER_MESSAGE = "A team must keep at least one Owner. Make someone else an Owner first."
 ALREADY_MEMBER_MESSAGE = "That person is already a member of this team."
+# Each invitation is an email from our domain with text an Owner chooses (team and inviter names): capped per team.
+INVITATIONS_PER_HOUR = 20
+TOO_MANY_INVITATIONS_MESSAGE = (
+    f"This team has sent {INVITATIONS_PER_HOUR} invitations in the last hour, the most it may. Try again later."
+)
 EMAIL_NOT_SENT_MESSAGE = "The invitation email could not be sent, so no invitation was made. Try again in a minute."
 INVITATION_UNUSABLE_MESSAGE = "This invitation can no longer be used."
 WRONG_ACCOUNT_MESSAGE = "This invitation is for another email address."
@@ -53,8 +59,12 @@ def invitation_send(
     Team.objects.select_for_update().get(pk=team.pk)
     if Membership.objects.filter(team=team, user__email__iexact=email).exists():
         raise ValidationError({"email": ALREADY_MEMBER_MESSAGE})
-    secret = secrets.token_urlsafe(32)
     now = timezone.now()
+    hour_ago = now - timedelta(hours=1)
+    sent = AuditEntry.objects.filter(team=team, action=AuditAction.INVITATION_SENT, created_at__gt=hour_ago)
+    if sent.count() >= INVITATIONS_PER_HOUR:  # the audit log counts them; the team's lock above keeps the count true
+        raise ValidationError(TOO_MANY_INVITATIONS_MESSAGE)
+    secret = secrets.token_urlsafe(32)
     invitation, _ = Invitation.objects.update_or_create(
         team=team,
         email=email,

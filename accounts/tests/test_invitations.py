@@ -6,7 +6,7 @@ import secrets
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -408,3 +408,18 @@ def test_two_new_users_signing_up_on_one_link_at_the_same_moment_make_one_accoun
 
     assert outcomes == ["accepted", "refused"]
     assert User.objects.filter(email="dave@example.test").count() == 1
+
+
+def test_a_team_sends_at_most_twenty_invitations_an_hour(alice_client, alice, acme, time_machine):
+    time_machine.move_to(datetime(2026, 3, 4, 12, 0, tzinfo=UTC), tick=False)
+    for number in range(services.INVITATIONS_PER_HOUR):
+        assert invite(alice_client, f"person{number}@example.test").status_code == 200
+
+    refused = invite(alice_client, "one-more@example.test")
+
+    assert refused.status_code == 400
+    assert services.TOO_MANY_INVITATIONS_MESSAGE in refused.content.decode()
+    assert len(mail.outbox) == services.INVITATIONS_PER_HOUR
+    assert not Invitation.objects.filter(email="one-more@example.test").exists()
+    time_machine.move_to(datetime(2026, 3, 4, 13, 0, 1, tzinfo=UTC), tick=False)  # an hour later: room again
+    assert invite(alice_client, "one-more@example.test").redirect_chain
