@@ -10,7 +10,7 @@ from playwright.sync_api import Page, ViewportSize, expect
 from accounts.models import Membership, Role, Team
 from conftest import PASSWORD, make_user
 from events.models import AccessRequest
-from events.tests.browser import screenshot_path
+from events.tests.browser import assert_no_horizontal_scroll, screenshot_path
 
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
 pytestmark = pytest.mark.browser
@@ -21,12 +21,7 @@ NEW_PASSWORD = "plum tree under a grey sky"
 
 
 @pytest.fixture
-def page(browser, live_server, settings) -> Iterator[Page]:
-    # live_server serves /static/ through the finders, which do not know the manifest's hashed names.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def page(browser, live_server, plain_static_files) -> Iterator[Page]:
     context = browser.new_context(base_url=live_server.url, viewport=WIDTHS["desktop"])
     context.set_default_timeout(10_000)
     yield context.new_page()
@@ -45,7 +40,7 @@ def look(page: Page, name: str, *, full_page: bool = False) -> None:
     """Screenshot the page at both widths; the page itself must never scroll sideways."""
     for width, viewport in WIDTHS.items():
         page.set_viewport_size(viewport)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{name} at {width}"
+        assert_no_horizontal_scroll(page)
         page.screenshot(path=screenshot_path(f"{name}-{width}.png"), full_page=full_page)
     page.set_viewport_size(WIDTHS["desktop"])
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.db import connection
 from playwright.sync_api import Page, expect
 
 from accounts.access import OWNER_ONLY_MESSAGE
@@ -25,7 +24,7 @@ from events.tests.browser import (
     logged_in_page,
     screenshot,
 )
-from events.tests.event_factories import fetch, store_event, sync
+from events.tests.event_factories import drop_team_schemas, store_event, sync
 from events.tokens.services import api_token_create
 
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
@@ -72,10 +71,7 @@ def site(transactional_db, plain_static_files) -> Iterator[Site]:
     sync()
     entry = CatalogEvent.objects.get(team=acme, name="Order Completed")
     yield Site(owner, member, other_owner, token.pk, entry.pk)
-    if connection.vendor == "postgresql":  # schemas are not emptied with the tables between tests
-        with connection.cursor() as cursor:
-            for (schema,) in fetch("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'team_')"):
-                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    drop_team_schemas()
 
 
 def pages_of(persona: str, site: Site) -> list[tuple[str, str, int]]:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -19,8 +18,8 @@ from accounts.models import Membership, Role, Team
 from conftest import make_user
 from events.explorer.selectors import CATALOG_PAGE_SIZE, TAIL_LIMIT
 from events.models import CatalogEvent
-from events.tests.browser import screenshot_path
-from events.tests.event_factories import fetch, store_event, sync
+from events.tests.browser import assert_no_horizontal_scroll, screenshot_path
+from events.tests.event_factories import drop_team_schemas, store_event, sync
 
 pytest_plugins = ["events.tests.browser"]  # the browser fixture
 pytestmark = pytest.mark.browser
@@ -37,20 +36,11 @@ def acme_owner(transactional_db):
     user = make_user("alice@acme.test")
     Membership.objects.create(user=user, team=team, role=Role.OWNER)
     yield team, user
-    if connection.vendor == "postgresql":  # schemas are not emptied with the tables between tests
-        with connection.cursor() as cursor:
-            for (schema,) in fetch("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'team_')"):
-                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    drop_team_schemas()
 
 
 @pytest.fixture
-def page(browser, live_server, settings, acme_owner) -> Iterator[Page]:
-    # live_server serves /static/ through Django's finders, which do not know the hashed names the manifest
-    # storage (DEBUG off) puts in pages: plain names instead, or the browser would get 404 for CSS and JS.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def page(browser, live_server, settings, plain_static_files, acme_owner) -> Iterator[Page]:
     _, user = acme_owner
     client = Client()
     client.force_login(user)
@@ -264,7 +254,7 @@ def test_the_tail_dates_last_years_events_and_pages_back(page, acme_owner):
     expect(rows.nth(TAIL_LIMIT).locator("a")).to_be_focused()  # the keyboard carries on where the new rows start
 
 
-def test_a_team_without_the_api_is_not_shown_live(browser, live_server, settings, acme_owner):
+def test_a_team_without_the_api_is_not_shown_live(browser, live_server, settings, plain_static_files, acme_owner):
     team, user = acme_owner
     team.events_api_enabled = False
     team.save()
@@ -276,10 +266,6 @@ def test_a_team_without_the_api_is_not_shown_live(browser, live_server, settings
 
 
 def _page_for(browser, live_server, settings, user, *, width: int, height: int) -> Page:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     client = Client()
     client.force_login(user)
     context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height})
@@ -295,7 +281,7 @@ LONG_USER_ID = "a-rather-long-user-identifier-0042"
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
-def test_the_events_page_fits_the_screen(browser, live_server, settings, acme_owner, width, height):
+def test_the_events_page_fits_the_screen(browser, live_server, settings, plain_static_files, acme_owner, width, height):
     team, user = acme_owner
     a_day_of_events(team)
     long_ago = timezone.now() - timedelta(days=400)
@@ -306,6 +292,6 @@ def test_the_events_page_fits_the_screen(browser, live_server, settings, acme_ow
     page.goto("/events/")
     page.get_by_test_id("catalog").locator("summary", has_text="Order Completed").click()
     expect(page.get_by_test_id("catalog").get_by_text("shipping_method")).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    assert_no_horizontal_scroll(page)
     page.screenshot(path=screenshot_path(f"events-page-{width}.png"), full_page=True)
     page.context.close()

@@ -64,12 +64,8 @@ def test_the_event_example_is_the_demo_datas_first_event(operations):
 
 
 @pytest.mark.browser
-def test_try_it_out_on_the_docs_page_sends_a_dry_run(browser, live_server, settings, acme_token):
+def test_try_it_out_on_the_docs_page_sends_a_dry_run(browser, live_server, plain_static_files, acme_token):
     """In Chromium: authorize with a token, Try it out, Execute, as a reader of the docs would. Nothing is stored."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     _, plaintext = acme_token
     page = browser.new_page(base_url=live_server.url)
     page.set_default_timeout(15_000)

@@ -34,12 +34,7 @@ RUNNERS = {
 
 
 @pytest.fixture(autouse=True)
-def _live_server_settings(settings):
-    # As in test_settings_browser: the live server finds static files by name, not by the manifest's hashed names.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _live_server_settings(settings, plain_static_files):
     settings.EVENTS_PUBLIC_URL = ""  # the examples aim at the live server itself
 
 

@@ -12,7 +12,7 @@ from accounts.models import Membership, Role, Team
 from conftest import PASSWORD, make_user
 from events.ingest.errors import RATE_LIMITED, ApiError
 from events.models import ApiToken, RejectedEvent
-from events.tests.browser import screenshot_path
+from events.tests.browser import assert_no_horizontal_scroll, screenshot_path
 from events.tokens import lookup, services
 from events.tokens.authentication import authenticate_token
 
@@ -23,13 +23,7 @@ TOKEN_FORMAT = re.compile(r"cnv_[0-9A-Za-z]{38}")
 
 
 @pytest.fixture
-def page(browser, live_server, settings) -> Iterator[Page]:
-    # live_server serves /static/ through Django's finders, which know app.css but not the hashed names the
-    # manifest storage (DEBUG off) puts in pages: without this the browser would get 404 for CSS and JS.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def page(browser, live_server, plain_static_files) -> Iterator[Page]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -65,10 +59,6 @@ def create_token(page: Page, name: str) -> None:
     page.goto("/settings/events-api/")
     page.get_by_label("Token name").fill(name)
     page.get_by_role("button", name="Create token").click()
-
-
-def has_no_horizontal_scroll(page: Page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_owner_creates_a_token_sees_it_once_and_revokes_it(page, transactional_db):
@@ -128,7 +118,7 @@ def test_the_new_token_is_first_in_view_focused_copied_and_gone_after_a_reload(p
     copy = page.get_by_role("button", name="Copy", exact=True).first
     copy_box = copy.bounding_box()
     assert copy_box is not None and copy_box["y"] + copy_box["height"] <= page.evaluate("window.innerHeight")
-    assert has_no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     width = viewport["width"]
     page.screenshot(path=screenshot_path(f"settings-token-created-{width}.png"))
 
@@ -145,7 +135,7 @@ def test_the_new_token_is_first_in_view_focused_copied_and_gone_after_a_reload(p
     expect(page.get_by_test_id("token-detail")).to_be_visible()
     assert page.get_by_test_id("new-token").count() == 0
     assert plaintext not in page.content()
-    assert has_no_horizontal_scroll(page)
+    assert_no_horizontal_scroll(page)
     page.screenshot(path=screenshot_path(f"settings-token-page-{width}.png"))
 
 
@@ -175,7 +165,7 @@ def test_every_settings_page_fits_the_screen(page, transactional_db, viewport):
         navigation = page.get_by_role("navigation", name="Settings")
         expect(navigation).to_be_visible()
         expect(navigation.locator('[aria-current="page"]')).to_have_count(1)
-        assert has_no_horizontal_scroll(page), path
+        assert_no_horizontal_scroll(page)
         name = path.split("/")[2]
         page.screenshot(path=screenshot_path(f"settings-{name}-{viewport['width']}.png"), full_page=True)
 
