@@ -13,7 +13,7 @@
    migrated the same way, by turns, with gunicorn and wrk as `make bench` runs them: the ratio.
 5. CSV export of the Events page for the team, through the same live server, logged in as an Owner: rows/s.
 
-Writes var/bench/warehouse.md; `--publish` (make bench-warehouse-publish) copies it to
+Writes var/bench/warehouse.md (and its figures as .json); `--publish` (make bench-warehouse-publish) copies it to
 docs/benchmarks-warehouse.md. Exits 2 when a target is missed, 1 on an error.
 
 The rule a newcomer must know: the harness uses only what a client, an operator or a BI tool uses (the ingest
@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
@@ -44,7 +44,7 @@ from psycopg import sql
 
 from chaos.processes import Gunicorn, migrate_and_create_token, run
 
-from .config import ROOT, WORK_DIR
+from .config import BATCH_SIZE, ROOT, WORK_DIR
 from .machine import cpu_list
 from .payloads import batch_item_template, event_template
 from .servers import bench_environment, reset_stores
@@ -119,6 +119,8 @@ QUERIES = (
     ),
 )
 LATEST = QUERIES[3]
+# B1 and B2: path, ingest.lua's mode, the body around its messageId (bench/payloads.py), connections.
+INGEST = {"B1": ("/v1/event", "event", event_template, 16), "B2": ("/v1/batch", "batch", batch_item_template, 4)}
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Figures:
     ingest_skipped: str = ""
     export: dict = field(default_factory=dict)  # rows, seconds
     export_skipped: str = ""
+    load_average: str = ""
 
     def ingest_ratio(self, phase: str) -> float | None:
         runs = [run for run in self.ingest if run["phase"] == phase and run["empty"]]
@@ -192,7 +195,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--workers", type=int, default=2, help="processes that load (2)")
     add("--repetitions", type=int, default=5, help="runs of each query after a warm-up; the median counts (5)")
     add("--ingest-seconds", type=int, default=10, help="seconds per wrk run of B1 and B2 (10; 0 skips them)")
-    add("--ingest-rounds", type=int, default=1, help="rounds of B1 and B2 on both databases (1)")
+    add("--ingest-rounds", type=int, default=3, help="rounds of B1 and B2 on both databases; median ratio (3)")
     add("--export-rows", type=int, default=200_000, help="CSV rows read from the export (200,000; 0 skips it)")
     add("--reload", action="store_true", help="load again even if the database holds the same load")
     add("--database-url", default=DATABASE_URL, help="the loaded database (BENCH_WAREHOUSE_DATABASE_URL)")
@@ -402,8 +405,10 @@ def measure_ingest(arguments: argparse.Namespace, figures: Figures, *, slug: str
     if arguments.export_rows:
         _manage(loaded_env, "collectstatic", "--noinput", "-v0")  # the pages' manifest, as a deploy makes it
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    templates = {"B1": ("/v1/event", "event", event_template(timestamp), 16),
-                 "B2": ("/v1/batch", "batch", batch_item_template(timestamp), 4)}  # fmt: skip
+    templates = {
+        phase: (path, mode, template(timestamp), connections)
+        for phase, (path, mode, template, connections) in INGEST.items()
+    }
     ids_dir = WORK_DIR / "warehouse-ids"
     shutil.rmtree(ids_dir, ignore_errors=True)
     ids_dir.mkdir(parents=True)
@@ -491,7 +496,11 @@ def write_report(figures: Figures, path: Path, *, arguments: argparse.Namespace,
         + (f"; made {load.loaded_at:%Y-%m-%d %H:%M} and reused" if load.reused else ""),
         f"- **Queries**: team `{TEAMS[0]}`, as its read-only warehouse login ({settings}); median of "
         f"{arguments.repetitions} after a warm-up. Native twins: `CREATE TABLE … AS SELECT * FROM` the relation, "
-        f"btree on timestamp, ANALYZE ({figures.twins_seconds:.0f} s to build).",
+        f"btree on timestamp, ANALYZE ({figures.twins_seconds:.0f} s to build). Times are the client's, rows "
+        "fetched, as a BI tool sees them.",
+        f"- **Sync**: `manage.py sync_warehouse` over the whole load took {load.sync_seconds:,.1f} s"
+        + (" (in the run that made the load)" if load.reused else "")
+        + f". **Machine**: {os.cpu_count()} cores, shared; load average {figures.load_average}.",
         "",
         "| BI query | relation | native table | ratio | target | |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -508,22 +517,24 @@ def write_report(figures: Figures, path: Path, *, arguments: argparse.Namespace,
         f"| {what} | {measured} | {target} | **{'pass' if met else 'FAIL'}** |"
         for what, measured, target, met in figures.checks()[len(figures.queries) :]
     ]
-    lines += ["", *_ingest_lines(figures)]
-    if load.reused:
-        lines.append(f"- The sync figure is from the run that made the load ({load.sync_seconds:,.0f} s).")
+    lines += ["", *_ingest_lines(figures, arguments)]
     if figures.export_skipped:
         lines.append(f"- CSV export: {figures.export_skipped}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
 
-def _ingest_lines(figures: Figures) -> list[str]:
+def _ingest_lines(figures: Figures, arguments: argparse.Namespace) -> list[str]:
     if figures.ingest_skipped:
         return [f"- Ingest: {figures.ingest_skipped}"]
     return [
         f"- {run['phase']} round {run['round']}: {run['loaded']:,.0f} events/s with the load stored, "
-        f"{run['empty']:,.0f} on an empty table (gunicorn and wrk as `make bench` runs them)"
+        f"{run['empty']:,.0f} on an empty table"
         for run in figures.ingest
+    ] + [
+        f"- Ingest: gunicorn (cpu{arguments.server_cpus}) and wrk (cpu{arguments.client_cpus}) as `make bench` runs "
+        f"them, {arguments.ingest_seconds} s per run after a warm-up; B1 with {INGEST['B1'][3]} connections, B2 with "
+        f"{INGEST['B2'][3]} ({BATCH_SIZE} events per request). The ratio is the median of the rounds'."
     ]
 
 
@@ -552,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         if not re.search(r"bench", urlsplit(url).path):
             raise SystemExit(f"The warehouse benchmark's databases must have 'bench' in their name, not {url}.")
     env = _environment(arguments, arguments.database_url)
+    before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     figures = Figures()
     figures.load = load = load_and_sync(arguments, env)
     slug = TEAMS[0]
@@ -571,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
         figures.ingest_skipped = "not measured (--ingest-seconds 0, or wrk is not installed)"
     if not figures.export:
         figures.export_skipped = "not measured (it runs with the ingest servers; --export-rows 0 skips it)"
+    figures.load_average = f"{before} before, " + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + " after"
     write_report(figures, arguments.report, arguments=arguments, settings=settings)
+    arguments.report.with_suffix(".json").write_text(json.dumps(asdict(figures), indent=2, default=str))
     print()
     for what, measured, target, met in figures.checks():
         print(f"{'pass' if met else 'FAIL'}  {what}: {measured} (target {target})")
