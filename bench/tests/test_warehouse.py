@@ -2,9 +2,11 @@
 load through the ingest code, the sync, the queries against native twins, ingest on both databases, the export,
 the report and the record that lets the next run skip the load. Speed is not judged here."""
 
+import itertools
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -13,14 +15,43 @@ from django.db import connection
 from psycopg import sql
 
 from bench.config import ROOT
-from bench.warehouse import QUERIES, load_key, parse_arguments, recorded_load
+from bench.warehouse import QUERIES, chunks_of_time, load_key, parse_arguments, recorded_load
+from bench.warehouse_events import Chunk, messages
 from chaos.processes import RedisServer, database_url
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the warehouse needs PostgreSQL"),
-]
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the warehouse needs PostgreSQL")
 EVENTS = 1000  # per team
+
+
+def test_every_message_is_one_the_ingest_code_accepts_and_a_chunk_is_made_the_same_every_time():
+    from events.ingest.validation import validate_segment_message
+
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    chunk = Chunk(1, "acme", 0, 500, 50, end - timedelta(days=1), end)
+
+    made = messages(chunk)
+
+    assert made == messages(chunk)
+    assert {document.get("event", document["type"]) for document, _ in made} == {
+        "Purchased an Item", "Viewed Product", "Signed Up", "identify", "page"
+    }  # fmt: skip
+    for document, received_at in made:
+        payload, problems = validate_segment_message(document, received_at=received_at)
+        assert payload is not None, problems
+        assert chunk.starts <= payload.timestamp < chunk.ends
+
+
+def test_each_team_gets_the_events_asked_for_in_slices_of_time_that_follow_each_other():
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+
+    chunks = chunks_of_time(120_001, 90, end, {"acme": 1, "globex": 2})
+
+    for team_id in (1, 2):
+        own = [chunk for chunk in chunks if chunk.team_id == team_id]
+        assert sum(chunk.count for chunk in own) == 120_001
+        assert own[0].starts == end - timedelta(days=90)
+        assert own[-1].ends == end
+        assert all(a.ends == b.starts for a, b in itertools.pairwise(own))
 
 
 @pytest.fixture
@@ -47,6 +78,8 @@ def redis_url(tmp_path):
     server.stop()
 
 
+@pytest.mark.live
+@postgresql_only
 def test_the_harness_loads_syncs_queries_ingests_exports_and_records_its_load(bench_databases, redis_url, tmp_path):
     loaded, empty = bench_databases
     report = tmp_path / "warehouse.md"
