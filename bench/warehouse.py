@@ -42,7 +42,7 @@ import psycopg
 import requests
 from psycopg import sql
 
-from chaos.processes import Gunicorn, migrate_and_create_token, run
+from chaos.processes import Gunicorn, NewToken, migrate_and_create_token, run
 
 from .config import BATCH_SIZE, ROOT, WORK_DIR
 from .machine import cpu_list
@@ -225,7 +225,7 @@ def _environment(arguments: argparse.Namespace, database_url: str) -> dict[str, 
     return bench_environment(workers, 32, database_url=database_url, redis_url=arguments.redis_url)
 
 
-def _django_pool(env: dict[str, str], workers: int = 1) -> ProcessPoolExecutor:
+def _django_pool(env: dict[str, str], workers: int) -> ProcessPoolExecutor:
     """Processes running the app's code on `env`'s database (fresh interpreters: Django is set up once each)."""
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=start_django, initargs=(env,))
 
@@ -276,8 +276,9 @@ def load_key(arguments: argparse.Namespace) -> dict:
             "migrations": migrations()}  # fmt: skip
 
 
-def load_and_sync(arguments: argparse.Namespace, env: dict[str, str]) -> Load:
-    """The requested load, as recorded, or made now: a fresh database, migrated, loaded, vacuumed, synced."""
+def load_and_sync(arguments: argparse.Namespace, env: dict[str, str], pool: ProcessPoolExecutor) -> Load:
+    """The requested load, as recorded, or made now: a fresh database, migrated, loaded (by `pool`'s processes,
+    which start at their first task), vacuumed, synced."""
     key = load_key(arguments)
     if not arguments.reload:
         load = recorded_load(arguments.database_url, key)
@@ -291,16 +292,15 @@ def load_and_sync(arguments: argparse.Namespace, env: dict[str, str]) -> Load:
     _manage(env, "migrate", "--noinput", "-v0")
     end = datetime.now(UTC).replace(microsecond=0)
     started = time.monotonic()
-    with _django_pool(env, arguments.workers) as pool:
-        team_ids = pool.submit(create_teams, TEAMS).result()
-        chunks = chunks_of_time(arguments.events, arguments.days, end, team_ids)
-        stored, reported = 0, time.monotonic()
-        for count in pool.map(store_chunk, chunks):
-            stored += count
-            if time.monotonic() - reported > 15:
-                rate = stored / (time.monotonic() - started)
-                print(f"  {stored:,} events stored, {rate:,.0f}/s", flush=True)
-                reported = time.monotonic()
+    team_ids = pool.submit(create_teams, TEAMS).result()
+    chunks = chunks_of_time(arguments.events, arguments.days, end, team_ids)
+    stored, reported = 0, time.monotonic()
+    for count in pool.map(store_chunk, chunks):
+        stored += count
+        if time.monotonic() - reported > 15:
+            rate = stored / (time.monotonic() - started)
+            print(f"  {stored:,} events stored, {rate:,.0f}/s", flush=True)
+            reported = time.monotonic()
     load_seconds = time.monotonic() - started
     print(f"  {stored:,} events in {load_seconds:.0f} s: {stored / load_seconds:,.0f} events/s")
     # What autovacuum does soon after a bulk load in production: hint bits and the visibility map, statistics.
@@ -403,12 +403,19 @@ def measure_ingest(arguments: argparse.Namespace, figures: Figures, *, slug: str
     """B1 and B2 on both databases by turns, both servers up on the server's cores; then the export."""
     loaded_env = _environment(arguments, arguments.database_url)
     empty_env = _environment(arguments, arguments.empty_database_url)
-    reset_stores(arguments.empty_database_url, arguments.redis_url)
-    empty_token = migrate_and_create_token(empty_env, who="ingest")
-    # A team of its own in the loaded database, its rows deleted afterwards: the load stays as recorded.
-    loaded_token = migrate_and_create_token(loaded_env, who=f"ingest{secrets.token_hex(4)}")
-    if arguments.export_rows:
-        _manage(loaded_env, "collectstatic", "--noinput", "-v0")  # the pages' manifest, as a deploy makes it
+
+    def empty_database() -> NewToken:
+        reset_stores(arguments.empty_database_url, arguments.redis_url)
+        return migrate_and_create_token(empty_env, who="ingest")
+
+    # Side by side: each is a Django start-up of its own, seconds on a busy machine.
+    with ThreadPoolExecutor(3) as preparing:
+        empty = preparing.submit(empty_database)
+        # A team of its own in the loaded database, its rows deleted afterwards: the load stays as recorded.
+        loaded = preparing.submit(migrate_and_create_token, loaded_env, who=f"ingest{secrets.token_hex(4)}")
+        if arguments.export_rows:  # the pages' manifest, as a deploy makes it
+            preparing.submit(_manage, loaded_env, "collectstatic", "--noinput", "-v0").result()
+        empty_token, loaded_token = empty.result(), loaded.result()
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     templates = {
         phase: (path, mode, template(timestamp), connections)
@@ -570,10 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     env = _environment(arguments, arguments.database_url)
     before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     figures = Figures()
-    figures.load = load = load_and_sync(arguments, env)
     slug = TEAMS[0]
     password = secrets.token_urlsafe(16)
-    with _django_pool(env) as pool:
+    with _django_pool(env, arguments.workers) as pool:
+        figures.load = load = load_and_sync(arguments, env, pool)
         login_url, login, email = pool.submit(warehouse_login_and_owner, slug, password).result()
     print(f"Native twins in native_{slug}, then the queries as {login}")
     twins, figures.twins_seconds = build_twins(arguments.database_url, slug=slug, login=login)
