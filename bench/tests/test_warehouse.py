@@ -84,8 +84,8 @@ def test_the_harness_loads_syncs_queries_ingests_exports_and_records_its_load(be
     loaded, empty = bench_databases
     report = tmp_path / "warehouse.md"
     arguments = ["--events", str(EVENTS), "--workers", "1", "--repetitions", "1", "--ingest-seconds", "1",
-                 "--ingest-rounds", "1", "--export-rows", "500", "--database-url", loaded, "--empty-database-url", empty,
-                 "--redis-url", redis_url, "--report", str(report)]  # fmt: skip
+                 "--ingest-rounds", "1", "--export-rows", "500", "--database-url", loaded,
+                 "--empty-database-url", empty, "--redis-url", redis_url, "--report", str(report)]  # fmt: skip
 
     finished = subprocess.run(
         [sys.executable, "-m", "bench.warehouse", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300
