@@ -1,4 +1,5 @@
-"""events/warehouse/column_types.py: the type each value asks for, and the views' casts agreeing with it."""
+"""events/warehouse/column_types.py: the type each value asks for, the views' casts agreeing with it, and every value
+reading back through the warehouse as it was sent."""
 
 import itertools
 import json
