@@ -7,7 +7,7 @@ each leaf is a property of its own, named by its path.
 
 A type is chosen only if it loses nothing, so a reader gets back what was sent:
 - A string is numeric only if numeric's own text of it is the string itself: an optional "-", then "0" or a
-  digit 1-9 and more digits, then optionally "." and one or more digits. So "02134" (a zip code), "+1",
+  digit 1-9 and any more digits, then optionally "." and one or more digits. So "02134" (a zip code), "+1",
   "1e3", "1." and ".5" stay text, as does "-0" (it would read as 0). Trailing zeros are kept: numeric keeps
   the scale, so "1.50" reads back as 1.50.
 - A JSON number is a number: it reads back as the same number, written as jsonb writes it (1e3 as 1000).

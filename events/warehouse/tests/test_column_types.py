@@ -127,6 +127,13 @@ def test_the_cast_guards_agree_with_the_inference_and_never_fail(column_type):
 
 @postgresql_only
 @pytest.mark.django_db
+@pytest.mark.parametrize("text", ["1.50", "0.000", "-0.05", "39.95", "1" * MAX_NUMERIC_LENGTH])
+def test_a_numeric_string_reads_back_with_its_digits(text):
+    assert _cast(text, NUMERIC, select="({})::text") == text  # numeric keeps the scale: trailing zeros too
+
+
+@postgresql_only
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "text, expected",
     [
