@@ -1,9 +1,23 @@
 """The type of a warehouse column, inferred from every value its property was seen with.
 
-JSON numbers and numeric strings ("39.95", "-1e3") -> numeric; JSON booleans -> boolean; ISO-8601 date or
-date-time strings -> timestamptz (those without an offset are UTC); everything else, and any mixture, -> text.
-Arrays are text (their JSON); null counts as absent. Nested objects are walked (`flatten`): each leaf is a
-property of its own, named by its path.
+JSON numbers and canonical decimal strings ("39.95", "-7", "0.50") -> numeric; JSON booleans -> boolean;
+ISO-8601 date or date-time strings -> timestamptz (those without an offset are UTC); everything else, and any
+mixture, -> text. Arrays are text (their JSON); null counts as absent. Nested objects are walked (`flatten`):
+each leaf is a property of its own, named by its path.
+
+A type is chosen only if it loses nothing, so a reader gets back what was sent:
+- A string is numeric only if numeric's own text of it is the string itself: an optional "-", then "0" or a
+  digit 1-9 and any more digits, then optionally "." and one or more digits. So "02134" (a zip code), "+1",
+  "1e3", "1." and ".5" stay text, as does "-0" (it would read as 0). Trailing zeros are kept: numeric keeps
+  the scale, so "1.50" reads back as 1.50.
+- A JSON number is a number: it reads back as the same number, written as jsonb writes it (1e3 as 1000).
+- A date-time string is timestamptz only if it reads back as the same instant: at most microseconds (more
+  digits only if they are zeros), offsets in hours and minutes up to 15:59, real dates in years 0001-9999,
+  and never 0001-01-01 with a "+" offset or 9999-12-31 with a "-" offset, which may leave those years in UTC
+  (PostgreSQL writes them BC or with five digits, and many drivers cannot read them). Its text is not kept:
+  it reads as the instant, in the reader's time zone.
+- Text is kept exactly. A text column reading a JSON number, boolean or array gets its JSON as jsonb writes
+  it (1e3 as "1000", [1,2] as "[1, 2]"): the same JSON value, spelled jsonb's way.
 
 The rule a newcomer must know: the patterns below are written once and read by two engines, Python here (to
 infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions). They use
@@ -20,7 +34,8 @@ from events.models import CatalogProperty, ColumnType, infer_column_type
 # Longer numeric strings are text: PostgreSQL's numeric stops at 16,383 digits after the point.
 MAX_NUMERIC_LENGTH = 1000
 
-NUMERIC_PATTERN = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,3})?"
+# Canonical decimals only: no leading zeros but "0.…", no "+", no exponent, no negative zero.
+NUMERIC_PATTERN = r"(?:-?[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.[0-9]+)?|-0\.[0-9]*[1-9][0-9]*)"
 # Only real dates: day 29 and 30 in every month but February, 31 in the long months, February 29 in leap
 # years (divisible by 4, centuries only by 400), and never year 0000, so the cast cannot fail.
 _DATE = (
@@ -28,10 +43,13 @@ _DATE = (
     r"|(?:0[13578]|1[02])-31)"
     r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)"
 )
-_TIME = r"[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+# Digits past microseconds only if they are zeros: PostgreSQL would round the others away.
+_TIME = r"[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6}0{0,3})?)?"
 # PostgreSQL accepts offsets up to 15:59.
 _OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
-ZONED_TIMESTAMP_PATTERN = _DATE + _TIME + _OFFSET
+# The first day with a "+" offset and the last with a "-" one may fall outside years 1-9999 in UTC.
+_IN_RANGE = r"(?!0001-01-01[T ][0-9:.]*\+|9999-12-31[T ][0-9:.]*-)"
+ZONED_TIMESTAMP_PATTERN = _IN_RANGE + _DATE + _TIME + _OFFSET
 LOCAL_TIMESTAMP_PATTERN = _DATE + f"(?:{_TIME})?"
 
 _NUMERIC = re.compile(NUMERIC_PATTERN)
