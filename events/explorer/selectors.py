@@ -369,7 +369,8 @@ def volume_series(
     Filtered by name and time, it reads the catalog's hourly or daily counts, so it costs the same for a team
     sending ten events a day or ten thousand a second: three queries, whose answers are at most VOLUME_SERIES
     names, their buckets, and the buckets' totals (a bucket counts whole, also where the range cuts it). A search
-    by user or property counts the matching events themselves, in one query bounded by SEARCH_WINDOW."""
+    by user or property counts the matching events themselves, bounded by SEARCH_WINDOW: two queries, the window's
+    start and the count."""
     bucket, count = VOLUME_RANGES[period]
     now = now or timezone.now()
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
