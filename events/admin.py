@@ -144,13 +144,14 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "received_at", "team", "type", "event", "timestamp", "message_id"]
     list_filter = ["team", "type", EventNameFilter]
     search_fields = ["event"]
-    date_hierarchy = "received_at"
+    date_hierarchy = "timestamp"
     list_select_related = ["team"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     # Facet counts are COUNT(*) ... FILTER over the whole table, one per filter choice.
     show_facets = admin.ShowFacets.NEVER
-    ordering = ["-received_at"]
+    # By when they happened, as the Events page shows them: the index (team, timestamp, id) serves a team's list.
+    ordering = ["-timestamp", "-id"]
     readonly_fields = [f.name for f in Event._meta.fields]
 
 

@@ -2,8 +2,12 @@
 
 Everything is scoped to one team by the caller's `team`; nothing here takes an id without it. Each read holds
 a bounded amount whatever the team sends: the tail and the catalog come a page at a time, the volume from the
-catalog's hourly and daily counts, the export a chunk at a time through a server-side cursor. A search by user or
+catalog's hourly and daily counts, the export streamed by PostgreSQL's COPY a chunk at a time. A search by user or
 property reads at most the team's latest SEARCH_WINDOW events, and a filtered count stops at COUNT_CAP.
+
+The rule a newcomer must know: the tail, its counters and the export read events in the order they happened,
+(timestamp, id), along the index `events_event_team_time_idx`, so a time range starts where the range starts
+instead of walking the team's newer events first (docs/performance.md#events-page-time-index).
 """
 
 from collections.abc import Iterator
@@ -15,7 +19,7 @@ from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet, Subquery, Sum, TextField
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Coalesce, Trunc
+from django.db.models.functions import Cast, Trunc
 from django.http import Http404
 from django.utils import timezone
 
@@ -38,7 +42,6 @@ TAIL_LIMIT = 50
 PREVIEW_LENGTH = 120
 VOLUME_SERIES = 6  # the busiest event names get a series each; the others are added up as "Other"
 OTHER_EVENTS = "Other"
-EXPORT_CHUNK_SIZE = 2000
 # The catalog is read a page at a time, so the Events page stays small whatever a team sends (see
 # docs/performance.md#catalog-caps): names per page, properties shown under each name, properties per page of one name.
 CATALOG_PAGE_SIZE = 20
@@ -63,8 +66,8 @@ DETAIL_FIELDS = (*EVENT_FIELDS, "properties", "context", "extra")
 
 
 # A search by user or property value has no index of its own (each would cost every insert on the ingest path):
-# it reads the team's latest SEARCH_WINDOW events, newest first along the primary key (team_id, id), and no
-# further. See docs/performance.md#events-page-search.
+# it reads the team's latest SEARCH_WINDOW events, newest first along the time index, and no further. See
+# docs/performance.md#events-page-search.
 SEARCH_WINDOW = 100_000
 # Filtered counts stop here: the page says "100,000+" rather than count a team's millions of rows every few seconds.
 COUNT_CAP = 100_000
@@ -100,9 +103,12 @@ def events_matching(*, team: Team, filters: EventFilters) -> QuerySet:
     if filters.until is not None:
         events = events.filter(timestamp__lt=filters.until)
     if filters.searching:
-        # The id of the team's SEARCH_WINDOW-th latest event, from the primary key's index alone.
-        window_start = Event.objects.for_team(team).order_by("-id").values("id")[SEARCH_WINDOW - 1 : SEARCH_WINDOW]
-        events = events.filter(id__gte=Coalesce(Subquery(window_start), 0))
+        # The time of the team's SEARCH_WINDOW-th latest event, from the time index alone, read first: as a value
+        # the planner sees how few rows it leaves; as a subquery it guessed a third of the table and read it all.
+        window = Event.objects.for_team(team).order_by(*NEWEST_FIRST).values_list("timestamp", flat=True)
+        window_start = list(window[SEARCH_WINDOW - 1 : SEARCH_WINDOW])
+        if window_start:
+            events = events.filter(timestamp__gte=window_start[0])
     if filters.user:
         events = events.filter(Q(user_id=filters.user) | Q(anonymous_id=filters.user))
     if filters.property_path:
@@ -130,6 +136,11 @@ def _preview(properties) -> str:
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
 
 
+# The order of the tail, its counters and the export: the index (team_id, timestamp, id) serves it (models.Event).
+NEWEST_FIRST = ("-timestamp", "-id")
+OLDEST_FIRST = ("timestamp", "id")
+
+
 @dataclass
 class Tail:
     events: list[dict]  # newest first
@@ -144,14 +155,18 @@ def events_tail(
     before_id: int | None = None,
     limit: int = TAIL_LIMIT,
 ) -> Tail:
-    """The newest events (newest first); with after_id only those stored after it, for the live tail; with
-    before_id the page of older events before it (keyset paging on the primary key (team_id, id))."""
+    """The newest events by when they happened, (timestamp, id) descending; with after_id only those stored after
+    it, for the live tail; with before_id the page that comes after event before_id in that order (keyset paging
+    on the time index, so a page a month back costs what the first page costs). A before_id that is not one of the
+    team's events gives an empty page."""
     events = events_matching(team=team, filters=filters)
     if after_id is not None:
         events = events.filter(id__gt=after_id)
     if before_id is not None:
-        events = events.filter(id__lt=before_id)
-    rows = list(events.order_by("-id").values(*EVENT_FIELDS, "properties")[: limit + 1])
+        # (timestamp, id) < (its timestamp, before_id): the range condition reaches the index, the tie is filtered.
+        before = Subquery(Event.objects.for_team(team).filter(pk=before_id).values("timestamp"))
+        events = events.filter(timestamp__lte=before).exclude(timestamp=before, id__gte=before_id)
+    rows = list(events.order_by(*NEWEST_FIRST).values(*EVENT_FIELDS, "properties")[: limit + 1])
     more = len(rows) > limit  # the one row past the page says whether there is a page after it
     rows = rows[:limit]
     for row in rows:
@@ -188,7 +203,7 @@ def event_counts(*, team: Team, filters: EventFilters) -> EventCounts:
             "other_names": other is not None,
             "filtered": False,
         }
-    matching = events_matching(team=team, filters=filters).order_by("-id").values("event")[: COUNT_CAP + 1]
+    matching = events_matching(team=team, filters=filters).order_by(*NEWEST_FIRST).values("event")[: COUNT_CAP + 1]
     sql, params = matching.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), count(DISTINCT event) FROM ({sql}) AS matching", params)  # noqa: S608
@@ -354,7 +369,8 @@ def volume_series(
     Filtered by name and time, it reads the catalog's hourly or daily counts, so it costs the same for a team
     sending ten events a day or ten thousand a second: three queries, whose answers are at most VOLUME_SERIES
     names, their buckets, and the buckets' totals (a bucket counts whole, also where the range cuts it). A search
-    by user or property counts the matching events themselves, in one query bounded by SEARCH_WINDOW."""
+    by user or property counts the matching events themselves, bounded by SEARCH_WINDOW: two queries, the window's
+    start and the count."""
     bucket, count = VOLUME_RANGES[period]
     now = now or timezone.now()
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
@@ -475,10 +491,63 @@ def _view_names(warehouse: TeamWarehouse) -> list[str]:
 
 
 EXPORT_COLUMNS = (*EVENT_FIELDS, "properties", "context")
+# A spreadsheet runs a cell that starts with one of these as a formula: such text cells get a leading '.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_EXPORT_TEXT = ("type", "event", "message_id", "user_id", "anonymous_id")
+_EXPORT_TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at")
+_EXPORT_JSON = ("properties", "context")
+# Rows go to the server in chunks of about this size: a row at a time would cost a trip through the WSGI server
+# and the socket per row.
+EXPORT_CHUNK_BYTES = 64 * 1024
 
 
-def export_rows(*, team: Team, filters: EventFilters) -> Iterator[tuple]:
-    """Every matching event in the order it was stored, read in chunks through a server-side cursor on
-    PostgreSQL, so an export of millions of rows holds only one chunk in memory."""
-    events = events_matching(team=team, filters=filters).order_by("id").values_list(*EXPORT_COLUMNS)
-    return events.iterator(chunk_size=EXPORT_CHUNK_SIZE)
+def export_available() -> bool:
+    """The export is formatted by PostgreSQL's COPY; `make run` on SQLite has no export."""
+    return connection.vendor == "postgresql"
+
+
+def _export_cell(column: str) -> str:
+    """The SQL for one CSV cell: ISO 8601 times as Python writes them (2024-03-01T01:00:00+00:00, microseconds
+    only when there are some), JSON as jsonb prints it, text that would start a spreadsheet formula behind a '."""
+    value = f'e."{column}"'
+    if column in _EXPORT_TEXT:
+        return f"CASE WHEN left({value}, 1) = ANY(%s) THEN '''' || {value} ELSE {value} END"
+    if column in _EXPORT_TIMES:
+        utc = f"({value} AT TIME ZONE 'UTC')"
+        fraction = f"CASE to_char({utc}, 'US') WHEN '000000' THEN '' ELSE to_char({utc}, '.US') END"
+        return f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || {fraction} || '+00:00'"""
+    if column in _EXPORT_JSON:
+        return f"{value}::text"
+    return value
+
+
+def export_query(*, team: Team, filters: EventFilters) -> tuple[str, list]:
+    """The SELECT behind the export: every matching event, oldest first along the time index, one text cell per
+    EXPORT_COLUMNS, named as they are."""
+    matching = events_matching(team=team, filters=filters).order_by().values(*EXPORT_COLUMNS)
+    sql, params = matching.query.sql_with_params()
+    cells = ", ".join(f'{_export_cell(column)} AS "{column}"' for column in EXPORT_COLUMNS)
+    formula_starts = [list(FORMULA_STARTS) for column in EXPORT_COLUMNS if column in _EXPORT_TEXT]
+    order = ", ".join(f'e."{column}"' for column in OLDEST_FIRST)
+    return f"SELECT {cells} FROM ({sql}) AS e ORDER BY {order}", [*formula_starts, *params]  # noqa: S608
+
+
+def export_csv(*, team: Team, filters: EventFilters) -> Iterator[bytes]:
+    """The matching events as CSV (RFC 4180 quoting, a header line), in chunks of about EXPORT_CHUNK_BYTES.
+
+    PostgreSQL formats every row (COPY ... TO STDOUT) and the rows pass through here as bytes, a chunk at a
+    time, so an export of millions of rows holds one chunk in memory and Python never looks at a value
+    (docs/performance.md#csv-export). Nothing is read until the first chunk is asked for."""
+    query, params = export_query(team=team, filters=filters)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy,
+    ):
+        chunk = bytearray()
+        for row in copy:
+            chunk += row
+            if len(chunk) >= EXPORT_CHUNK_BYTES:
+                yield bytes(chunk)
+                chunk.clear()
+        if chunk:
+            yield bytes(chunk)

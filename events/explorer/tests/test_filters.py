@@ -2,11 +2,13 @@
 by a property's value; paging back through the tail; what the page says when the API is off or the sync is not
 running. Against PostgreSQL, with the query plans that keep these reads bounded."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from events.explorer import selectors
@@ -215,24 +217,96 @@ def test_the_empty_catalog_says_whether_the_sync_is_running(bob_client, acme):
 # --- Query plans ------------------------------------------------------------------------------------------
 
 
-def _plan(queryset) -> str:
-    sql, params = queryset.query.sql_with_params()
-    return "\n".join(line for (line,) in fetch(f"EXPLAIN {sql}", list(params)))
+@pytest.fixture
+def ninety_days(acme, globex):
+    """120,000 events over 90 days ending at NOW for Acme and Globex, as ingest stores them (ids in time order),
+    with statistics: enough rows for the planner to choose as it does on millions (docs/performance.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at, user_id) "
+            "SELECT CASE WHEN n %% 2 = 0 THEN %(acme)s ELSE %(globex)s END, 'track', 'Event ' || (n %% 10), "
+            "  jsonb_build_object('n', n), at, at, 'user-' || (n %% 5000) "
+            "FROM generate_series(1, 120000) n, "
+            "  LATERAL (SELECT %(now)s - interval '90 days' + n * interval '90 days' / 120000 AS at) moment",
+            {"acme": acme.pk, "globex": globex.pk, "now": NOW},
+        )
+        cursor.execute("ANALYZE events_event")
+
+
+def _plans_of(read) -> list[str]:
+    """The plans of the queries on events_event that `read()` runs."""
+    with CaptureQueriesContext(connection) as captured:
+        read()
+    queries = [query["sql"] for query in captured.captured_queries if '"events_event"' in query["sql"]]
+    assert queries
+    return ["\n".join(line for (line,) in fetch(f"EXPLAIN {sql}")) for sql in queries]
+
+
+def _scan(plan: str) -> str:
+    """How the plan reads events_event itself (not a subquery's alias): the scan, down to its index condition."""
+    lines = plan.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if re.search(r" on events_event  \(cost", line)]
+    end = next((i for i in range(at, len(lines)) if "Index Cond:" in lines[i]), at)
+    return "\n".join(lines[at : end + 1]).strip()
+
+
+def _reads_the_time_range_from_the_time_index(plan: str) -> bool:
+    """The time index finds the rows by team and time (in order, or as a bitmap of the range's few rows)."""
+    scan = _scan(plan)
+    return bool(
+        re.search(r"(Index Scan Backward using|Index Scan using|Bitmap Index Scan on) events_event_team_time_idx", scan)
+        and re.search(r"Index Cond: \(\(team_id = \d+\) AND \(\"timestamp\" >= ", scan)
+    )
 
 
 @postgresql_only
-def test_paging_back_and_searching_walk_the_primary_key(acme):
-    with connection.cursor() as cursor:  # enough rows, and statistics, for the planner to choose as in production
-        cursor.execute(
-            "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at, user_id) "
-            "SELECT %s, 'track', 'Signed Up', jsonb_build_object('n', n), now(), now(), 'user-' || (n %% 500) "
-            "FROM generate_series(1, 20000) n",
-            [acme.pk],
-        )
-        cursor.execute("ANALYZE events_event")
-    before = Event.objects.for_team(acme).order_by("-id").values_list("id", flat=True)[100]
-    page = selectors.events_matching(team=acme, filters=EventFilters()).filter(id__lt=before).order_by("-id")
-    assert "Index Scan Backward using events_event_pkey" in _plan(page[:TAIL_LIMIT])
-    searched = selectors.events_matching(team=acme, filters=EventFilters(user="user-7", property_path=("n",)))
-    plan = _plan(searched.order_by("-id")[:TAIL_LIMIT])
-    assert "events_event_pkey" in plan and "Seq Scan" not in plan
+def test_a_time_range_a_month_back_starts_on_the_time_index(acme, ninety_days):
+    month_back = EventFilters(since=NOW - timedelta(days=31), until=NOW - timedelta(days=30))
+    (tail,) = _plans_of(lambda: selectors.events_tail(team=acme, filters=month_back))
+    first_page = selectors.events_tail(team=acme, filters=month_back)
+    (older,) = _plans_of(lambda: selectors.events_tail(team=acme, filters=month_back, before_id=first_page.older))
+    (counts,) = _plans_of(lambda: selectors.event_counts(team=acme, filters=month_back))
+    query, params = selectors.export_query(team=acme, filters=month_back)
+    export = "\n".join(line for (line,) in fetch(f"EXPLAIN {query}", params))
+    for plan in (tail, older, counts, export):
+        assert _reads_the_time_range_from_the_time_index(plan), plan
+
+
+@postgresql_only
+def test_paging_polling_and_searching_stay_on_indexes(acme, ninety_days, monkeypatch):
+    deep = Event.objects.for_team(acme).order_by("-id").values_list("id", flat=True)[30_000]
+    (older,) = _plans_of(lambda: selectors.events_tail(team=acme, filters=EventFilters(), before_id=deep))
+    assert "Index Scan Backward using events_event_team_time_idx" in _scan(older) and "Sort" not in older
+    latest = Event.objects.for_team(acme).order_by("-id").values_list("id", flat=True)[0]
+    (poll,) = _plans_of(lambda: selectors.events_tail(team=acme, filters=EventFilters(), after_id=latest))
+    assert "using events_event_pkey" in _scan(poll), "new events are found by id, whenever they happened"
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", 5_000)  # a window smaller than the team, as in production
+    window, searched = _plans_of(lambda: selectors.events_tail(team=acme, filters=EventFilters(user="user-8")))
+    assert "Index Only Scan Backward using events_event_team_time_idx" in _scan(window)
+    assert _reads_the_time_range_from_the_time_index(searched), searched
+
+
+# --- The tail's order -------------------------------------------------------------------------------------
+
+
+def test_the_tail_is_in_the_order_events_happened_and_the_live_tail_brings_late_ones(bob_client, acme):
+    earlier = store_event(acme, "Signed Up", timestamp=NOW - timedelta(hours=2))
+    later = store_event(acme, "Signed Up", timestamp=NOW)
+    backfilled = store_event(acme, "Signed Up", timestamp=NOW - timedelta(hours=1))  # stored last
+    assert _ids(bob_client.get("/events/tail.json")) == [later, backfilled, earlier]
+    assert _ids(bob_client.get(f"/events/tail.json?after_id={later}")) == [backfilled]
+
+
+def test_older_events_page_through_events_that_happened_at_the_same_time(bob_client, acme):
+    at_once = [store_event(acme, "Signed Up", timestamp=NOW) for _ in range(TAIL_LIMIT + 3)]
+    before = store_event(acme, "Signed Up", timestamp=NOW - timedelta(seconds=1))
+    first = bob_client.get("/events/tail.json").json()
+    second = bob_client.get(f"/events/tail.json?before_id={first['older']}").json()
+    assert _ids_of(first) + _ids_of(second) == [*at_once[::-1], before]
+    assert second["older"] is None
+
+
+def test_older_events_before_an_unknown_event_are_none(bob_client, acme, globex):
+    store_event(acme, "Signed Up")
+    other_team = store_event(globex, "Signed Up", timestamp=timezone.now() + timedelta(days=1))
+    assert _ids(bob_client.get(f"/events/tail.json?before_id={other_team}")) == []

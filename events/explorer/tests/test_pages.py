@@ -3,11 +3,14 @@
 import csv
 import io
 import json
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import connection
+from django.core.signals import request_finished
+from django.db import close_old_connections, connection
+from django.http import StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -17,7 +20,9 @@ from conftest import make_user
 from events.explorer.selectors import (
     CATALOG_PAGE_SIZE,
     EVENT_VIEWS_SHOWN,
+    EXPORT_CHUNK_BYTES,
     EXPORT_COLUMNS,
+    FORMULA_STARTS,
     OTHER_EVENTS,
     PROPERTY_PAGE_SIZE,
     PROPERTY_PREVIEW,
@@ -26,7 +31,7 @@ from events.explorer.selectors import (
     VOLUME_SERIES,
 )
 from events.explorer.views import WAREHOUSE_NOT_SET_UP
-from events.models import CatalogEvent, CatalogOther, EventVolume, TeamWarehouse
+from events.models import CatalogEvent, CatalogOther, Event, EventVolume, TeamWarehouse
 from events.tests.event_factories import data_made_in_postgresql, store_event, sync
 from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, catalog_sync
 from events.warehouse.credentials import WarehouseLoginUnsafe
@@ -272,10 +277,92 @@ def test_the_csv_export_streams_the_filtered_range(bob_client, acme, globex):
     assert json.loads(rows[1][header.index("properties")]) == {"revenue": 2}
 
 
-def test_the_csv_export_reads_in_chunks(bob_client, acme, monkeypatch):
-    monkeypatch.setattr("events.explorer.selectors.EXPORT_CHUNK_SIZE", 2)
-    ids = [store_event(acme, "Signed Up") for _ in range(5)]
-    assert [int(row[0]) for row in _csv(bob_client.get("/events/export.csv"))[1:]] == ids
+@pytest.fixture
+def many_exported(acme):
+    """EXPORTED events of about 500 bytes each for Acme, a second apart."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_event (team_id, type, event, properties, timestamp, received_at, user_id) "
+            "SELECT %s, 'track', 'Signed Up', jsonb_build_object('n', n, 'note', repeat('x', 400)), "
+            "  timestamptz '2024-03-01 00:00Z' + n * interval '1 second', now(), 'user-' || n "
+            "FROM generate_series(1, %s) n",
+            [acme.pk, EXPORTED],
+        )
+
+
+EXPORTED = 10_000
+
+
+def test_the_csv_export_streams_in_chunks_without_holding_the_export(bob_client, acme, many_exported):
+    response = bob_client.get("/events/export.csv")
+    assert isinstance(response, StreamingHttpResponse)
+    chunks = iter(response.streaming_content)
+    sizes = [len(next(chunks))]  # the request is answered: what follows is the streaming alone
+    lines = 0
+    tracemalloc.start()
+    for chunk in chunks:
+        sizes.append(len(chunk))
+        lines += chunk.count(b"\n")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sum(sizes) > 5_000_000 and lines > EXPORTED * 0.98
+    assert len(sizes) > 50 and max(sizes) < EXPORT_CHUNK_BYTES + 1_000  # a chunk is cut after the row that fills it
+    assert peak < 10 * EXPORT_CHUNK_BYTES, "the export's 5 MB were never all in memory at once"
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as when serving: the cancelled COPY ends its own transaction
+def test_a_download_cut_short_leaves_the_connection_usable(bob_client, acme, many_exported):
+    response = bob_client.get("/events/export.csv")
+    first = next(iter(response.streaming_content))
+    # The client went away: the server closes the response, which ends the COPY. (As the test client does, keep
+    # request_finished from closing the connection, so the test can use it again.)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    assert first.startswith(b"id,type,event,")
+    assert Event.objects.for_team(acme).count() == EXPORTED
+
+
+def test_the_csv_export_is_in_the_order_events_happened(bob_client, acme):
+    later = store_event(acme, "Signed Up", timestamp=datetime(2024, 3, 2, tzinfo=UTC))
+    earlier = store_event(acme, "Signed Up", timestamp=datetime(2024, 3, 1, tzinfo=UTC))
+    assert [int(row[0]) for row in _csv(bob_client.get("/events/export.csv"))[1:]] == [earlier, later]
+
+
+def test_the_csv_export_writes_times_json_and_text_as_a_spreadsheet_reads_them(bob_client, acme):
+    happened = datetime(2024, 3, 1, 1, 0, 0, 500, tzinfo=UTC)
+    properties = {"note": 'a, "b"\nc', "revenue": 39.95, "zip": "02134", "nested": {"ok": True}}
+    event_id = store_event(
+        acme, 'Said "hi", then\r\nleft', properties, user_id="", timestamp=happened, received_at=happened
+    )
+    (header, row) = _csv(bob_client.get("/events/export.csv"))
+    cells = dict(zip(header, row, strict=True))
+    assert json.loads(cells.pop("properties")) == properties
+    assert cells == {
+        "id": str(event_id),
+        "type": "track",
+        "event": 'Said "hi", then\r\nleft',
+        "timestamp": "2024-03-01T01:00:00.000500+00:00",
+        "original_timestamp": "2024-03-01T01:00:00.000500+00:00",
+        "sent_at": "",
+        "received_at": "2024-03-01T01:00:00.000500+00:00",
+        "message_id": "",
+        "user_id": "",
+        "anonymous_id": "",
+        "context": "",
+    }
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS, ids=["equals", "plus", "minus", "at", "tab", "carriage-return"])
+def test_the_csv_export_defuses_every_formula_start(bob_client, acme, start):
+    store_event(acme, f"{start}SUM(A1)", user_id=f"{start}1", message_id=f"{start}m", anonymous_id="a=b")
+    (_, row) = _csv(bob_client.get("/events/export.csv"))
+    assert row[EXPORT_COLUMNS.index("event")] == f"'{start}SUM(A1)"
+    assert row[EXPORT_COLUMNS.index("user_id")] == f"'{start}1"
+    assert row[EXPORT_COLUMNS.index("message_id")] == f"'{start}m"
+    assert row[EXPORT_COLUMNS.index("anonymous_id")] == "a=b"  # only a leading character starts a formula
 
 
 def test_the_csv_export_defuses_spreadsheet_formulas(bob_client, acme):
