@@ -25,7 +25,8 @@ MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -33,6 +34,7 @@ from typing import TypeVar
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import Team
 from events.models import (
@@ -40,6 +42,7 @@ from events.models import (
     CatalogOther,
     CatalogProperty,
     CatalogSyncState,
+    ColumnType,
     DailyEventVolume,
     Event,
     EventType,
@@ -47,8 +50,9 @@ from events.models import (
     SyncStep,
     TeamWarehouse,
 )
-from events.warehouse.column_types import TypeCounts, flatten, value_type
+from events.warehouse.column_types import TypeCounts, value_type_sql
 from events.warehouse.distinct_count import empty_sketch, sketch_add
+from events.warehouse.selection import EventSelection
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
@@ -81,33 +85,112 @@ class _EventTally:
 
 @dataclass
 class _Tally:
-    """One team's events of one sync, added up in memory."""
+    """One team's events of one selection, added up by PostgreSQL (`_tally_of`)."""
 
     events: dict[tuple[str, str], _EventTally] = field(default_factory=dict)  # (type, name)
     volume: dict[tuple[str, datetime], int] = field(default_factory=dict)  # (name, hour)
 
-    def add(self, event_id, event_type, name, properties, timestamp, received_at) -> None:
-        key = (event_type, name)
-        tally = self.events.get(key)
-        if tally is None:
-            tally = self.events[key] = _EventTally(event_id, received_at, received_at)
-        tally.count += 1
-        tally.first_seen = min(tally.first_seen, received_at)
-        tally.last_seen = max(tally.last_seen, received_at)
-        for path, value in flatten(properties):
-            kind = value_type(value)
-            if kind is not None:
-                tally.properties.setdefault(path, TypeCounts()).add_value(kind)
-        hour = (name, timestamp.replace(minute=0, second=0, microsecond=0))
-        self.volume[hour] = self.volume.get(hour, 0) + 1
+    @property
+    def total(self) -> int:
+        return sum(counted.count for counted in self.events.values())
 
 
-_ROW_FIELDS = ("id", "team_id", "type", "event", "properties", "timestamp", "received_at")
+# Per (type, name): how many, the first id, first and last received; per (name, hour of timestamp): how many.
+# One pass over the selection for both (GROUPING SETS).
+_EVENTS_AND_VOLUME = """
+SELECT GROUPING(e.type), e.type, e.event, count(*), min(e.id), min(e.received_at), max(e.received_at),
+       date_trunc('hour', e.timestamp, 'UTC')
+FROM events_event e WHERE {selection}
+GROUP BY GROUPING SETS ((e.type, e.event), (e.event, date_trunc('hour', e.timestamp, 'UTC')))
+"""
+
+# Per (type, name, property path): how many values of each type, and the first id it was seen in. Nested objects
+# are walked as `flatten` walks them: only objects recurse, everything else is a leaf; nulls count as absent.
+_PROPERTIES = """
+WITH RECURSIVE leaf (type, event, id, path, value) AS (
+    SELECT e.type, e.event, e.id, ARRAY[p.key], p.value
+    FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p
+    WHERE {selection} AND jsonb_typeof(e.properties) = 'object'
+  UNION ALL
+    SELECT l.type, l.event, l.id, l.path || p.key, p.value
+    FROM leaf l CROSS JOIN LATERAL jsonb_each(l.value) p
+    WHERE jsonb_typeof(l.value) = 'object'
+)
+SELECT type, event, path, min(id), count(*) FILTER (WHERE kind = {numeric}), count(*) FILTER (WHERE kind = {boolean}),
+       count(*) FILTER (WHERE kind = {timestamp}), count(*) FILTER (WHERE kind = {text})
+FROM (SELECT type, event, id, path, {kind} AS kind FROM leaf WHERE jsonb_typeof(value) <> 'object') typed
+WHERE kind IS NOT NULL
+GROUP BY type, event, path
+"""
+
+
+def _tally_of(selection: EventSelection) -> _Tally:
+    """Add up the selected events in two aggregate queries: only the totals come back to Python."""
+    tally = _Tally()
+    condition = selection.condition("e")
+    with connection.cursor() as cursor:
+        cursor.execute(_as_string(sql.SQL(_EVENTS_AND_VOLUME).format(selection=condition)))
+        for by_hour, event_type, name, count, first_id, first_seen, last_seen, hour in cursor.fetchall():
+            if by_hour:
+                tally.volume[(name, hour)] = count
+            else:
+                tally.events[(event_type, name)] = _EventTally(first_id, first_seen, last_seen, count)
+        cursor.execute(
+            _as_string(
+                sql.SQL(_PROPERTIES).format(
+                    selection=condition,
+                    kind=value_type_sql(sql.Identifier("value")),
+                    numeric=sql.Literal(ColumnType.NUMERIC.value),
+                    boolean=sql.Literal(ColumnType.BOOLEAN.value),
+                    timestamp=sql.Literal(ColumnType.TIMESTAMPTZ.value),
+                    text=sql.Literal(ColumnType.TEXT.value),
+                )
+            )
+        )
+        # Paths in the order they were first stored (then by path), so the same history gives the same columns.
+        for event_type, name, path, _, numeric, boolean, timestamp, text in sorted(
+            cursor.fetchall(), key=lambda row: (row[3], row[2])
+        ):
+            counts = TypeCounts(numeric + boolean + timestamp + text, numeric, boolean, timestamp, text)
+            tally.events[(event_type, name)].properties[tuple(path)] = counts
+    return tally
+
+
+def _as_string(statement: sql.Composable) -> str:
+    connection.ensure_connection()
+    return statement.as_string(connection.connection)
+
+
+# Held (a session lock, so before the chunk's snapshot is taken) while a sync handles a chunk: syncs in several
+# processes take turns, and a REPEATABLE READ chunk never meets a serialization error.
+SYNC_LOCK_KEY = 0x63617461  # "cata"
+
+
+@contextmanager
+def _sync_lock() -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [SYNC_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
+
+
+@contextmanager
+def _chunk_transaction() -> Iterator[None]:
+    """One chunk: the sync lock, then a REPEATABLE READ transaction, so every step of every team (the catalog's
+    counts, the typed tables) reads the same rows. Inside a caller's transaction (tests) it is a savepoint of it."""
+    with _sync_lock(), transaction.atomic():
+        if not connection.get_autocommit() and len(connection.atomic_blocks) == 1:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) -> CatalogSyncResult:
     """Add every event stored since the last sync to the catalog. Safe to run from several processes at once
-    (they take turns on the state row) and to repeat: each event is counted once.
+    (they take turns on the sync lock) and to repeat: each event is counted once.
 
     Each team is catalogued in a savepoint of its own. A team that fails holds back only itself: the
     watermark moves on, its events wait in its backlog (retried first on every sync), and its error is
@@ -117,34 +200,67 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
     CatalogSyncState.objects.get_or_create(pk=1)
     first_chunk = True
     while True:
-        with transaction.atomic():
-            state = CatalogSyncState.objects.select_for_update().get(pk=1)
+        with _chunk_transaction():
+            state = CatalogSyncState.objects.get(pk=1)
             now = time.time()
             gaps = [gap for gap in state.open_gaps if now - gap[1] < gap_ttl.total_seconds()]
             ceiling = max(_highest_allocated_id(), state.last_event_id)
             upper = min(state.last_event_id + chunk_size, ceiling)
-            rows = list(Event.objects.filter(id__gt=state.last_event_id, id__lte=upper).values_list(*_ROW_FIELDS))
+            passed = (state.last_event_id + 1, upper)
+            found_gaps: dict[int, list[int]] = {}  # team -> gap ids now stored
             if first_chunk:
-                wanted = [gap[0] for gap in gaps]
-                for start in range(0, len(wanted), 1000):
-                    rows += Event.objects.filter(id__in=wanted[start : start + 1000]).values_list(*_ROW_FIELDS)
-                # A backlog retry counts the waiting gaps it finds: they must not be counted twice.
-                counted = _retry_backlogs(chunk_size=chunk_size, result=result)
-                gaps = [gap for gap in gaps if gap[0] not in counted]
-                rows = [row for row in rows if row[0] not in counted]
-            rows.sort()
-            found = {row[0] for row in rows}
-            gaps = [gap for gap in gaps if gap[0] not in found]
-            gaps += [[i, int(now)] for i in range(state.last_event_id + 1, upper + 1) if i not in found]
-            _add_to_catalog(rows, passed=(state.last_event_id + 1, upper), result=result)
+                # A backlog retry counts the waiting gaps it covers: they must not be counted twice.
+                retried = _retry_backlogs(chunk_size=chunk_size, result=result)
+                for team_id, event_id in _stored_ids([gap[0] for gap in gaps]):
+                    if team_id in retried and retried[team_id].covers(event_id):
+                        gaps = [gap for gap in gaps if gap[0] != event_id]
+                    else:
+                        found_gaps.setdefault(team_id, []).append(event_id)
+            teams, missing = _teams_and_missing_ids(passed)
+            found = {event_id for ids in found_gaps.values() for event_id in ids}
+            gaps = [gap for gap in gaps if gap[0] not in found] + [[i, int(now)] for i in missing]
+            selections = [
+                EventSelection(
+                    team_id,
+                    ranges=(passed,) if team_id in teams else (),
+                    ids=tuple(sorted(found_gaps.get(team_id, ()))),
+                )
+                for team_id in sorted(teams | found_gaps.keys())
+            ]
+            _add_to_catalog(selections, result=result)
             state.last_event_id = upper
             state.open_gaps = gaps[-MAX_OPEN_GAPS:]
             state.synced_at = timezone.now()
             state.save()
-        result.events += len(rows)
         first_chunk = False
         if upper >= ceiling:
             return result
+
+
+def _stored_ids(event_ids: list[int]) -> list[tuple[int, int]]:
+    """(team, id) of those of the ids that are stored."""
+    if not event_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT team_id, id FROM events_event WHERE id = ANY(%s::bigint[])", [event_ids])
+        return [(team_id, event_id) for team_id, event_id in cursor.fetchall()]
+
+
+def _teams_and_missing_ids(passed: tuple[int, int]) -> tuple[set[int], list[int]]:
+    """The teams with events in the range of ids, and the ids of the range that no stored event holds (yet)."""
+    first, last = passed
+    if first > last:
+        return set(), []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH chunk AS MATERIALIZED (SELECT team_id, id FROM events_event WHERE id BETWEEN %(first)s AND %(last)s)"
+            " SELECT DISTINCT team_id, NULL::bigint FROM chunk"
+            " UNION ALL SELECT NULL, g FROM generate_series(%(first)s::bigint, %(last)s::bigint) g"
+            " WHERE NOT EXISTS (SELECT FROM chunk WHERE chunk.id = g)",
+            {"first": first, "last": last},
+        )
+        rows = cursor.fetchall()
+    return {team for team, _ in rows if team is not None}, sorted(i for team, i in rows if team is None)
 
 
 def _highest_allocated_id() -> int:
@@ -159,31 +275,28 @@ def _highest_allocated_id() -> int:
     return Event.objects.aggregate(highest=Max("id"))["highest"] or 0
 
 
-def _add_to_catalog(rows: list[tuple], *, passed: tuple[int, int], result: CatalogSyncResult) -> None:
-    """Add rows (ordered by id) to the catalog and the volume, each team on its own. `passed` is the range of
-    ids this sync has just moved past: a team that cannot take its rows keeps that range in its backlog."""
-    by_team: dict[int, list[tuple]] = {}
-    for row in rows:
-        by_team.setdefault(row[1], []).append(row)
+def _add_to_catalog(selections: list[EventSelection], *, result: CatalogSyncResult) -> None:
+    """Add each team's selected events to the catalog and the volume, each team on its own. A team with a
+    backlog, or that cannot take its events, keeps them in its backlog."""
+    by_team = {selection.team_id: selection for selection in selections}
     for team in Team.objects.filter(pk__in=by_team):
         warehouse_for_team(team=team)
     for warehouse in TeamWarehouse.objects.filter(team_id__in=by_team).order_by("team_id"):
-        team_rows = by_team[warehouse.team_id]
+        selection = by_team[warehouse.team_id]
         if warehouse.catalog_backlog:
-            _defer(warehouse, team_rows, passed=passed)  # in id order: behind the events already waiting
-        elif not _catalog_team(warehouse, team_rows, result=result):
-            _defer(warehouse, team_rows, passed=passed)
+            _defer(warehouse, selection)  # in id order: behind the events already waiting
+        elif not _catalog_team(warehouse, selection, result=result):
+            _defer(warehouse, selection)
 
 
-def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: CatalogSyncResult) -> bool:
-    """Count one team's rows in a savepoint. False (and the error recorded) if the team's catalog refused
-    them: nothing of them is counted then."""
+def _catalog_team(warehouse: TeamWarehouse, selection: EventSelection, *, result: CatalogSyncResult) -> bool:
+    """Handle one team's selected events in a savepoint: the one place a team's chunk is handled. False (and
+    the error recorded) if the team's catalog refused them: nothing of them is counted then."""
     team_id = warehouse.team_id
-    tally = _Tally()
-    for event_id, _, event_type, name, properties, timestamp, received_at in rows:
-        tally.add(event_id, event_type, name, properties, timestamp, received_at)
     try:
         with transaction.atomic():
+            tally = _tally_of(selection)
+            events = tally.total
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
@@ -196,20 +309,21 @@ def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: Catalo
         result.teams_failed.add(team_id)
         return False
     warehouse.clear_sync_failure(step=SyncStep.CATALOG)
+    result.events += events
     if changed:
         result.teams_changed.add(team_id)
     return True
 
 
-def _defer(warehouse: TeamWarehouse, rows: list[tuple], *, passed: tuple[int, int]) -> None:
-    """Put a team's rows in its backlog. Rows of the range just passed take the whole range, so the team's
-    rows still in flight there are waited for too; rows found in the gaps take their own id."""
+def _defer(warehouse: TeamWarehouse, selection: EventSelection) -> None:
+    """Put a team's selected events in its backlog: the whole range passed, so the team's events still in flight
+    there are waited for too, and each gap id found."""
     backlog = warehouse.catalog_backlog
-    for row in rows:
-        event_id = row[0]
+    for first, last in selection.ranges:
+        backlog = _with_range(backlog, first, last)
+    for event_id in selection.ids:
         if not _covers(backlog, event_id):
-            first, last = passed if passed[0] <= event_id <= passed[1] else (event_id, event_id)
-            backlog = _with_range(backlog, first, last)
+            backlog = _with_range(backlog, event_id, event_id)
     warehouse.catalog_backlog = backlog
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=backlog)
 
@@ -229,31 +343,31 @@ def _with_range(backlog: list[list[int]], first: int, last: int) -> list[list[in
     return merged
 
 
-def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> set[int]:
+def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> dict[int, EventSelection]:
     """Try again, for each team with a backlog, to catalog up to chunk_size of its waiting events, oldest
-    first. Returns the ids counted."""
-    counted: set[int] = set()
+    first. Returns the selections counted, by team."""
+    counted: dict[int, EventSelection] = {}
     for warehouse in TeamWarehouse.objects.exclude(catalog_backlog=[]).order_by("team_id"):
-        rows: list[tuple] = []
-        left = []
-        for first, last in warehouse.catalog_backlog:
-            room = chunk_size - len(rows)
-            if room <= 0:
-                left.append([first, last])
-                continue
-            found = list(
-                Event.objects.filter(team_id=warehouse.team_id, id__gte=first, id__lte=last)
-                .order_by("id")
-                .values_list(*_ROW_FIELDS)[:room]
+        backlog = [(first, last) for first, last in warehouse.catalog_backlog]
+        whole = EventSelection(warehouse.team_id, ranges=tuple(backlog))
+        with connection.cursor() as cursor:
+            # The id of the chunk_size-th waiting event: the retry stops there (the primary key finds it).
+            cursor.execute(
+                _as_string(
+                    sql.SQL("SELECT e.id FROM events_event e WHERE {} ORDER BY e.id OFFSET {} LIMIT 1").format(
+                        whole.condition("e"), sql.Literal(chunk_size - 1)
+                    )
+                )
             )
-            rows += found
-            if len(found) == room and found[-1][0] < last:
-                left.append([found[-1][0] + 1, last])
-        if _catalog_team(warehouse, rows, result=result):
+            row = cursor.fetchone()
+        stop = row[0] if row else backlog[-1][1]
+        taken = tuple((first, min(last, stop)) for first, last in backlog if first <= stop)
+        left = [[max(first, stop + 1), last] for first, last in backlog if last > stop]
+        selection = EventSelection(warehouse.team_id, ranges=taken)
+        if _catalog_team(warehouse, selection, result=result):
             warehouse.catalog_backlog = left
             TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=left)
-            counted |= {row[0] for row in rows}
-            result.events += len(rows)
+            counted[warehouse.team_id] = selection
     return counted
 
 

@@ -6,7 +6,8 @@ Arrays are text (their JSON); null counts as absent. Nested objects are walked (
 property of its own, named by its path.
 
 The rule a newcomer must know: the patterns below are written once and read by two engines, Python here (to
-infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions). They use
+infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions) and in the
+catalog sync (`value_type_sql`, which counts the types of a chunk of events in one query). They use
 only syntax both read alike, so a value the inference calls numeric always casts, and any other reads as NULL.
 """
 
@@ -14,6 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from psycopg import sql
 
 from events.models import CatalogProperty, ColumnType, infer_column_type
 
@@ -53,6 +56,28 @@ def value_type(value: Any) -> str | None:
         if _ZONED_TIMESTAMP.fullmatch(value) or _LOCAL_TIMESTAMP.fullmatch(value):
             return ColumnType.TIMESTAMPTZ.value
     return ColumnType.TEXT.value
+
+
+def value_type_sql(value: sql.Composable) -> sql.Composable:
+    """`value_type` in PostgreSQL, for a jsonb expression: the same rule, from the same patterns, so the catalog
+    sync can count types in SQL. jsonb_typeof settles numbers, booleans, nulls and arrays first; only strings
+    reach the patterns."""
+    return sql.SQL(
+        "CASE jsonb_typeof({v}) WHEN 'null' THEN NULL WHEN 'boolean' THEN {boolean} WHEN 'number' THEN {numeric} "
+        "WHEN 'string' THEN CASE WHEN length({v} #>> '{{}}') <= {max} AND ({v} #>> '{{}}') ~ {numeric_pattern} "
+        "THEN {numeric} WHEN ({v} #>> '{{}}') ~ {zoned} OR ({v} #>> '{{}}') ~ {local} THEN {timestamp} "
+        "ELSE {text} END ELSE {text} END"
+    ).format(
+        v=value,
+        max=sql.Literal(MAX_NUMERIC_LENGTH),
+        numeric_pattern=sql.Literal(f"^(?:{NUMERIC_PATTERN})$"),
+        zoned=sql.Literal(f"^(?:{ZONED_TIMESTAMP_PATTERN})$"),
+        local=sql.Literal(f"^(?:{LOCAL_TIMESTAMP_PATTERN})$"),
+        boolean=sql.Literal(ColumnType.BOOLEAN.value),
+        numeric=sql.Literal(ColumnType.NUMERIC.value),
+        timestamp=sql.Literal(ColumnType.TIMESTAMPTZ.value),
+        text=sql.Literal(ColumnType.TEXT.value),
+    )
 
 
 @dataclass

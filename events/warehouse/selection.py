@@ -19,6 +19,9 @@ class EventSelection:
     def __bool__(self) -> bool:
         return bool(self.ranges or self.ids)
 
+    def covers(self, event_id: int) -> bool:
+        return event_id in self.ids or any(first <= event_id <= last for first, last in self.ranges)
+
     def condition(self, alias: str = "e") -> sql.Composable:
         """`<alias>.team_id = … AND (<alias>.id BETWEEN … OR <alias>.id = ANY(…))`: false when empty."""
         table = sql.Identifier(alias)
