@@ -42,7 +42,6 @@ from events.models import (
     CatalogOther,
     CatalogProperty,
     CatalogSyncState,
-    ColumnType,
     DailyEventVolume,
     Event,
     EventType,
@@ -52,8 +51,8 @@ from events.models import (
 )
 from events.warehouse.column_types import TypeCounts, value_type_sql
 from events.warehouse.distinct_count import empty_sketch, sketch_add
-from events.warehouse.selection import EventSelection
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
+from events.warehouse.selection import EventSelection
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
 # Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
@@ -104,23 +103,34 @@ FROM events_event e WHERE {selection}
 GROUP BY GROUPING SETS ((e.type, e.event), (e.event, date_trunc('hour', e.timestamp, 'UTC')))
 """
 
-# Per (type, name, property path): how many values of each type, and the first id it was seen in. Nested objects
-# are walked as `flatten` walks them: only objects recurse, everything else is a leaf; nulls count as absent.
+# Per (type, name, property path, type of value): how many, and the first id. Nested objects are walked as
+# `flatten` walks them (objects recurse, everything else is a leaf; nulls count as absent). Most properties are
+# not nested: the first level is grouped by its key (cheaper to hash than a path), and only the objects in it
+# start the recursion. OFFSET 0 keeps each value's text computed once, not once per test of value_type_sql.
 _PROPERTIES = """
-WITH RECURSIVE leaf (type, event, id, path, value) AS (
-    SELECT e.type, e.event, e.id, ARRAY[p.key], p.value
-    FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p
-    WHERE {selection} AND jsonb_typeof(e.properties) = 'object'
+WITH RECURSIVE nested (type, event, id, path, value) AS (
+    SELECT e.type, e.event, e.id, ARRAY[p.key, q.key], q.value
+    FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p CROSS JOIN LATERAL jsonb_each(p.value) q
+    WHERE {selection} AND jsonb_typeof(e.properties) = 'object' AND jsonb_typeof(p.value) = 'object'
   UNION ALL
-    SELECT l.type, l.event, l.id, l.path || p.key, p.value
-    FROM leaf l CROSS JOIN LATERAL jsonb_each(l.value) p
-    WHERE jsonb_typeof(l.value) = 'object'
+    SELECT n.type, n.event, n.id, n.path || q.key, q.value
+    FROM nested n CROSS JOIN LATERAL jsonb_each(n.value) q
+    WHERE jsonb_typeof(n.value) = 'object'
 )
-SELECT type, event, path, min(id), count(*) FILTER (WHERE kind = {numeric}), count(*) FILTER (WHERE kind = {boolean}),
-       count(*) FILTER (WHERE kind = {timestamp}), count(*) FILTER (WHERE kind = {text})
-FROM (SELECT type, event, id, path, {kind} AS kind FROM leaf WHERE jsonb_typeof(value) <> 'object') typed
-WHERE kind IS NOT NULL
-GROUP BY type, event, path
+SELECT type, event, ARRAY[key], kind, count, first_id FROM (
+    SELECT type, event, key, {kind} AS kind, count(*) AS count, min(id) AS first_id FROM (
+        SELECT e.type, e.event, e.id, p.key, jsonb_typeof(p.value) AS json_type, p.value #>> '{{}}' AS text
+        FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p
+        WHERE {selection} AND jsonb_typeof(e.properties) = 'object' AND jsonb_typeof(p.value) NOT IN ('object', 'null')
+        OFFSET 0
+    ) first_level GROUP BY type, event, key, 4
+) first_level_counts
+UNION ALL
+SELECT type, event, path, {kind}, count(*), min(id) FROM (
+    SELECT type, event, id, path, jsonb_typeof(value) AS json_type, value #>> '{{}}' AS text
+    FROM nested WHERE jsonb_typeof(value) NOT IN ('object', 'null')
+    OFFSET 0
+) deeper GROUP BY type, event, path, 4
 """
 
 
@@ -138,21 +148,20 @@ def _tally_of(selection: EventSelection) -> _Tally:
         cursor.execute(
             _as_string(
                 sql.SQL(_PROPERTIES).format(
-                    selection=condition,
-                    kind=value_type_sql(sql.Identifier("value")),
-                    numeric=sql.Literal(ColumnType.NUMERIC.value),
-                    boolean=sql.Literal(ColumnType.BOOLEAN.value),
-                    timestamp=sql.Literal(ColumnType.TIMESTAMPTZ.value),
-                    text=sql.Literal(ColumnType.TEXT.value),
+                    selection=condition, kind=value_type_sql(sql.SQL("json_type"), sql.SQL("text"))
                 )
             )
         )
         # Paths in the order they were first stored (then by path), so the same history gives the same columns.
-        for event_type, name, path, _, numeric, boolean, timestamp, text in sorted(
-            cursor.fetchall(), key=lambda row: (row[3], row[2])
-        ):
-            counts = TypeCounts(numeric + boolean + timestamp + text, numeric, boolean, timestamp, text)
-            tally.events[(event_type, name)].properties[tuple(path)] = counts
+        first_ids: dict[tuple, int] = {}
+        for event_type, name, path, kind, count, first_id in cursor.fetchall():
+            key = (event_type, name, tuple(path))
+            first_ids[key] = min(first_id, first_ids.get(key, first_id))
+            tally.events[(event_type, name)].properties.setdefault(key[2], TypeCounts()).add_values(kind, count)
+        for (event_type, name), counted in tally.events.items():
+            counted.properties = dict(
+                sorted(counted.properties.items(), key=lambda item: (first_ids[(event_type, name, item[0])], item[0]))
+            )
     return tally
 
 
@@ -207,25 +216,27 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
             ceiling = max(_highest_allocated_id(), state.last_event_id)
             upper = min(state.last_event_id + chunk_size, ceiling)
             passed = (state.last_event_id + 1, upper)
-            found_gaps: dict[int, list[int]] = {}  # team -> gap ids now stored
+            # Events stored with ids already passed: gaps that turned up, and backfills the trigger queued
+            # (often the same events: a late insert is both). Each is counted once, under its team.
+            late = _take_backfills(chunk_size) + (_stored_ids([gap[0] for gap in gaps]) if first_chunk else [])
+            found = {event_id for _, event_id in late}
             if first_chunk:
-                # A backlog retry counts the waiting gaps it covers: they must not be counted twice.
+                # A backlog retry counts the late events in its ranges: they must not be counted again.
                 retried = _retry_backlogs(chunk_size=chunk_size, result=result)
-                for team_id, event_id in _stored_ids([gap[0] for gap in gaps]):
-                    if team_id in retried and retried[team_id].covers(event_id):
-                        gaps = [gap for gap in gaps if gap[0] != event_id]
-                    else:
-                        found_gaps.setdefault(team_id, []).append(event_id)
+                late = [(team, i) for team, i in late if not (team in retried and retried[team].covers(i))]
+            _forget_backfills(found)
+            found_late: dict[int, set[int]] = {}
+            for team_id, event_id in late:
+                found_late.setdefault(team_id, set()).add(event_id)
             teams, missing = _teams_and_missing_ids(passed)
-            found = {event_id for ids in found_gaps.values() for event_id in ids}
             gaps = [gap for gap in gaps if gap[0] not in found] + [[i, int(now)] for i in missing]
             selections = [
                 EventSelection(
                     team_id,
                     ranges=(passed,) if team_id in teams else (),
-                    ids=tuple(sorted(found_gaps.get(team_id, ()))),
+                    ids=tuple(sorted(found_late.get(team_id, ()))),
                 )
-                for team_id in sorted(teams | found_gaps.keys())
+                for team_id in sorted(teams | found_late.keys())
             ]
             _add_to_catalog(selections, result=result)
             state.last_event_id = upper
@@ -233,8 +244,33 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
             state.synced_at = timezone.now()
             state.save()
         first_chunk = False
-        if upper >= ceiling:
+        if upper >= ceiling and not _backfills_waiting():
             return result
+
+
+def _take_backfills(limit: int) -> list[tuple[int, int]]:
+    """(team, id) of up to `limit` of the events the trigger queued, oldest first, taken off the queue."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM events_backfill WHERE id IN (SELECT id FROM events_backfill ORDER BY id LIMIT %s)"
+            " RETURNING team_id, event_id",
+            [limit],
+        )
+        return [(team_id, event_id) for team_id, event_id in cursor.fetchall()]
+
+
+def _forget_backfills(event_ids: set[int]) -> None:
+    """Take off the queue the events counted another way (a gap that turned up, a backlog's range), so they are
+    not counted again from it later."""
+    if event_ids:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM events_backfill WHERE event_id = ANY(%s::bigint[])", [sorted(event_ids)])
+
+
+def _backfills_waiting() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM events_backfill)")
+        return cursor.fetchone()[0]
 
 
 def _stored_ids(event_ids: list[int]) -> list[tuple[int, int]]:
@@ -365,6 +401,14 @@ def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> dict[int, 
         left = [[max(first, stop + 1), last] for first, last in backlog if last > stop]
         selection = EventSelection(warehouse.team_id, ranges=taken)
         if _catalog_team(warehouse, selection, result=result):
+            with connection.cursor() as cursor:  # late events in these ranges, queued too, are counted now
+                cursor.execute(
+                    _as_string(
+                        sql.SQL("DELETE FROM events_backfill b WHERE {}").format(
+                            selection.condition("b", id_column="event_id")
+                        )
+                    )
+                )
             warehouse.catalog_backlog = left
             TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=left)
             counted[warehouse.team_id] = selection
