@@ -1,16 +1,20 @@
 """The catalog: per team, every event name and property seen, with counts and inferred types, and the hourly
 volume behind the Events page's chart.
 
-Computed incrementally, off the request path: `catalog_sync` reads the events stored since the last sync
-(by id), adds them up in memory and adds the totals to the catalog tables, one transaction per chunk of ids.
-Ingest writes nothing but the event row, so there is no per-event write to a shared row anywhere.
+Computed incrementally, off the request path: `catalog_sync` takes the events stored since the last sync (by
+id) a chunk at a time, one REPEATABLE READ transaction per chunk, and describes each team's share as an
+EventSelection. PostgreSQL adds the selection up (aggregate queries: names, property paths with their value
+types by `value_type_sql`, hourly volume); Python merges only those totals into the catalog tables. Ingest
+writes nothing but the event row, so there is no per-event write to a shared row anywhere.
 
 Why a list of gaps next to the watermark: ids are handed out by a sequence when a row is inserted, but rows
 become visible when their transaction commits, and concurrent transactions (group commits of many events)
 commit in any order. A sync can therefore see id 105 while 104 is still in flight. Each id the sync passes
 without finding it goes into `open_gaps`; later syncs look for those ids again and count them when they
 appear. Ids that never appear (a duplicate messageId still takes an id; a rolled-back insert too) are let go
-after GAP_TTL, far longer than any insert transaction runs.
+after GAP_TTL, far longer than any insert transaction runs. Rows stored later still with an id the sync has
+passed (a backfill with explicit ids, an insert slower than GAP_TTL) are queued by a trigger on events_event
+(events.models.CatalogBackfill) and counted from that queue.
 
 One team's data can never stop the others: each team's rows are counted in a savepoint of its own. When a
 team's fail, the watermark still moves on; that team's ids wait in its `catalog_backlog` (ranges of ids),
@@ -18,8 +22,9 @@ every later row of it joins them, and each sync retries them first. Its error, a
 TeamWarehouse (Django admin, /metrics).
 
 The rule a newcomer must know: each stored event is counted exactly once, whatever order transactions commit
-in and however often the sync runs or fails; and a team's catalog holds at most MAX_CATALOG_EVENTS names and
-MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows.
+in, whatever id it was stored with, and however often the sync runs or fails; every step of a team's chunk
+reads the same EventSelection in the same snapshot, in `_catalog_team`; and a team's catalog holds at most
+MAX_CATALOG_EVENTS names and MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows.
 """
 
 import logging
@@ -383,6 +388,7 @@ def _catalog_team(warehouse: TeamWarehouse, selection: EventSelection, *, result
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
+            # Every later step of this team's chunk goes here, reading the same `selection` in this snapshot.
             changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
