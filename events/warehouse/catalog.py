@@ -110,38 +110,48 @@ GROUP BY GROUPING SETS ((e.type, e.event), (e.event, date_trunc('hour', e.timest
 """
 
 # Per (type, name, property path, type of value): how many, and the first id. Nested objects are walked as
-# `flatten` walks them (objects recurse, everything else is a leaf; nulls count as absent). Most properties are
-# not nested: the first level is grouped by its key (cheaper to hash than a path), and only the objects in it
-# start the recursion. OFFSET 0 keeps each value's text computed once, not once per test of value_type_sql.
+# `flatten` walks them (objects recurse, everything else is a leaf; nulls count as absent). Properties are one or
+# two levels deep almost always: one pass reads both levels (jsonb_each of each object at the first level) and
+# marks the objects it finds at the second as OBJECT; only then does _DEEPER, a recursive query, walk them.
+# OFFSET 0 keeps each value's text computed once, not once per test of value_type_sql.
+OBJECT = "object"
 _PROPERTIES = """
-WITH RECURSIVE nested (type, event, id, path, value) AS (
+SELECT type, event, path, CASE WHEN json_type = 'object' THEN {object} ELSE {kind} END, count(*), min(id) FROM (
+    SELECT e.type, e.event, e.id,
+           CASE WHEN q.key IS NULL THEN ARRAY[p.key] ELSE ARRAY[p.key, q.key] END AS path,
+           jsonb_typeof(coalesce(q.value, p.value)) AS json_type, coalesce(q.value, p.value) #>> '{{}}' AS text
+    FROM events_event e
+    CROSS JOIN LATERAL jsonb_each(e.properties) p
+    LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.value) = 'object' THEN p.value END) q ON true
+    WHERE {selection} AND jsonb_typeof(e.properties) = 'object'
+    OFFSET 0
+) leaf
+WHERE json_type <> 'null' AND NOT (json_type = 'object' AND cardinality(path) = 1)
+GROUP BY type, event, path, 4
+"""
+_DEEPER = """
+WITH RECURSIVE deeper (type, event, id, path, value) AS (
     SELECT e.type, e.event, e.id, ARRAY[p.key, q.key], q.value
     FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p CROSS JOIN LATERAL jsonb_each(p.value) q
     WHERE {selection} AND jsonb_typeof(e.properties) = 'object' AND jsonb_typeof(p.value) = 'object'
+      AND jsonb_typeof(q.value) = 'object'
   UNION ALL
-    SELECT n.type, n.event, n.id, n.path || q.key, q.value
-    FROM nested n CROSS JOIN LATERAL jsonb_each(n.value) q
-    WHERE jsonb_typeof(n.value) = 'object'
+    SELECT d.type, d.event, d.id, d.path || r.key, r.value
+    FROM deeper d CROSS JOIN LATERAL jsonb_each(d.value) r
+    WHERE jsonb_typeof(d.value) = 'object'
 )
-SELECT type, event, ARRAY[key], kind, count, first_id FROM (
-    SELECT type, event, key, {kind} AS kind, count(*) AS count, min(id) AS first_id FROM (
-        SELECT e.type, e.event, e.id, p.key, jsonb_typeof(p.value) AS json_type, p.value #>> '{{}}' AS text
-        FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p
-        WHERE {selection} AND jsonb_typeof(e.properties) = 'object' AND jsonb_typeof(p.value) NOT IN ('object', 'null')
-        OFFSET 0
-    ) first_level GROUP BY type, event, key, 4
-) first_level_counts
-UNION ALL
 SELECT type, event, path, {kind}, count(*), min(id) FROM (
     SELECT type, event, id, path, jsonb_typeof(value) AS json_type, value #>> '{{}}' AS text
-    FROM nested WHERE jsonb_typeof(value) NOT IN ('object', 'null')
+    FROM deeper WHERE cardinality(path) > 2 AND jsonb_typeof(value) NOT IN ('object', 'null')
     OFFSET 0
-) deeper GROUP BY type, event, path, 4
+) leaf
+GROUP BY type, event, path, 4
 """
 
 
 def _tally_of(selection: EventSelection) -> _Tally:
-    """Add up the selected events in two aggregate queries: only the totals come back to Python."""
+    """Add up the selected events in two aggregate queries (three with objects nested three deep): only the
+    totals come back to Python."""
     tally = _Tally()
     condition = selection.condition("e")
     with connection.cursor() as cursor:
@@ -151,19 +161,22 @@ def _tally_of(selection: EventSelection) -> _Tally:
                 tally.volume[(name, hour)] = count
             else:
                 tally.events[(event_type, name)] = _EventTally(first_id, first_seen, last_seen, count)
+        kind = value_type_sql(sql.SQL("json_type"), sql.SQL("text"))
         cursor.execute(
-            _as_string(
-                sql.SQL(_PROPERTIES).format(
-                    selection=condition, kind=value_type_sql(sql.SQL("json_type"), sql.SQL("text"))
-                )
-            )
+            _as_string(sql.SQL(_PROPERTIES).format(selection=condition, kind=kind, object=sql.Literal(OBJECT)))
         )
+        rows = cursor.fetchall()
+        if any(row[3] == OBJECT for row in rows):
+            cursor.execute(_as_string(sql.SQL(_DEEPER).format(selection=condition, kind=kind)))
+            rows += cursor.fetchall()
         # Paths in the order they were first stored (then by path), so the same history gives the same columns.
         first_ids: dict[tuple, int] = {}
-        for event_type, name, path, kind, count, first_id in cursor.fetchall():
+        for event_type, name, path, value_kind, count, first_id in rows:
+            if value_kind == OBJECT:
+                continue
             key = (event_type, name, tuple(path))
             first_ids[key] = min(first_id, first_ids.get(key, first_id))
-            tally.events[(event_type, name)].properties.setdefault(key[2], TypeCounts()).add_values(kind, count)
+            tally.events[(event_type, name)].properties.setdefault(key[2], TypeCounts()).add_values(value_kind, count)
         for (event_type, name), counted in tally.events.items():
             counted.properties = dict(
                 sorted(counted.properties.items(), key=lambda item: (first_ids[(event_type, name, item[0])], item[0]))

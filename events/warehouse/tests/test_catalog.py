@@ -34,6 +34,7 @@ from events.warehouse.catalog import (
     catalog_lag,
     catalog_sync,
 )
+from events.warehouse.column_types import flatten
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
 
@@ -113,6 +114,16 @@ def test_properties_are_flattened_with_types_counted(acme):
         "gift": ("gift", 2, "text"),  # a boolean and a string: mixed
         "at": ("at", 1, "timestamptz"),
     }
+
+
+def test_properties_nested_at_any_depth_are_flattened_as_flatten_does(acme):
+    properties = {"a": {"b": {"c": {"d": 1, "e": {}}, "f": None}, "g": "x"}, "h": {}, "i": [{"j": 1}], "k": None}
+    store_event(acme, "Deep", properties)
+    store_event(acme, "Deep", {"a": {"b": {"c": {"d": "x"}}}})
+    catalog_sync()
+    counted = {tuple(p.path): (p.count, p.inferred_type) for p in CatalogProperty.objects.filter(team=acme)}
+    assert set(counted) == {path for path, value in flatten(properties) if value is not None}
+    assert counted == {("a", "b", "c", "d"): (2, "text"), ("a", "g"): (1, "text"), ("i",): (1, "text")}
 
 
 def test_views_are_named_in_the_order_names_were_first_stored(acme):
