@@ -142,16 +142,19 @@ def _child(metric, labels: tuple):
 
 
 class WarehouseSyncCollector(Collector):
-    """Teams whose sync fails, read from the database at each scrape: the sync runs in a process of its own."""
+    """Teams whose sync fails and how far the catalog is behind, read from the database at each scrape: the sync
+    runs in a process of its own."""
 
     def collect(self):
         from events.models import TeamWarehouse
+        from events.warehouse.catalog import catalog_lag
 
         try:
             totals = TeamWarehouse.objects.aggregate(
                 failing=Count("pk", filter=Q(sync_failing_since__isnull=False)),
                 failures=Coalesce(Sum("sync_failures"), 0),
             )
+            lag = catalog_lag()
         except DatabaseError:
             return  # the ingest metrics are still worth a scrape while the database is away
         yield GaugeMetricFamily(
@@ -161,6 +164,16 @@ class WarehouseSyncCollector(Collector):
         )
         yield CounterMetricFamily(
             "canvas_warehouse_sync_failures", "Failed syncs of a team's catalog or views.", value=totals["failures"]
+        )
+        yield GaugeMetricFamily(
+            "canvas_warehouse_sync_lag_events",
+            "Events the catalog has not counted: ids past its watermark, queued backfills, failing teams' backlogs.",
+            value=lag.events,
+        )
+        yield GaugeMetricFamily(
+            "canvas_warehouse_sync_lag_seconds",
+            "Age of the oldest stored event the catalog has not counted yet (0 when caught up).",
+            value=lag.seconds,
         )
 
 

@@ -3,7 +3,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from accounts.models import Role, Team
@@ -464,3 +464,23 @@ class CatalogSyncState(models.Model):
 
     def __str__(self) -> str:
         return f"catalog up to event {self.last_event_id}"
+
+
+class CatalogBackfill(models.Model):
+    """An event stored with an id the catalog had already passed (a backfill with explicit ids, or an insert
+    that committed late): written by a trigger on events_event, read and emptied by the catalog sync.
+
+    The trigger (migration 0014) runs once per INSERT or COPY statement, not per row, and writes here only
+    for rows at or below the catalog's watermark; it also moves the ids' sequence past any explicit id above
+    it, so later ids stay unique and the sync's watermark reaches the row.
+    """
+
+    team_id = models.BigIntegerField()
+    event_id = models.BigIntegerField()
+    noted_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "events_backfill"
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} of team {self.team_id}"

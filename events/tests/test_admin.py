@@ -1,15 +1,23 @@
-"""Staff pages (events/admin.py, the Team admin in accounts/admin.py): revoke and switch off, never see a secret."""
+"""Staff pages (events/admin.py, the Team admin in accounts/admin.py): revoke and switch off, never see a secret;
+see how far the catalog sync is behind."""
+
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Invitation, Role, Team
 from accounts.services import invitation_send
 from conftest import make_user
 from events.ingest import errors
 from events.ingest.errors import ApiError
-from events.models import ApiToken, AuditAction, AuditEntry
+from events.models import ApiToken, AuditAction, AuditEntry, CatalogSyncState
+from events.tests.event_factories import store_event
 from events.tokens import services
 from events.tokens.authentication import authenticate_token
+from events.warehouse.catalog import catalog_sync
 from events.warehouse.naming import warehouse_for_team
 
 TOKENS = "/admin/events/apitoken/"
@@ -243,3 +251,15 @@ def test_staff_see_invitations_but_neither_make_nor_read_their_links(staff_clien
     assert invitation.token_digest not in listing + detail
     assert staff_client.get("/admin/accounts/invitation/add/").status_code == 403
     assert Invitation.objects.get().state == "pending"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
+def test_staff_see_how_far_the_catalog_sync_is_behind(staff_client, acme, time_machine):
+    time_machine.move_to(datetime(2026, 12, 8, 12, 0, tzinfo=UTC), tick=False)
+    catalog_sync()
+    CatalogSyncState.objects.update(open_gaps=[])
+    store_event(acme, "Signed Up", received_at=timezone.now() - timedelta(seconds=75))
+    store_event(acme, "Signed Up")
+
+    page = staff_client.get("/admin/events/catalogsyncstate/").content.decode()
+    assert re.search(r'<td class="field-lag_events">2</td><td class="field-lag_seconds">75</td>', page)

@@ -1,16 +1,20 @@
 """The catalog: per team, every event name and property seen, with counts and inferred types, and the hourly
 volume behind the Events page's chart.
 
-Computed incrementally, off the request path: `catalog_sync` reads the events stored since the last sync
-(by id), adds them up in memory and adds the totals to the catalog tables, one transaction per chunk of ids.
-Ingest writes nothing but the event row, so there is no per-event write to a shared row anywhere.
+Computed incrementally, off the request path: `catalog_sync` takes the events stored since the last sync (by
+id) a chunk at a time, one REPEATABLE READ transaction per chunk, and describes each team's share as an
+EventSelection. PostgreSQL adds the selection up (aggregate queries: names, property paths with their value
+types by `value_type_sql`, hourly volume); Python merges only those totals into the catalog tables. Ingest
+writes nothing but the event row, so there is no per-event write to a shared row anywhere.
 
 Why a list of gaps next to the watermark: ids are handed out by a sequence when a row is inserted, but rows
 become visible when their transaction commits, and concurrent transactions (group commits of many events)
 commit in any order. A sync can therefore see id 105 while 104 is still in flight. Each id the sync passes
 without finding it goes into `open_gaps`; later syncs look for those ids again and count them when they
 appear. Ids that never appear (a duplicate messageId still takes an id; a rolled-back insert too) are let go
-after GAP_TTL, far longer than any insert transaction runs.
+after GAP_TTL, far longer than any insert transaction runs. Rows stored later still with an id the sync has
+passed (a backfill with explicit ids, an insert slower than GAP_TTL) are queued by a trigger on events_event
+(events.models.CatalogBackfill) and counted from that queue.
 
 One team's data can never stop the others: each team's rows are counted in a savepoint of its own. When a
 team's fail, the watermark still moves on; that team's ids wait in its `catalog_backlog` (ranges of ids),
@@ -18,14 +22,16 @@ every later row of it joins them, and each sync retries them first. Its error, a
 TeamWarehouse (Django admin, /metrics).
 
 The rule a newcomer must know: each stored event is counted exactly once, whatever order transactions commit
-in and however often the sync runs or fails; and a team's catalog holds at most MAX_CATALOG_EVENTS names and
-MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows.
+in, whatever id it was stored with, and however often the sync runs or fails; every step of a team's chunk
+reads the same EventSelection in the same snapshot, in `_catalog_team`; and a team's catalog holds at most
+MAX_CATALOG_EVENTS names and MAX_CATALOG_PROPERTIES properties per name, the rest counted in its "Other" rows.
 """
 
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -33,9 +39,11 @@ from typing import TypeVar
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import Team
 from events.models import (
+    CatalogBackfill,
     CatalogEvent,
     CatalogOther,
     CatalogProperty,
@@ -47,16 +55,17 @@ from events.models import (
     SyncStep,
     TeamWarehouse,
 )
-from events.warehouse.column_types import TypeCounts, flatten, value_type
+from events.warehouse.column_types import TypeCounts, value_type_sql
 from events.warehouse.distinct_count import empty_sketch, sketch_add
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
+from events.warehouse.selection import EventSelection
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
 # Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
 # names must not grow the catalog, or the Events page that lists it, without end.
 MAX_CATALOG_EVENTS = 2 * MAX_EVENT_VIEWS  # per team, every type; room for views and for non-track names
 MAX_CATALOG_PROPERTIES = MAX_COLUMNS_PER_VIEW  # per event name
-CHUNK_SIZE = 5000
+CHUNK_SIZE = 50_000  # ids per transaction: the counting is set-based, so a chunk costs its rows, not round trips
 GAP_TTL = timedelta(minutes=10)
 MAX_OPEN_GAPS = 20_000
 
@@ -81,33 +90,135 @@ class _EventTally:
 
 @dataclass
 class _Tally:
-    """One team's events of one sync, added up in memory."""
+    """One team's events of one selection, added up by PostgreSQL (`_tally_of`)."""
 
     events: dict[tuple[str, str], _EventTally] = field(default_factory=dict)  # (type, name)
     volume: dict[tuple[str, datetime], int] = field(default_factory=dict)  # (name, hour)
 
-    def add(self, event_id, event_type, name, properties, timestamp, received_at) -> None:
-        key = (event_type, name)
-        tally = self.events.get(key)
-        if tally is None:
-            tally = self.events[key] = _EventTally(event_id, received_at, received_at)
-        tally.count += 1
-        tally.first_seen = min(tally.first_seen, received_at)
-        tally.last_seen = max(tally.last_seen, received_at)
-        for path, value in flatten(properties):
-            kind = value_type(value)
-            if kind is not None:
-                tally.properties.setdefault(path, TypeCounts()).add_value(kind)
-        hour = (name, timestamp.replace(minute=0, second=0, microsecond=0))
-        self.volume[hour] = self.volume.get(hour, 0) + 1
+    @property
+    def total(self) -> int:
+        return sum(counted.count for counted in self.events.values())
 
 
-_ROW_FIELDS = ("id", "team_id", "type", "event", "properties", "timestamp", "received_at")
+# Per (type, name): how many, the first id, first and last received; per (name, hour of timestamp): how many.
+# One pass over the selection for both (GROUPING SETS).
+_EVENTS_AND_VOLUME = """
+SELECT GROUPING(e.type), e.type, e.event, count(*), min(e.id), min(e.received_at), max(e.received_at),
+       date_trunc('hour', e.timestamp, 'UTC')
+FROM events_event e WHERE {selection}
+GROUP BY GROUPING SETS ((e.type, e.event), (e.event, date_trunc('hour', e.timestamp, 'UTC')))
+"""
+
+# Per (type, name, property path, type of value): how many, and the first id. Nested objects are walked as
+# `flatten` walks them (objects recurse, everything else is a leaf; nulls count as absent). Properties are one or
+# two levels deep almost always: one pass reads both levels (jsonb_each of each object at the first level) and
+# marks the objects it finds at the second as OBJECT; only then does _DEEPER, a recursive query, walk them.
+# OFFSET 0 keeps each value's text computed once, not once per test of value_type_sql.
+OBJECT = "object"
+_PROPERTIES = """
+SELECT type, event, path, CASE WHEN json_type = 'object' THEN {object} ELSE {kind} END, count(*), min(id) FROM (
+    SELECT e.type, e.event, e.id,
+           CASE WHEN q.key IS NULL THEN ARRAY[p.key] ELSE ARRAY[p.key, q.key] END AS path,
+           jsonb_typeof(coalesce(q.value, p.value)) AS json_type, coalesce(q.value, p.value) #>> '{{}}' AS text
+    FROM events_event e
+    CROSS JOIN LATERAL jsonb_each(e.properties) p
+    LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.value) = 'object' THEN p.value END) q ON true
+    WHERE {selection} AND jsonb_typeof(e.properties) = 'object'
+    OFFSET 0
+) leaf
+WHERE json_type <> 'null' AND NOT (json_type = 'object' AND cardinality(path) = 1)
+GROUP BY type, event, path, 4
+"""
+_DEEPER = """
+WITH RECURSIVE deeper (type, event, id, path, value) AS (
+    SELECT e.type, e.event, e.id, ARRAY[p.key, q.key], q.value
+    FROM events_event e CROSS JOIN LATERAL jsonb_each(e.properties) p CROSS JOIN LATERAL jsonb_each(p.value) q
+    WHERE {selection} AND jsonb_typeof(e.properties) = 'object' AND jsonb_typeof(p.value) = 'object'
+      AND jsonb_typeof(q.value) = 'object'
+  UNION ALL
+    SELECT d.type, d.event, d.id, d.path || r.key, r.value
+    FROM deeper d CROSS JOIN LATERAL jsonb_each(d.value) r
+    WHERE jsonb_typeof(d.value) = 'object'
+)
+SELECT type, event, path, {kind}, count(*), min(id) FROM (
+    SELECT type, event, id, path, jsonb_typeof(value) AS json_type, value #>> '{{}}' AS text
+    FROM deeper WHERE cardinality(path) > 2 AND jsonb_typeof(value) NOT IN ('object', 'null')
+    OFFSET 0
+) leaf
+GROUP BY type, event, path, 4
+"""
+
+
+def _tally_of(selection: EventSelection) -> _Tally:
+    """Add up the selected events in two aggregate queries (three with objects nested three deep): only the
+    totals come back to Python."""
+    tally = _Tally()
+    condition = selection.condition("e")
+    with connection.cursor() as cursor:
+        cursor.execute(_as_string(sql.SQL(_EVENTS_AND_VOLUME).format(selection=condition)))
+        for by_hour, event_type, name, count, first_id, first_seen, last_seen, hour in cursor.fetchall():
+            if by_hour:
+                tally.volume[(name, hour)] = count
+            else:
+                tally.events[(event_type, name)] = _EventTally(first_id, first_seen, last_seen, count)
+        kind = value_type_sql(sql.SQL("json_type"), sql.SQL("text"))
+        cursor.execute(
+            _as_string(sql.SQL(_PROPERTIES).format(selection=condition, kind=kind, object=sql.Literal(OBJECT)))
+        )
+        rows = cursor.fetchall()
+        if any(row[3] == OBJECT for row in rows):
+            cursor.execute(_as_string(sql.SQL(_DEEPER).format(selection=condition, kind=kind)))
+            rows += cursor.fetchall()
+        # Paths in the order they were first stored (then by path), so the same history gives the same columns.
+        first_ids: dict[tuple, int] = {}
+        for event_type, name, path, value_kind, count, first_id in rows:
+            if value_kind == OBJECT:
+                continue
+            key = (event_type, name, tuple(path))
+            first_ids[key] = min(first_id, first_ids.get(key, first_id))
+            tally.events[(event_type, name)].properties.setdefault(key[2], TypeCounts()).add_values(value_kind, count)
+        for (event_type, name), counted in tally.events.items():
+            counted.properties = dict(
+                sorted(counted.properties.items(), key=lambda item: (first_ids[(event_type, name, item[0])], item[0]))
+            )
+    return tally
+
+
+def _as_string(statement: sql.Composable) -> str:
+    connection.ensure_connection()
+    return statement.as_string(connection.connection)
+
+
+# Held (a session lock, so before the chunk's snapshot is taken) while a sync handles a chunk: syncs in several
+# processes take turns, and a REPEATABLE READ chunk never meets a serialization error.
+SYNC_LOCK_KEY = 0x63617461  # "cata"
+
+
+@contextmanager
+def _sync_lock() -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [SYNC_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
+
+
+@contextmanager
+def _chunk_transaction() -> Iterator[None]:
+    """One chunk: the sync lock, then a REPEATABLE READ transaction, so every step of every team (the catalog's
+    counts, the typed tables) reads the same rows. Inside a caller's transaction (tests) it is a savepoint of it."""
+    with _sync_lock(), transaction.atomic():
+        if not connection.get_autocommit() and len(connection.atomic_blocks) == 1:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) -> CatalogSyncResult:
     """Add every event stored since the last sync to the catalog. Safe to run from several processes at once
-    (they take turns on the state row) and to repeat: each event is counted once.
+    (they take turns on the sync lock) and to repeat: each event is counted once.
 
     Each team is catalogued in a savepoint of its own. A team that fails holds back only itself: the
     watermark moves on, its events wait in its backlog (retried first on every sync), and its error is
@@ -117,34 +228,140 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
     CatalogSyncState.objects.get_or_create(pk=1)
     first_chunk = True
     while True:
-        with transaction.atomic():
-            state = CatalogSyncState.objects.select_for_update().get(pk=1)
+        with _chunk_transaction():
+            state = CatalogSyncState.objects.get(pk=1)
             now = time.time()
             gaps = [gap for gap in state.open_gaps if now - gap[1] < gap_ttl.total_seconds()]
             ceiling = max(_highest_allocated_id(), state.last_event_id)
             upper = min(state.last_event_id + chunk_size, ceiling)
-            rows = list(Event.objects.filter(id__gt=state.last_event_id, id__lte=upper).values_list(*_ROW_FIELDS))
+            passed = (state.last_event_id + 1, upper)
+            # Events stored with ids already passed: gaps that turned up, and backfills the trigger queued
+            # (often the same events: a late insert is both). Each is counted once, under its team.
+            late = _take_backfills(chunk_size) + (_stored_ids([gap[0] for gap in gaps]) if first_chunk else [])
+            found = {event_id for _, event_id in late}
             if first_chunk:
-                wanted = [gap[0] for gap in gaps]
-                for start in range(0, len(wanted), 1000):
-                    rows += Event.objects.filter(id__in=wanted[start : start + 1000]).values_list(*_ROW_FIELDS)
-                # A backlog retry counts the waiting gaps it finds: they must not be counted twice.
-                counted = _retry_backlogs(chunk_size=chunk_size, result=result)
-                gaps = [gap for gap in gaps if gap[0] not in counted]
-                rows = [row for row in rows if row[0] not in counted]
-            rows.sort()
-            found = {row[0] for row in rows}
-            gaps = [gap for gap in gaps if gap[0] not in found]
-            gaps += [[i, int(now)] for i in range(state.last_event_id + 1, upper + 1) if i not in found]
-            _add_to_catalog(rows, passed=(state.last_event_id + 1, upper), result=result)
+                # A backlog retry counts the late events in its ranges: they must not be counted again.
+                retried = _retry_backlogs(chunk_size=chunk_size, result=result)
+                late = [(team, i) for team, i in late if not (team in retried and retried[team].covers(i))]
+            _forget_backfills(found)
+            found_late: dict[int, set[int]] = {}
+            for team_id, event_id in late:
+                found_late.setdefault(team_id, set()).add(event_id)
+            teams, missing = _teams_and_missing_ids(passed)
+            gaps = [gap for gap in gaps if gap[0] not in found] + [[i, int(now)] for i in missing]
+            selections = [
+                EventSelection(
+                    team_id,
+                    ranges=(passed,) if team_id in teams else (),
+                    ids=tuple(sorted(found_late.get(team_id, ()))),
+                )
+                for team_id in sorted(teams | found_late.keys())
+            ]
+            _add_to_catalog(selections, result=result)
             state.last_event_id = upper
             state.open_gaps = gaps[-MAX_OPEN_GAPS:]
             state.synced_at = timezone.now()
             state.save()
-        result.events += len(rows)
         first_chunk = False
-        if upper >= ceiling:
+        if upper >= ceiling and not _backfills_waiting():
             return result
+
+
+@dataclass(frozen=True)
+class CatalogLag:
+    """How far the catalog is behind the events table, cheap to read (Django admin, /metrics)."""
+
+    events: int  # ids handed out past the watermark + backfills queued + ids in failing teams' backlogs
+    seconds: float  # age of the oldest event stored and not catalogued yet; 0 when caught up
+    open_gaps: int  # ids passed and not stored (yet): inserts in flight, or ids that will never appear
+
+
+def catalog_lag() -> CatalogLag:
+    state = CatalogSyncState.objects.filter(pk=1).first() or CatalogSyncState(pk=1)
+    waiting = sum(last - first + 1 for backlog in TeamWarehouse.objects.exclude(catalog_backlog=[]).values_list(
+        "catalog_backlog", flat=True) for first, last in backlog)  # fmt: skip
+    with connection.cursor() as cursor:
+        # The next chunk's range stands for "the oldest event past the watermark": ids follow time closely, and
+        # the BRIN index on id finds that range without a scan.
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM events_backfill),"
+            " least((SELECT min(noted_at) FROM events_backfill),"
+            " (SELECT min(received_at) FROM events_event WHERE id > %(mark)s AND id <= %(mark)s + %(chunk)s))",
+            {"mark": state.last_event_id, "chunk": CHUNK_SIZE},
+        )
+        backfills, oldest = cursor.fetchone()
+    behind = max(_highest_allocated_id() - state.last_event_id, 0) + backfills + waiting
+    seconds = max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0
+    return CatalogLag(events=behind, seconds=seconds, open_gaps=len(state.open_gaps))
+
+
+def catalog_reset_counts() -> None:
+    """Set every count of the catalog to zero and its watermark back to the start, so that the next catalog_sync
+    counts every stored event again under today's rules (`sync_warehouse --recount`: say, zip codes typed
+    numeric by an older rule). Every name, table and column stays: a BI tool's tables keep their names. The
+    volume chart is empty until that sync has caught up."""
+    with _sync_lock(), transaction.atomic():
+        CatalogEvent.objects.update(count=0)
+        CatalogProperty.objects.update(count=0, numeric_count=0, boolean_count=0, timestamp_count=0, text_count=0)
+        CatalogOther.objects.update(count=0, distinct_sketch=empty_sketch())
+        EventVolume.objects.all().delete()
+        DailyEventVolume.objects.all().delete()
+        CatalogBackfill.objects.all().delete()
+        # Every team's views are checked against the recounted types: a column whose type the counts changed
+        # back and forth is rebuilt all the same.
+        TeamWarehouse.objects.update(catalog_backlog=[], catalog_version=F("catalog_version") + 1)
+        CatalogSyncState.objects.update_or_create(pk=1, defaults={"last_event_id": 0, "open_gaps": []})
+
+
+def _take_backfills(limit: int) -> list[tuple[int, int]]:
+    """(team, id) of up to `limit` of the events the trigger queued, oldest first, taken off the queue."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM events_backfill WHERE id IN (SELECT id FROM events_backfill ORDER BY id LIMIT %s)"
+            " RETURNING team_id, event_id",
+            [limit],
+        )
+        return [(team_id, event_id) for team_id, event_id in cursor.fetchall()]
+
+
+def _forget_backfills(event_ids: set[int]) -> None:
+    """Take off the queue the events counted another way (a gap that turned up, a backlog's range), so they are
+    not counted again from it later."""
+    if event_ids:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM events_backfill WHERE event_id = ANY(%s::bigint[])", [sorted(event_ids)])
+
+
+def _backfills_waiting() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM events_backfill)")
+        return cursor.fetchone()[0]
+
+
+def _stored_ids(event_ids: list[int]) -> list[tuple[int, int]]:
+    """(team, id) of those of the ids that are stored."""
+    if not event_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT team_id, id FROM events_event WHERE id = ANY(%s::bigint[])", [event_ids])
+        return [(team_id, event_id) for team_id, event_id in cursor.fetchall()]
+
+
+def _teams_and_missing_ids(passed: tuple[int, int]) -> tuple[set[int], list[int]]:
+    """The teams with events in the range of ids, and the ids of the range that no stored event holds (yet)."""
+    first, last = passed
+    if first > last:
+        return set(), []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH chunk AS MATERIALIZED (SELECT team_id, id FROM events_event WHERE id BETWEEN %(first)s AND %(last)s)"
+            " SELECT DISTINCT team_id, NULL::bigint FROM chunk"
+            " UNION ALL SELECT NULL, g FROM generate_series(%(first)s::bigint, %(last)s::bigint) g"
+            " WHERE NOT EXISTS (SELECT FROM chunk WHERE chunk.id = g)",
+            {"first": first, "last": last},
+        )
+        rows = cursor.fetchall()
+    return {team for team, _ in rows if team is not None}, sorted(i for team, i in rows if team is None)
 
 
 def _highest_allocated_id() -> int:
@@ -159,34 +376,32 @@ def _highest_allocated_id() -> int:
     return Event.objects.aggregate(highest=Max("id"))["highest"] or 0
 
 
-def _add_to_catalog(rows: list[tuple], *, passed: tuple[int, int], result: CatalogSyncResult) -> None:
-    """Add rows (ordered by id) to the catalog and the volume, each team on its own. `passed` is the range of
-    ids this sync has just moved past: a team that cannot take its rows keeps that range in its backlog."""
-    by_team: dict[int, list[tuple]] = {}
-    for row in rows:
-        by_team.setdefault(row[1], []).append(row)
+def _add_to_catalog(selections: list[EventSelection], *, result: CatalogSyncResult) -> None:
+    """Add each team's selected events to the catalog and the volume, each team on its own. A team with a
+    backlog, or that cannot take its events, keeps them in its backlog."""
+    by_team = {selection.team_id: selection for selection in selections}
     for team in Team.objects.filter(pk__in=by_team):
         warehouse_for_team(team=team)
     for warehouse in TeamWarehouse.objects.filter(team_id__in=by_team).order_by("team_id"):
-        team_rows = by_team[warehouse.team_id]
+        selection = by_team[warehouse.team_id]
         if warehouse.catalog_backlog:
-            _defer(warehouse, team_rows, passed=passed)  # in id order: behind the events already waiting
-        elif not _catalog_team(warehouse, team_rows, result=result):
-            _defer(warehouse, team_rows, passed=passed)
+            _defer(warehouse, selection)  # in id order: behind the events already waiting
+        elif not _catalog_team(warehouse, selection, result=result):
+            _defer(warehouse, selection)
 
 
-def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: CatalogSyncResult) -> bool:
-    """Count one team's rows in a savepoint. False (and the error recorded) if the team's catalog refused
-    them: nothing of them is counted then."""
+def _catalog_team(warehouse: TeamWarehouse, selection: EventSelection, *, result: CatalogSyncResult) -> bool:
+    """Handle one team's selected events in a savepoint: the one place a team's chunk is handled. False (and
+    the error recorded) if the team's catalog refused them: nothing of them is counted then."""
     team_id = warehouse.team_id
-    tally = _Tally()
-    for event_id, _, event_type, name, properties, timestamp, received_at in rows:
-        tally.add(event_id, event_type, name, properties, timestamp, received_at)
     try:
         with transaction.atomic():
+            tally = _tally_of(selection)
+            events = tally.total
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
+            # Every later step of this team's chunk goes here, reading the same `selection` in this snapshot.
             changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
@@ -196,20 +411,21 @@ def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: Catalo
         result.teams_failed.add(team_id)
         return False
     warehouse.clear_sync_failure(step=SyncStep.CATALOG)
+    result.events += events
     if changed:
         result.teams_changed.add(team_id)
     return True
 
 
-def _defer(warehouse: TeamWarehouse, rows: list[tuple], *, passed: tuple[int, int]) -> None:
-    """Put a team's rows in its backlog. Rows of the range just passed take the whole range, so the team's
-    rows still in flight there are waited for too; rows found in the gaps take their own id."""
+def _defer(warehouse: TeamWarehouse, selection: EventSelection) -> None:
+    """Put a team's selected events in its backlog: the whole range passed, so the team's events still in flight
+    there are waited for too, and each gap id found."""
     backlog = warehouse.catalog_backlog
-    for row in rows:
-        event_id = row[0]
+    for first, last in selection.ranges:
+        backlog = _with_range(backlog, first, last)
+    for event_id in selection.ids:
         if not _covers(backlog, event_id):
-            first, last = passed if passed[0] <= event_id <= passed[1] else (event_id, event_id)
-            backlog = _with_range(backlog, first, last)
+            backlog = _with_range(backlog, event_id, event_id)
     warehouse.catalog_backlog = backlog
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=backlog)
 
@@ -229,31 +445,39 @@ def _with_range(backlog: list[list[int]], first: int, last: int) -> list[list[in
     return merged
 
 
-def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> set[int]:
+def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> dict[int, EventSelection]:
     """Try again, for each team with a backlog, to catalog up to chunk_size of its waiting events, oldest
-    first. Returns the ids counted."""
-    counted: set[int] = set()
+    first. Returns the selections counted, by team."""
+    counted: dict[int, EventSelection] = {}
     for warehouse in TeamWarehouse.objects.exclude(catalog_backlog=[]).order_by("team_id"):
-        rows: list[tuple] = []
-        left = []
-        for first, last in warehouse.catalog_backlog:
-            room = chunk_size - len(rows)
-            if room <= 0:
-                left.append([first, last])
-                continue
-            found = list(
-                Event.objects.filter(team_id=warehouse.team_id, id__gte=first, id__lte=last)
-                .order_by("id")
-                .values_list(*_ROW_FIELDS)[:room]
+        backlog = [(first, last) for first, last in warehouse.catalog_backlog]
+        whole = EventSelection(warehouse.team_id, ranges=tuple(backlog))
+        with connection.cursor() as cursor:
+            # The id of the chunk_size-th waiting event: the retry stops there (the primary key finds it).
+            cursor.execute(
+                _as_string(
+                    sql.SQL("SELECT e.id FROM events_event e WHERE {} ORDER BY e.id OFFSET {} LIMIT 1").format(
+                        whole.condition("e"), sql.Literal(chunk_size - 1)
+                    )
+                )
             )
-            rows += found
-            if len(found) == room and found[-1][0] < last:
-                left.append([found[-1][0] + 1, last])
-        if _catalog_team(warehouse, rows, result=result):
+            row = cursor.fetchone()
+        stop = row[0] if row else backlog[-1][1]
+        taken = tuple((first, min(last, stop)) for first, last in backlog if first <= stop)
+        left = [[max(first, stop + 1), last] for first, last in backlog if last > stop]
+        selection = EventSelection(warehouse.team_id, ranges=taken)
+        if _catalog_team(warehouse, selection, result=result):
+            with connection.cursor() as cursor:  # late events in these ranges, queued too, are counted now
+                cursor.execute(
+                    _as_string(
+                        sql.SQL("DELETE FROM events_backfill b WHERE {}").format(
+                            selection.condition("b", id_column="event_id")
+                        )
+                    )
+                )
             warehouse.catalog_backlog = left
             TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_backlog=left)
-            counted |= {row[0] for row in rows}
-            result.events += len(rows)
+            counted[warehouse.team_id] = selection
     return counted
 
 

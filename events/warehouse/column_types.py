@@ -20,7 +20,8 @@ A type is chosen only if it loses nothing, so a reader gets back what was sent:
   it (1e3 as "1000", [1,2] as "[1, 2]"): the same JSON value, spelled jsonb's way.
 
 The rule a newcomer must know: the patterns below are written once and read by two engines, Python here (to
-infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions). They use
+infer the type) and PostgreSQL in the views (to guard each cast: events.warehouse.view_definitions) and in the
+catalog sync (`value_type_sql`, which counts the types of a chunk of events in one query). They use
 only syntax both read alike, so a value the inference calls numeric always casts, and any other reads as NULL.
 """
 
@@ -28,6 +29,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from psycopg import sql
 
 from events.models import CatalogProperty, ColumnType, infer_column_type
 
@@ -51,10 +54,13 @@ _OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
 _IN_RANGE = r"(?!0001-01-01[T ][0-9:.]*\+|9999-12-31[T ][0-9:.]*-)"
 ZONED_TIMESTAMP_PATTERN = _IN_RANGE + _DATE + _TIME + _OFFSET
 LOCAL_TIMESTAMP_PATTERN = _DATE + f"(?:{_TIME})?"
+# How every date (so every timestamp) starts: a cheap test that spares most strings the two long patterns.
+TIMESTAMP_START_PATTERN = r"[0-9]{4}-"
 
 _NUMERIC = re.compile(NUMERIC_PATTERN)
 _ZONED_TIMESTAMP = re.compile(ZONED_TIMESTAMP_PATTERN)
 _LOCAL_TIMESTAMP = re.compile(LOCAL_TIMESTAMP_PATTERN)
+_TIMESTAMP_START = re.compile(TIMESTAMP_START_PATTERN)
 
 
 def value_type(value: Any) -> str | None:
@@ -68,9 +74,33 @@ def value_type(value: Any) -> str | None:
     if isinstance(value, str):
         if len(value) <= MAX_NUMERIC_LENGTH and _NUMERIC.fullmatch(value):
             return ColumnType.NUMERIC.value
-        if _ZONED_TIMESTAMP.fullmatch(value) or _LOCAL_TIMESTAMP.fullmatch(value):
+        if _TIMESTAMP_START.match(value) and (_ZONED_TIMESTAMP.fullmatch(value) or _LOCAL_TIMESTAMP.fullmatch(value)):
             return ColumnType.TIMESTAMPTZ.value
     return ColumnType.TEXT.value
+
+
+def value_type_sql(json_type: sql.Composable, text: sql.Composable) -> sql.Composable:
+    """`value_type` in PostgreSQL, given a jsonb value's jsonb_typeof and its text (`value #>> '{}'`): the same
+    rule from the same patterns, so the catalog sync counts types in SQL. jsonb_typeof settles numbers, booleans,
+    nulls and arrays; only strings reach the patterns, and only those that start like a date the long ones."""
+    return sql.SQL(
+        "CASE {t} WHEN 'null' THEN NULL WHEN 'boolean' THEN {boolean} WHEN 'number' THEN {numeric} "
+        "WHEN 'string' THEN CASE WHEN length({s}) <= {max} AND {s} ~ {numeric_pattern} THEN {numeric} "
+        "WHEN {s} ~ {start} AND ({s} ~ {zoned} OR {s} ~ {local}) THEN {timestamp} ELSE {text} END "
+        "ELSE {text} END"
+    ).format(
+        t=json_type,
+        s=text,
+        max=sql.Literal(MAX_NUMERIC_LENGTH),
+        numeric_pattern=sql.Literal(f"^(?:{NUMERIC_PATTERN})$"),
+        start=sql.Literal(f"^{TIMESTAMP_START_PATTERN}"),
+        zoned=sql.Literal(f"^(?:{ZONED_TIMESTAMP_PATTERN})$"),
+        local=sql.Literal(f"^(?:{LOCAL_TIMESTAMP_PATTERN})$"),
+        boolean=sql.Literal(ColumnType.BOOLEAN.value),
+        numeric=sql.Literal(ColumnType.NUMERIC.value),
+        timestamp=sql.Literal(ColumnType.TIMESTAMPTZ.value),
+        text=sql.Literal(ColumnType.TEXT.value),
+    )
 
 
 @dataclass
@@ -86,9 +116,12 @@ class TypeCounts:
     _FIELDS = {"numeric": "numeric", "boolean": "boolean", "timestamptz": "timestamp", "text": "text"}
 
     def add_value(self, kind: str) -> None:
-        self.count += 1
+        self.add_values(kind, 1)
+
+    def add_values(self, kind: str, count: int) -> None:
+        self.count += count
         name = self._FIELDS[kind]
-        setattr(self, name, getattr(self, name) + 1)
+        setattr(self, name, getattr(self, name) + count)
 
     def add(self, other: "TypeCounts") -> None:
         for name in ("count", "numeric", "boolean", "timestamp", "text"):

@@ -19,15 +19,19 @@ class EventSelection:
     def __bool__(self) -> bool:
         return bool(self.ranges or self.ids)
 
-    def condition(self, alias: str = "e") -> sql.Composable:
+    def covers(self, event_id: int) -> bool:
+        return event_id in self.ids or any(first <= event_id <= last for first, last in self.ranges)
+
+    def condition(self, alias: str = "e", *, id_column: str = "id") -> sql.Composable:
         """`<alias>.team_id = … AND (<alias>.id BETWEEN … OR <alias>.id = ANY(…))`: false when empty."""
         table = sql.Identifier(alias)
+        column = sql.SQL("{}.{}").format(table, sql.Identifier(id_column))
         parts: list[sql.Composable] = [
-            sql.SQL("{}.id BETWEEN {} AND {}").format(table, sql.Literal(first), sql.Literal(last))
+            sql.SQL("{} BETWEEN {} AND {}").format(column, sql.Literal(first), sql.Literal(last))
             for first, last in self.ranges
         ]
         if self.ids:
-            parts.append(sql.SQL("{}.id = ANY({}::bigint[])").format(table, sql.Literal(list(self.ids))))
+            parts.append(sql.SQL("{} = ANY({}::bigint[])").format(column, sql.Literal(list(self.ids))))
         if not parts:
             return sql.SQL("false")
         return sql.SQL("{}.team_id = {} AND ({})").format(table, sql.Literal(self.team_id), sql.SQL(" OR ").join(parts))

@@ -3,11 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
 from events.models import (
+    CatalogBackfill,
     CatalogEvent,
     CatalogOther,
     CatalogProperty,
@@ -25,7 +27,14 @@ from events.tests.event_factories import (
     store_names,
     track_batch,
 )
-from events.warehouse.catalog import MAX_CATALOG_EVENTS, MAX_CATALOG_PROPERTIES, catalog_sync
+from events.warehouse.catalog import (
+    MAX_CATALOG_EVENTS,
+    MAX_CATALOG_PROPERTIES,
+    CatalogLag,
+    catalog_lag,
+    catalog_sync,
+)
+from events.warehouse.column_types import flatten
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs the PostgreSQL sequence")
 
@@ -105,6 +114,16 @@ def test_properties_are_flattened_with_types_counted(acme):
         "gift": ("gift", 2, "text"),  # a boolean and a string: mixed
         "at": ("at", 1, "timestamptz"),
     }
+
+
+def test_properties_nested_at_any_depth_are_flattened_as_flatten_does(acme):
+    properties = {"a": {"b": {"c": {"d": 1, "e": {}}, "f": None}, "g": "x"}, "h": {}, "i": [{"j": 1}], "k": None}
+    store_event(acme, "Deep", properties)
+    store_event(acme, "Deep", {"a": {"b": {"c": {"d": "x"}}}})
+    catalog_sync()
+    counted = {tuple(p.path): (p.count, p.inferred_type) for p in CatalogProperty.objects.filter(team=acme)}
+    assert set(counted) == {path for path, value in flatten(properties) if value is not None}
+    assert counted == {("a", "b", "c", "d"): (2, "text"), ("a", "g"): (1, "text"), ("i",): (1, "text")}
 
 
 def test_views_are_named_in_the_order_names_were_first_stored(acme):
@@ -441,3 +460,95 @@ def test_a_tenant_sending_5000_properties_per_event_grows_its_catalog_only_to_th
     other = CatalogOther.objects.get(team=acme, catalog_event__name="Purchased an Item")
     assert other.count == 4 * MAX_CATALOG_PROPERTIES
     assert abs(other.distinct - other.count) <= other.count * 0.05
+
+
+# --- Backfills: events stored with ids the sync has passed -------------------------------------------------------
+
+
+def _insert_with_id(team, event_id: int, name: str, properties: str = "{}") -> None:
+    fetch(
+        "INSERT INTO events_event (id, team_id, type, event, properties, timestamp, received_at) "
+        "VALUES (%s, %s, 'track', %s, %s::jsonb, now(), now()) RETURNING id",
+        [event_id, team.pk, name, properties],
+    )
+
+
+@postgresql_only
+def test_an_event_backfilled_below_the_watermark_is_counted_once(acme, caught_up):
+    (free_id,) = fetch("SELECT nextval(pg_get_serial_sequence('events_event', 'id'))")[0]  # never used
+    store_event(acme, "Signed Up")
+    catalog_sync()
+    catalog_sync(gap_ttl=timedelta(0))  # the sync has passed free_id and stopped looking for it
+    assert CatalogSyncState.objects.get().open_gaps == []
+
+    _insert_with_id(acme, free_id, "Imported Order", '{"city": "Boston"}')
+    assert list(CatalogBackfill.objects.values_list("team_id", "event_id")) == [(acme.pk, free_id)]
+    assert catalog_sync().events == 1
+    assert _counts(acme) == {"Signed Up": 1, "Imported Order": 1}
+    assert _property(acme, "Imported Order", "city").text_count == 1
+    assert not CatalogBackfill.objects.exists()
+    assert catalog_sync().events == 0
+
+
+@postgresql_only
+def test_an_explicit_id_above_the_sequence_moves_it_on_and_is_counted(acme, caught_up):
+    (last,) = fetch("SELECT pg_sequence_last_value(pg_get_serial_sequence('events_event', 'id'))")[0]
+    _insert_with_id(acme, last + 1000, "Imported Order")
+    assert not CatalogBackfill.objects.exists()  # above the watermark: the sync reaches it the usual way
+    assert store_event(acme, "Signed Up") > last + 1000  # the sequence went past it: ids stay unique
+    catalog_sync()
+    assert _counts(acme) == {"Imported Order": 1, "Signed Up": 1}
+
+
+@postgresql_only
+def test_a_backfill_of_a_failing_team_waits_in_its_backlog(acme, caught_up, refuse_new_names_of):
+    (free_id,) = fetch("SELECT nextval(pg_get_serial_sequence('events_event', 'id'))")[0]
+    store_event(acme, "Signed Up")
+    catalog_sync()
+    catalog_sync(gap_ttl=timedelta(0))
+    lift = refuse_new_names_of(acme)
+    _insert_with_id(acme, free_id, "Imported Order")
+    assert catalog_sync().teams_failed == {acme.pk}
+    assert TeamWarehouse.objects.get(team=acme).catalog_backlog == [[free_id, free_id]]
+    lift()
+    catalog_sync()
+    catalog_sync()
+    assert _counts(acme) == {"Signed Up": 1, "Imported Order": 1}
+
+
+# --- Lag, and counting again -------------------------------------------------------------------------------------
+
+
+@postgresql_only
+def test_lag_counts_the_events_behind_and_the_age_of_the_oldest(acme, caught_up, time_machine):
+    time_machine.move_to(datetime(2026, 12, 8, 12, 0, tzinfo=UTC), tick=False)
+    assert catalog_lag() == CatalogLag(events=0, seconds=0.0, open_gaps=0)
+    store_event(acme, "Signed Up", received_at=timezone.now() - timedelta(seconds=42))
+    store_event(acme, "Signed Up")
+    lag = catalog_lag()
+    assert (lag.events, lag.seconds) == (2, 42.0)
+    catalog_sync()
+    assert catalog_lag() == CatalogLag(events=0, seconds=0.0, open_gaps=0)
+
+
+@postgresql_only
+def test_a_recount_types_values_by_todays_rule_and_keeps_every_name(acme):
+    store_event(acme, "Purchased an Item", {"zip": "02134-1234", "revenue": 5})  # ZIP+4: text under every rule
+    store_event(acme, "Purchased an Item", {"zip": "10001-0001", "revenue": 7})
+    catalog_sync()
+    # As an older rule left it: zip codes counted as numbers, under a column name of its time.
+    CatalogProperty.objects.filter(team=acme, path=["zip"]).update(
+        numeric_count=2, text_count=0, column_name="zip_code"
+    )
+    names = dict(CatalogEvent.objects.filter(team=acme).values_list("name", "table_name"))
+
+    call_command("sync_warehouse", "--recount")
+
+    zip_code = _property(acme, "Purchased an Item", "zip")
+    assert (zip_code.count, zip_code.numeric_count, zip_code.text_count) == (2, 0, 2)
+    assert zip_code.inferred_type == "text"
+    assert zip_code.column_name == "zip_code"
+    assert dict(CatalogEvent.objects.filter(team=acme).values_list("name", "table_name")) == names
+    assert _counts(acme) == {"Purchased an Item": 2}
+    assert _property(acme, "Purchased an Item", "revenue").numeric_count == 2
+    assert sum(EventVolume.objects.filter(team=acme).values_list("count", flat=True)) == 2

@@ -2,13 +2,15 @@
 failure holding back no other."""
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from events.models import CatalogEvent, TeamWarehouse
+from events.models import CatalogEvent, CatalogSyncState, TeamWarehouse
 from events.tests.event_factories import columns_of, fetch, store_event, sync
 from events.warehouse.catalog import catalog_sync
 from events.warehouse.naming import MAX_IDENTIFIER_BYTES
@@ -142,3 +144,23 @@ def test_metrics_count_the_teams_whose_sync_fails(client, acme, globex):
     }
     assert samples["canvas_warehouse_sync_failing_teams"] == 1
     assert samples["canvas_warehouse_sync_failures_total"] == 2
+
+
+@postgresql_only
+def test_metrics_show_how_far_the_catalog_is_behind(client, acme, time_machine):
+    time_machine.move_to(datetime(2026, 12, 8, 12, 0, tzinfo=UTC), tick=False)
+    catalog_sync()
+    CatalogSyncState.objects.update(open_gaps=[])
+    store_event(acme, "Signed Up", received_at=timezone.now() - timedelta(seconds=90))
+
+    def samples() -> dict[str, float]:
+        page = client.get("/metrics").content.decode()
+        return {
+            sample.name: sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+        }
+
+    behind = samples()
+    assert (behind["canvas_warehouse_sync_lag_events"], behind["canvas_warehouse_sync_lag_seconds"]) == (1, 90)
+    catalog_sync()
+    caught_up = samples()
+    assert (caught_up["canvas_warehouse_sync_lag_events"], caught_up["canvas_warehouse_sync_lag_seconds"]) == (0, 0)
