@@ -110,6 +110,8 @@ def partitions_drop_before(*, cutoff: datetime) -> list[str]:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                # Deferred foreign-key checks of rows inserted earlier in an enclosing transaction would block DROP.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
                 cursor.execute(f"DROP TABLE {name}")
         except OperationalError as error:
