@@ -93,9 +93,7 @@ def _partition_create(start: datetime) -> None:
             f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
             (start, end),
         )
-        cursor.execute(
-            f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", (start, end)
-        )
+        cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", (start, end))
 
 
 def partitions_drop_before(*, cutoff: datetime) -> list[str]:

@@ -19,7 +19,12 @@ def _partition_of(event_id: int) -> str:
 
 
 def _partitions() -> set[str]:
-    return {name for (name,) in fetch("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'events_event'::regclass")}
+    return {
+        name
+        for (name,) in fetch(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'events_event'::regclass"
+        )
+    }
 
 
 def test_the_table_is_partitioned_by_received_at_with_team_in_its_primary_key():

@@ -28,7 +28,10 @@ def test_retention_deletes_exactly_the_old_events_of_that_team(acme, globex, mon
     Team.objects.filter(pk=globex.pk).update(event_retention_days=None)
     old = [store_event(acme, received_at=NOW - timedelta(days=31, seconds=s)) for s in range(5)]
     same_instant = [store_event(acme, received_at=NOW - timedelta(days=40)) for _ in range(3)]
-    kept = [store_event(acme, received_at=NOW - timedelta(days=30) + timedelta(seconds=1)), store_event(acme, received_at=NOW)]
+    kept = [
+        store_event(acme, received_at=NOW - timedelta(days=30) + timedelta(seconds=1)),
+        store_event(acme, received_at=NOW),
+    ]
     globex_old = store_event(globex, received_at=NOW - timedelta(days=400))
 
     result = events_retention_apply(now=NOW)
