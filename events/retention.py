@@ -63,9 +63,10 @@ def events_retention_apply(*, now: datetime | None = None) -> RetentionResult:
     """Delete every team's events received longer ago than its retention, and drop the partitions no team needs."""
     now = now or timezone.now()
     result = RetentionResult()
-    retentions = dict(Team.objects.values_list("id", "event_retention_days"))
-    if retentions and None not in retentions.values():
-        result.partitions_dropped = partitions_drop_before(cutoff=now - timedelta(days=max(retentions.values())))
+    retentions: dict[int, int | None] = dict(Team.objects.values_list("id", "event_retention_days"))
+    finite = [days for days in retentions.values() if days is not None]
+    if retentions and len(finite) == len(retentions):  # a team that keeps its events forever keeps every month
+        result.partitions_dropped = partitions_drop_before(cutoff=now - timedelta(days=max(finite)))
     for team_id, days in sorted(retentions.items()):
         if days is None:
             continue

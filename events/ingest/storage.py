@@ -461,7 +461,7 @@ def _store_row_sqlite(cursor: Cursor, row: EventRow) -> StoredEvent:
             if holder is not None:
                 return StoredEvent(holder[0], duplicate=True)
         cursor.execute(_SQLITE_INSERT, row)
-        event_id = cursor.fetchone()[0]
+        (event_id,) = cast(tuple[int], cursor.fetchone())  # RETURNING answers one row
         if message_id is not None:
             cursor.execute(_SQLITE_CLAIM, (row[_TEAM_ID], message_id, event_id, row[_RECEIVED_AT]))
     return StoredEvent(event_id, duplicate=False)

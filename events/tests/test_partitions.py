@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
+
 from events.models import Event
 from events.partitions import DEFAULT_PARTITION, partitions_drop_before
 from events.retention import events_maintain

@@ -10,7 +10,7 @@ from django.urls import reverse
 from accounts.models import Team
 from events.models import Event, EventMessageId
 from events.partitions import partitions_ensure
-from events.retention import events_maintain, events_retention_apply, message_ids_expire
+from events.retention import events_retention_apply, message_ids_expire
 from events.tests.event_factories import store_event
 
 pytestmark = pytest.mark.django_db
