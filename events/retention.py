@@ -81,7 +81,7 @@ def events_retention_apply(*, now: datetime | None = None) -> RetentionResult:
 # range scans of the (team_id, received_at) index, pruned to the partitions they touch.
 _BATCH_END = (
     "SELECT received_at FROM events_event WHERE team_id = %s AND received_at < %s "
-    "ORDER BY received_at OFFSET %s LIMIT 1"
+    "ORDER BY received_at LIMIT 1 OFFSET %s"
 )
 _DELETE_BEFORE = "DELETE FROM events_event WHERE team_id = %s AND received_at < %s"
 
