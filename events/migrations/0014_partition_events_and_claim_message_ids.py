@@ -83,7 +83,8 @@ def _rebuild_events_table(schema_editor, *, partitioned: bool) -> None:
             partitions_ensure(now=timezone.now(), since=oldest)
             cursor.execute("SET LOCAL lock_timeout = 0")  # partitions_ensure's, for the rest of the migration
         cursor.execute(f"INSERT INTO events_event SELECT * FROM {OLD}")  # noqa: S608
-        cursor.execute(f"DROP TABLE {OLD}")
+        # CASCADE: views of a team whose TeamWarehouse row is gone (warehouse_drop_views knows only the others).
+        cursor.execute(f"DROP TABLE {OLD} CASCADE")
 
         key = "team_id, id, received_at" if partitioned else "team_id, id"
         cursor.execute(f"ALTER TABLE events_event ADD CONSTRAINT {PRIMARY_KEY} PRIMARY KEY ({key})")
