@@ -57,7 +57,14 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "events_api_enabled", "events_api_changed_at", "events_api_changed_by"]
+    list_display = [
+        "name",
+        "slug",
+        "events_api_enabled",
+        "event_retention_days",
+        "events_api_changed_at",
+        "events_api_changed_by",
+    ]
     list_filter = ["events_api_enabled"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -48,6 +49,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
+def default_event_retention_days() -> int | None:
+    """What a new team gets: EVENTS_RETENTION_DAYS, where 0 means kept forever (blank)."""
+    return settings.EVENTS_RETENTION_DAYS or None
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
@@ -57,6 +63,14 @@ class Team(models.Model):
     events_api_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     events_api_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    event_retention_days = models.PositiveIntegerField(
+        "event retention (days)",
+        null=True,
+        blank=True,
+        default=default_event_retention_days,
+        validators=[MinValueValidator(1)],
+        help_text="Events received longer ago than this are deleted. Blank: kept forever.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

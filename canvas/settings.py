@@ -232,6 +232,14 @@ if EVENTS_PUBLIC_URL and not re.fullmatch(r"https?://[^/?#\s]+/?", EVENTS_PUBLIC
         f"EVENTS_PUBLIC_URL must be an origin such as https://events.example.com, not {EVENTS_PUBLIC_URL!r}."
     )
 
+# --- Growth (events/retention.py): the dedupe window and retention ----------------------------------------------
+# A messageId resent within this many days of its event is a duplicate; later, it is stored again.
+EVENTS_DEDUPE_WINDOW_DAYS = env.int("EVENTS_DEDUPE_WINDOW_DAYS", default=30)
+# The retention a new team gets (Team.event_retention_days; staff change it per team in admin). 0: kept forever.
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=365)
+if EVENTS_DEDUPE_WINDOW_DAYS < 1 or EVENTS_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("EVENTS_DEDUPE_WINDOW_DAYS must be at least 1, EVENTS_RETENTION_DAYS at least 0.")
+
 # --- Warehouse (events/warehouse/sync.py): team logins and the sync loop --------------------------------------------
 WAREHOUSE_ROLE_PREFIX = env.str("WAREHOUSE_ROLE_PREFIX", default="")  # default: the database's name
 WAREHOUSE_PUBLIC_HOST = env.str("WAREHOUSE_PUBLIC_HOST", default="")  # default: the database's host

@@ -132,11 +132,13 @@ class EventQuerySet(models.QuerySet):
 
 
 class Event(models.Model):
-    """One accepted event. Rows are only ever inserted (by events.ingest.storage), never updated.
+    """One accepted event. Rows are only ever inserted (by events.ingest.storage), never updated, and deleted only
+    by retention (events.retention).
 
-    On PostgreSQL the primary key is (team_id, id) (see migration 0002): team_id is in every unique key so the
-    table can be distributed by team (Citus) without a schema change. Django still addresses rows by `id`,
-    which the sequence keeps unique.
+    On PostgreSQL the table is partitioned by month of received_at and its primary key is (team_id, id,
+    received_at) (migrations 0002 and 0014): team_id is in every unique key so the table can be distributed by
+    team (Citus) without a schema change. Django still addresses rows by `id`, which the sequence keeps unique.
+    A messageId is unique per team through its claim in EventMessageId, not through this table.
     """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -148,7 +150,7 @@ class Event(models.Model):
     original_timestamp = models.DateTimeField(null=True, blank=True, help_text="As the client sent it.")
     sent_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
-    # NULL, not "", means "not sent": the partial unique constraint on message_id relies on it.
+    # NULL, not "", means "not sent": only a sent messageId is claimed in EventMessageId.
     message_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     anonymous_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -159,23 +161,39 @@ class Event(models.Model):
     objects = EventQuerySet.as_manager()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["team", "message_id"],
-                condition=models.Q(message_id__isnull=False),
-                name="events_event_team_message_id_unique",
-            ),
-        ]
         indexes = [
             # "A team's events by when they happened": the Events page's tail, its time range, paging, counters and
             # CSV export, the admin's list. id makes the order total, so keyset paging stays on the index.
             models.Index(fields=["team", "timestamp", "id"], name="events_event_team_time_idx"),
-            # "Events of one name in a time range" (catalog, charts, CSV export).
-            models.Index(fields=["team", "event", "timestamp"], name="events_event_team_name_ts_idx"),
+            # "What a team received since …": retention's batches, a new token's first event.
+            models.Index(fields=["team", "-received_at"], name="events_event_team_recv_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class EventMessageId(models.Model):
+    """A team's messageId and the event that holds it, for the dedupe window (EVENTS_DEDUPE_WINDOW_DAYS).
+
+    events.ingest.storage writes the claim in the transaction that stores its event, and the primary key
+    (team_id, message_id) makes a resend a duplicate. Unlike the events table this one stays small:
+    events.retention deletes claims older than the window, after which the same messageId is stored again.
+    No foreign keys: a claim is checked on every ingest, and one left by a deleted team expires with the window.
+    """
+
+    pk = models.CompositePrimaryKey("team_id", "message_id")
+    team_id = models.BigIntegerField()
+    message_id = models.CharField(max_length=100)
+    event_id = models.BigIntegerField(help_text="The event stored under this messageId.")
+    received_at = models.DateTimeField(help_text="When that event was received; the window counts from here.")
+
+    class Meta:
+        db_table = "events_message_id"
+        verbose_name = "event messageId"
+
+    def __str__(self) -> str:
+        return f"{self.message_id} of team {self.team_id}: event {self.event_id}"
 
 
 class RejectedEvent(models.Model):

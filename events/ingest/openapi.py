@@ -109,7 +109,9 @@ class EventRequestIsClosed(OpenApiSerializerExtension):
 
 class EventStored(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="The stored event's id.")
-    duplicate = serializers.BooleanField(help_text="True when this messageId was already stored; nothing new is.")
+    duplicate = serializers.BooleanField(
+        help_text="True when this messageId was already stored within the dedupe window (30 days); nothing new is."
+    )
 
 
 class FieldProblem(serializers.Serializer[Any]):

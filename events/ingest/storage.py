@@ -1,7 +1,11 @@
 """Writing accepted events to the events table: the one home for that write.
 
-Two paths, one SQL shape (INSERT ... ON CONFLICT (team_id, message_id) DO NOTHING, so a resent messageId is
-detected by the same statement that stores the event):
+The rule a newcomer must know: an event with a messageId is stored only together with its claim in
+events_message_id (EventMessageId), in the same transaction, and the claim's primary key (team_id, message_id)
+is what makes a resent messageId a duplicate. The events table itself has no unique key on messageId: it is
+partitioned by received_at (migration 0014), and a unique key there would have to include received_at, which
+a resend changes. Every path claims first (INSERT ... ON CONFLICT (team_id, message_id) DO NOTHING) and stores
+only the rows it claimed:
 
 - `store_row` writes one event on the caller's connection. Single-event requests in production go through
   `events.ingest.group_commit` instead, which calls `store_group` (or `store_rows`, for a large group) for many requests
@@ -10,9 +14,10 @@ detected by the same statement that stores the event):
 - `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
   one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was
   stored or turned out to be a duplicate.
-- `store_batch` (POST /v1/batch) first tries COPY straight into the table, which spares the database the staging
-  path's second write; a messageId the team already sent makes that COPY fail on the unique index, and the
-  batch is then written through the staging path, which tells stored from duplicate.
+- `store_batch` (POST /v1/batch) first tries two COPYs in one transaction, the claims and then the rows straight
+  into the table, which spares the database the staging path's second write; a messageId the team already sent
+  makes the claims' COPY fail on the primary key, and the batch is then written through the staging path, which
+  tells stored from duplicate.
 """
 
 import json
@@ -55,17 +60,11 @@ EventRow: TypeAlias = tuple[Any, ...]
 # psycopg's own cursor, or Django's wrapper around it (which hands psycopg's methods through).
 Cursor: TypeAlias = psycopg.Cursor[Any] | CursorWrapper
 _COLUMN_LIST = ", ".join(COLUMNS)
-_CONFLICT = "ON CONFLICT (team_id, message_id) WHERE message_id IS NOT NULL DO NOTHING"
-
-
-def _insert_sql(json_cast: str) -> str:
-    values = ", ".join(["%s"] * 4 + [f"%s{json_cast}"] + ["%s"] * 7 + [f"%s{json_cast}"] * 2)
-    # Built at import from constants only; every value travels as a query parameter.
-    return f"INSERT INTO events_event ({_COLUMN_LIST}) VALUES ({values}) {_CONFLICT} RETURNING id"  # noqa: S608
-
-
-_INSERT = {"postgresql": _insert_sql("::jsonb"), "sqlite": _insert_sql("")}
-_EXISTING = "SELECT id FROM events_event WHERE team_id = %s AND message_id = %s"
+# A messageId's claim: events_message_id's columns, and the one statement shape that takes it. A claim that
+# finds the key taken inserts nothing and waits for a concurrent claim's transaction to end first.
+_CLAIM_COLUMNS = "team_id, message_id, event_id, received_at"
+_CLAIM = f"INSERT INTO events_message_id ({_CLAIM_COLUMNS}) SELECT team_id, message_id, id, received_at FROM"
+_CLAIMED_ONLY = "ON CONFLICT (team_id, message_id) DO NOTHING RETURNING event_id"
 _STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS events_event_stage (LIKE events_event INCLUDING DEFAULTS)"
 # The ids' sequence, named outright: `nextval(pg_get_serial_sequence(...))` looks the name up in the catalog for
 # every row (docs/performance.md#group-commit). events/ingest/tests/test_storage.py checks the name.
@@ -75,9 +74,12 @@ _NEXT_ID = f"nextval('{ID_SEQUENCE}'::regclass)"
 _NEXT_ID_ARRAY = (
     f"SELECT array_agg(id ORDER BY n) FROM (SELECT n, {_NEXT_ID} AS id FROM generate_series(1, %s) AS n) AS ids"  # noqa: S608 - constants only
 )
+# Claims first (the first of a messageId repeated in the batch wins, as ids ascend), then the rows claimed and
+# those without a messageId.
 _FROM_STAGE = (
-    f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "  # noqa: S608
-    f"ORDER BY id {_CONFLICT} RETURNING id"
+    f"WITH claimed AS ({_CLAIM} events_event_stage WHERE message_id IS NOT NULL ORDER BY id {_CLAIMED_ONLY}) "  # noqa: S608
+    f"INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM events_event_stage "
+    "WHERE message_id IS NULL OR id IN (SELECT event_id FROM claimed) ORDER BY id RETURNING id"
 )
 # The SQL type of each column, id first.
 _ARRAY_TYPES = (
@@ -112,18 +114,24 @@ _FROM_JSON = (
     "WITH input AS MATERIALIZED ("  # noqa: S608
     f"SELECT {_NEXT_ID} AS id, ord, {_FROM_JSON_COLUMNS} "
     "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(r, ord)), "
-    f"stored AS (INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM input ORDER BY ord "
-    f"{_CONFLICT} RETURNING id) "
+    f"claimed AS ({_CLAIM} input WHERE message_id IS NOT NULL ORDER BY ord {_CLAIMED_ONLY}), "
+    f"stored AS (INSERT INTO events_event (id, {_COLUMN_LIST}) SELECT id, {_COLUMN_LIST} FROM input "
+    "WHERE message_id IS NULL OR id IN (SELECT event_id FROM claimed) ORDER BY ord RETURNING id) "
     "SELECT input.id, stored.id IS NOT NULL FROM input LEFT JOIN stored USING (id) ORDER BY input.ord"
 )
 # COPY's binary format: cheaper for psycopg to write than text (a timestamp is eight bytes, not a formatted
 # string), and no dearer for PostgreSQL to read (docs/performance.md#batches-one-copy-per-request).
 _COPY_STRAIGHT = f"COPY events_event (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
 _COPY_STAGE = f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+_COPY_CLAIMS = f"COPY events_message_id ({_CLAIM_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_CLAIM_OIDS = [psycopg.postgres.types.get_oid(name) for name in ("bigint", "text", "bigint", "timestamptz")]
+_TEAM_ID = COLUMNS.index("team_id")
 _MESSAGE_ID = COLUMNS.index("message_id")
-_EXISTING_MANY = (
-    "SELECT team_id, message_id, min(id) FROM events_event "
-    "WHERE (team_id, message_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) GROUP BY 1, 2"
+_RECEIVED_AT = COLUMNS.index("received_at")
+# The events that hold these messageIds: a probe of events_message_id's primary key each.
+_HOLDERS = (
+    "SELECT team_id, message_id, event_id FROM events_message_id "
+    "WHERE (team_id, message_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
 )
 
 
@@ -248,8 +256,8 @@ def _checked(connection: psycopg.Connection[Any], result: PGresult, expected: ps
 
 
 def _results(cursor: Cursor, rows: list[EventRow], ids: list[int], inserted: set[int]) -> list[StoredEvent]:
-    """One StoredEvent per row: stored when its id was inserted, else the duplicate of the row holding its
-    messageId (looked up on `cursor`)."""
+    """One StoredEvent per row: stored when its id was inserted, else the duplicate of the event holding its
+    messageId's claim (looked up on `cursor`)."""
     results: list[StoredEvent | None] = [
         StoredEvent(event_id, duplicate=False) if event_id in inserted else None for event_id in ids
     ]
@@ -257,7 +265,7 @@ def _results(cursor: Cursor, rows: list[EventRow], ids: list[int], inserted: set
     if missing:
         team_ids = [rows[i][0] for i in missing]
         message_ids = [rows[i][_MESSAGE_ID] for i in missing]
-        cursor.execute(_EXISTING_MANY, (team_ids, message_ids))
+        cursor.execute(_HOLDERS, (team_ids, message_ids))
         holders = {(team_id, message_id): event_id for team_id, message_id, event_id in cursor.fetchall()}
         for i, team_id, message_id in zip(missing, team_ids, message_ids, strict=True):
             results[i] = StoredEvent(holders[(team_id, message_id)], duplicate=True)
@@ -295,26 +303,31 @@ def _insert_through_copy(cursor: Cursor, ids: list[int], rows: list[EventRow]) -
 def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
     """Store many rows atomically on this thread's connection (COPY on PostgreSQL).
 
-    Straight into the table when the batch repeats no messageId of its own; should one of them be stored
-    already (a client resending a batch it got no answer for), that COPY fails on the unique index, its
-    transaction is rolled back whole, and the batch goes through the staging table instead. A resent batch costs
-    one failed COPY more; every other batch costs one COPY and no INSERT ... SELECT.
+    Straight into the table when the batch repeats no messageId of its own: its messageIds' claims by one COPY,
+    then its rows by another, in one transaction. Should one of them be claimed already (a client resending a
+    batch it got no answer for), the claims' COPY fails on events_message_id's primary key, the transaction is
+    rolled back whole, and the batch goes through the staging table instead. A resent batch costs one failed
+    COPY more; every other batch costs two COPYs and no INSERT ... SELECT.
     """
     database = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` is a thread-local look-up of its own
     if database.vendor != "postgresql":
         return [store_row(row) for row in rows]
     if rows and not _repeats_a_message_id(rows):
-        # Outside a transaction the COPY is one statement, committed by itself (and wholly rolled back should it
-        # fail): no BEGIN and COMMIT round trips. It runs on psycopg's own cursor, with Django's error translation
-        # around it (what Django's cursor wrapper does per statement, less its bookkeeping): a batch's fixed cost
-        # counts (docs/performance.md#batches-one-copy-per-request). Inside the caller's transaction, a savepoint
-        # keeps that transaction usable should the COPY fail.
+        # On psycopg's own connection and cursor, with Django's error translation around them (what Django's
+        # cursor wrapper does per statement, less its bookkeeping): a batch's fixed cost counts
+        # (docs/performance.md#batches-one-copy-per-request). Without messageIds there is one COPY, committed by
+        # itself outside a transaction: no BEGIN and COMMIT round trips. Inside the caller's transaction, a
+        # savepoint keeps that transaction usable should a COPY fail.
         try:
             if database.in_atomic_block:
                 with transaction.atomic(), database.cursor() as cursor:
                     return _copy_straight(cursor, rows)
             database.ensure_connection()
-            with database.wrap_database_errors, database.connection.cursor() as cursor:
+            raw = database.connection
+            if not any(row[_MESSAGE_ID] is not None for row in rows):
+                with database.wrap_database_errors, raw.cursor() as cursor:
+                    return _copy_straight(cursor, rows)
+            with database.wrap_database_errors, raw.transaction(), raw.cursor() as cursor:
                 return _copy_straight(cursor, rows)
         except (psycopg.errors.UniqueViolation, IntegrityError):
             pass
@@ -400,7 +413,18 @@ def drop_reserved_ids() -> None:
 
 
 def _copy_straight(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
+    """The rows' claims, then the rows, by COPY; the caller holds the transaction that makes the two one."""
     ids = _reserve.take(cursor, len(rows))
+    claims = [
+        (row[_TEAM_ID], row[_MESSAGE_ID], event_id, row[_RECEIVED_AT])
+        for event_id, row in zip(ids, rows, strict=True)
+        if row[_MESSAGE_ID] is not None
+    ]
+    if claims:
+        with cursor.copy(_COPY_CLAIMS) as copy:
+            copy.set_types(_CLAIM_OIDS)
+            for claim in claims:
+                copy.write_row(claim)
     _copy_rows(cursor, _COPY_STRAIGHT, ids, rows)
     return list(map(_stored_new, zip(ids, repeat(False))))
 
@@ -408,12 +432,36 @@ def _copy_straight(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
 def store_row(row: EventRow) -> StoredEvent:
     """Insert one row on this thread's connection; a messageId the team already sent stores nothing.
 
-    In autocommit mode the row is committed (synchronous_commit=on) when this returns.
+    On PostgreSQL this is store_group's one statement (claim and row together), so in autocommit mode the row is
+    committed (synchronous_commit=on) when this returns. SQLite (`make run` only) has no data-modifying CTEs:
+    the claim and the row are two statements in one transaction.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT[connection.vendor], row)
-        inserted = cursor.fetchone()
-        if inserted is not None:
-            return StoredEvent(inserted[0], duplicate=False)
-        cursor.execute(_EXISTING, (row[0], row[COLUMNS.index("message_id")]))
-        return StoredEvent(cursor.fetchone()[0], duplicate=True)
+        if connection.vendor == "postgresql":
+            cursor.execute(_FROM_JSON, (orjson.dumps([row]).decode(),))
+            event_id, stored = cursor.fetchone()
+            return StoredEvent(event_id, False) if stored else _results(cursor, [row], [event_id], set())[0]
+        return _store_row_sqlite(cursor, row)
+
+
+_SQLITE_INSERT = f"INSERT INTO events_event ({_COLUMN_LIST}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) RETURNING id"  # noqa: S608
+_SQLITE_CLAIM = f"INSERT INTO events_message_id ({_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s)"  # noqa: S608
+
+
+def _store_row_sqlite(cursor: Cursor, row: EventRow) -> StoredEvent:
+    """SQLite runs one writer at a time; a claim that lost a race fails on the primary key and rolls back the row."""
+    message_id = row[_MESSAGE_ID]
+    with transaction.atomic():
+        if message_id is not None:
+            cursor.execute(
+                "SELECT event_id FROM events_message_id WHERE team_id = %s AND message_id = %s",
+                (row[_TEAM_ID], message_id),
+            )
+            holder = cursor.fetchone()
+            if holder is not None:
+                return StoredEvent(holder[0], duplicate=True)
+        cursor.execute(_SQLITE_INSERT, row)
+        (event_id,) = cast(tuple[int], cursor.fetchone())  # RETURNING answers one row
+        if message_id is not None:
+            cursor.execute(_SQLITE_CLAIM, (row[_TEAM_ID], message_id, event_id, row[_RECEIVED_AT]))
+    return StoredEvent(event_id, duplicate=False)

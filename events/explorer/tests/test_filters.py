@@ -15,6 +15,7 @@ from events.explorer import selectors
 from events.explorer.selectors import TAIL_LIMIT, EventFilters
 from events.explorer.views import PROPERTY_PATH_INVALID, VALUE_WITHOUT_PROPERTY
 from events.models import CatalogSyncState, Event
+from events.partitions import month_start, partition_name
 from events.tests.event_factories import fetch, store_event, sync
 from events.warehouse.catalog import catalog_sync
 

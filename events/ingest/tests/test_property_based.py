@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from events.ingest import validation
 from events.ingest.pipeline import BATCH_BODY_LIMIT, EVENT_BODY_LIMIT
-from events.models import Event
+from events.models import Event, EventMessageId
 
 pytestmark = pytest.mark.django_db
 
@@ -320,6 +320,7 @@ def test_an_accepted_event_is_stored_exactly_as_sent(post, name, properties, tim
     body = json_text(document, ascii_only=False)
     assume(len(body) <= EVENT_LIMIT and _fits(properties or {}))
     Event.objects.all().delete()  # a messageId drawn again must not find the previous example's row
+    EventMessageId.objects.all().delete()
 
     response = post("/v1/event", body)
 
@@ -382,6 +383,7 @@ def test_every_accepted_item_of_a_batch_is_stored_exactly_as_sent(post, items, b
     assume(all(_fits(value) for item in items for value in _objects(item)))
     assume(batch_context is None or _fits(batch_context))
     Event.objects.all().delete()
+    EventMessageId.objects.all().delete()
 
     response = post("/v1/batch", body)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from events.models import Event
+from events.models import Event, EventMessageId
 from events.tests.event_factories import client_json, post_batch, track_batch
 
 pytestmark = pytest.mark.django_db
@@ -273,6 +273,7 @@ def test_a_group_the_database_refuses_raises_its_error_and_stores_nothing(acme_t
         (after,) = store_group(group, [_group_row(token, "g-after")])  # the connection is still usable
 
     assert not Event.objects.filter(message_id__in=["g-ok", "g-orphan"]).exists()
+    assert not EventMessageId.objects.filter(message_id__in=["g-ok", "g-orphan"]).exists()  # nor their claims
     assert Event.objects.get(message_id="g-after").id == after.id
 
 
@@ -292,3 +293,53 @@ def test_a_group_on_a_connection_the_server_cut_raises_an_operational_error(acme
             store_group(group, [_group_row(token, "g-cut")])
 
     assert not Event.objects.filter(message_id="g-cut").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_id_is_stored_once_whichever_path_sends_it_again(acme_token):
+    """/v1/event (group commit), /v1/batch (its COPY fails on the claim, the staging path answers), a large group
+    (store_rows), store_row: each finds the first claim and answers its event."""
+    from django.db import connection, transaction
+
+    from canvas.wsgi import application
+    from events.ingest.group_commit import open_connection
+    from events.ingest.storage import store_group, store_row, store_rows
+    from events.ingest.tests.test_wsgi import wsgi_post
+
+    token, plaintext = acme_token
+    item = {"type": "track", "event": "Signed Up", "userId": "u1", "messageId": "once"}
+    single = {"version": 1, "type": "event", "event": "Signed Up", "messageId": "once"}
+    answer = wsgi_post(application, client_json(single), token=plaintext)
+    assert (answer.status, answer.json()["duplicate"]) == (200, False), answer.body
+    first = answer.json()["id"]
+
+    answer = wsgi_post(
+        application, client_json({"batch": [item, {**item, "messageId": "new"}]}), token=plaintext, path="/v1/batch"
+    )
+    assert [line["status"] for line in answer.json()["results"]] == ["duplicate", "stored"]
+    with open_connection() as group:
+        assert store_group(group, [_group_row(token, "once")])[0] == (first, True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert store_rows(cursor, [_group_row(token, "once")] * 2) == [(first, True)] * 2
+    assert store_row(_group_row(token, "once")) == (first, True)
+
+    assert list(Event.objects.filter(team=token.team, message_id="once").values_list("id", flat=True)) == [first]
+    assert EventMessageId.objects.get(team_id=token.team_id, message_id="once").event_id == first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_copied_straight_claims_its_message_ids_with_its_rows(acme_token):
+    from canvas.wsgi import application
+    from events.ingest.tests.test_wsgi import wsgi_post
+
+    token, plaintext = acme_token
+    batch = [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"claim-{i}"} for i in range(3)]
+    batch.append({"type": "track", "event": "No messageId", "userId": "u1"})
+
+    answer = wsgi_post(application, client_json({"batch": batch}), token=plaintext, path="/v1/batch")
+
+    assert answer.status == 200, answer.body
+    stored = dict(Event.objects.filter(team=token.team, message_id__isnull=False).values_list("message_id", "id"))
+    claims = dict(EventMessageId.objects.filter(team_id=token.team_id).values_list("message_id", "event_id"))
+    assert claims == stored and len(claims) == 3
+    assert Event.objects.filter(team=token.team).count() == 4

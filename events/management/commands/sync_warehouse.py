@@ -3,7 +3,8 @@
 In production run it with `--watch` as a long-running process of its own (next to gunicorn): every few
 seconds it adds new events to the catalog and rebuilds the views of the teams whose catalog changed, so a new
 event name or property is in the warehouse well within a minute. Several copies may run; they take turns.
-Each pass also holds the teams' read-only logins to their limits (warehouse_logins_enforce).
+Each pass also holds the teams' read-only logins to their limits (warehouse_logins_enforce), and every
+MAINTENANCE_SECONDS (and at start) --watch runs the events table's maintenance (events.retention.events_maintain).
 
 `--recount` counts every stored event again first (after a change of the typing rules), keeping every name.
 """
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
 
+from events.retention import MAINTENANCE_SECONDS, events_maintain
 from events.warehouse.catalog import catalog_reset_counts, catalog_sync
 from events.warehouse.credentials import warehouse_logins_enforce
 from events.warehouse.sync import POSTGRESQL_ONLY, warehouse_sync
@@ -52,8 +54,15 @@ class Command(BaseCommand):
             if not self.sync(everything=True, quiet=False):
                 raise CommandError("Some teams could not be synced; see the log above and Django admin.")
             return
-        last_full_pass = 0.0
+        last_full_pass = last_maintenance = -float("inf")
         while True:
+            if time.monotonic() - last_maintenance >= MAINTENANCE_SECONDS:
+                try:
+                    events_maintain()
+                except DatabaseError:
+                    logger.exception("Events maintenance failed; trying again in %s s.", MAINTENANCE_SECONDS)
+                    close_old_connections()
+                last_maintenance = time.monotonic()
             everything = time.monotonic() - last_full_pass >= FULL_PASS_SECONDS
             try:
                 self.sync(everything=everything, quiet=True)

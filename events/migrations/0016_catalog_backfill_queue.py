@@ -59,7 +59,7 @@ def _run(statements):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("events", "0013_access_request_and_member_audit")]
+    dependencies = [("events", "0015_event_time_index")]
 
     operations = [
         migrations.CreateModel(
