@@ -459,6 +459,9 @@ class CatalogSyncState(models.Model):
 
     last_event_id = models.BigIntegerField(default=0)
     open_gaps = models.JSONField(default=list, blank=True, help_text="[[event id, unix time noticed], ...]")
+    # Every team's events below this id (and below its backlog) are in its warehouse tables; the relations read
+    # the rest live from events_event (events.warehouse.tables).
+    live_from_id = models.BigIntegerField(default=0, help_text="The lowest event id not known to be catalogued.")
     synced_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -50,6 +50,8 @@ from events.models import (
 from events.warehouse.column_types import TypeCounts, flatten, value_type
 from events.warehouse.distinct_count import empty_sketch, sketch_add
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
+from events.warehouse.selection import EventSelection
+from events.warehouse.tables import tables_fill
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
 # Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
@@ -139,6 +141,7 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
             _add_to_catalog(rows, passed=(state.last_event_id + 1, upper), result=result)
             state.last_event_id = upper
             state.open_gaps = gaps[-MAX_OPEN_GAPS:]
+            state.live_from_id = min([gap[0] for gap in state.open_gaps] + [upper + 1])
             state.synced_at = timezone.now()
             state.save()
         result.events += len(rows)
@@ -187,6 +190,7 @@ def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: Catalo
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
+            tables_fill(warehouse=warehouse, selection=EventSelection(team_id, ids=tuple(row[0] for row in rows)))
             changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)

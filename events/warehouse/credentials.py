@@ -53,13 +53,8 @@ from psycopg import sql
 from accounts.models import Team, User
 from events.models import AuditAction, AuditEntry, TeamWarehouse
 from events.warehouse.naming import warehouse_for_team
-from events.warehouse.sync import (
-    WarehouseUnavailable,
-    grant_read,
-    require_postgresql,
-    role_exists,
-    warehouse_sync_team,
-)
+from events.warehouse.sync import WarehouseUnavailable, require_postgresql, warehouse_sync_team
+from events.warehouse.tables import grant_read, role_exists
 
 logger = logging.getLogger(__name__)
 

@@ -64,11 +64,11 @@ class Command(BaseCommand):
             return not catalog.teams_failed
         views = warehouse_sync(everything=everything)
         warehouse_logins_enforce()
-        if not quiet or catalog.events or views.views_changed or catalog.teams_failed or views.failed:
+        if not quiet or catalog.events or views.relations_changed or catalog.teams_failed or views.failed:
             self.stdout.write(
                 f"Catalog: {catalog.events} new events"
                 + (f", {len(catalog.teams_failed)} teams failed" if catalog.teams_failed else "")
-                + f". Views: {views.views_changed} changed in {views.teams} teams checked"
+                + f". Relations: {views.relations_changed} changed in {views.teams} teams checked"
                 + (f", {views.failed} failed." if views.failed else ".")
             )
         return not views.failed and not catalog.teams_failed
