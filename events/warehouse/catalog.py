@@ -190,10 +190,10 @@ def _catalog_team(warehouse: TeamWarehouse, rows: list[tuple], *, result: Catalo
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
-            tables_fill(warehouse=warehouse, selection=EventSelection(team_id, ids=tuple(row[0] for row in rows)))
             changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
+            tables_fill(warehouse=warehouse, selection=EventSelection(team_id, ids=tuple(row[0] for row in rows)))
     except Exception as error:  # whatever one team's data does, the other teams are synced
         logger.exception("Could not catalog the events of %s; they wait in its backlog.", warehouse.schema_name)
         warehouse.record_sync_failure(step=SyncStep.CATALOG, error=error)

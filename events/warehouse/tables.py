@@ -259,6 +259,10 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
             if full or first_build or before is not None:
                 condition = _catalogued(warehouse)
                 cursor.execute(_as_string(insert_sql(schema=schema, team_id=team_id, view=view, condition=condition)))
+        if view.signature[: len(old_columns)] != old_columns or len(old_columns) == len(view.signature):
+            # CREATE OR REPLACE VIEW may only add columns at the end; any other change needs new views.
+            _drop(cursor, "VIEW", schema, name)
+            _drop(cursor, "VIEW", schema, view.live_view)
         for statement in statements:
             cursor.execute(_as_string(statement))
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(views=now_built)

@@ -99,10 +99,12 @@ def _json_text(column: str, keys: Iterable[str]) -> sql.Composable:
     )
 
 
+# Cast to the tables' types: the live branch of a relation must have exactly the table's column types, or
+# PostgreSQL cannot merge the branches' ordered scans (ORDER BY timestamp DESC LIMIT would sort every row).
 _IDENTITY_COLUMNS = (
-    Column("user_id", "text", _text("e.user_id")),
-    Column("anonymous_id", "text", _text("e.anonymous_id")),
-    Column("message_id", "text", _text("e.message_id")),
+    Column("user_id", "text", _text("e.user_id::text")),
+    Column("anonymous_id", "text", _text("e.anonymous_id::text")),
+    Column("message_id", "text", _text("e.message_id::text")),
 )
 _TIME_COLUMNS = tuple(
     Column(name, "timestamptz", sql.SQL("e.{}").format(sql.Identifier(name)))
