@@ -1,15 +1,15 @@
-"""Bringing each team's warehouse schema in line with its catalog: the views, and the grants of the team's login.
+"""Bringing each team's warehouse schema in line with its catalog (a full pass), and the grants of its login.
 
-A team's events are typed PostgreSQL views in its own schema, laid out and named the way Segment does it
-(events.warehouse.view_definitions, events.warehouse.naming). `python manage.py sync_warehouse` (run with
-`--watch` in production) first adds the events stored since the last pass to the catalog
-(events.warehouse.catalog), then `warehouse_sync` rebuilds the views of the teams whose catalog moved on.
+A team's events are typed tables in its own schema behind views laid out and named the way Segment does it
+(events.warehouse.tables, events.warehouse.view_definitions, events.warehouse.naming). `python manage.py
+sync_warehouse` (run with `--watch` in production) adds the events stored since the last pass to the catalog,
+which fills the tables as it goes (events.warehouse.catalog); then `warehouse_sync` checks the relations of the
+teams whose catalog moved on (of every team on a full pass) and repairs what is missing or out of line.
 
-The rule a newcomer must know: the views read events_event live, so an event is in them the moment it is
-stored; only their *shape* waits for the sync (a new event name, a new property, a type change). A team is
-rebuilt in one transaction, so readers see its old views or its new ones; a view whose SQL did not change is
-left alone, a new column is added in place (CREATE OR REPLACE keeps BI tools' view), and a type change drops
-and recreates the view. One team whose views fail holds back no other team.
+The rule a newcomer must know: the relations read the events past the last sync live, so an event is in them
+the moment it is stored; only their *shape* waits for the sync. A team is brought in line in one transaction,
+holding the catalog's state row so the catalog does not move meanwhile; readers see its old relations or its
+new ones. One team whose relations fail holds back no other team.
 """
 
 import logging

@@ -211,9 +211,10 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
         digest = hashlib.sha256(_as_string(sql.Composed(statements)).encode()).hexdigest()
         now_built[name] = {**view.record(), "digest": digest}
         views_there = existing.get(name) == "v" and existing.get(view.live_view) == "v"
-        kept = before is not None and "properties" in before and existing.get(view.table) == "r"
-        old_columns = before["columns"] if kept else []
-        if kept and old_columns == view.signature and views_there and before["digest"] == digest:
+        # A record from before the tables (no "properties") has no table behind it.
+        kept: dict | None = before if before and "properties" in before and existing.get(view.table) == "r" else None
+        old_columns = kept["columns"] if kept else []
+        if kept and old_columns == view.signature and views_there and kept["digest"] == digest:
             continue
         changes += 1
         old_names = [column for column, _ in old_columns]

@@ -1,16 +1,15 @@
-"""The views of a team's warehouse schema, as its catalog says they should be now: their columns and their SQL.
+"""The relations of a team's warehouse schema, as its catalog says they should be now: their columns and the SQL
+that computes each column from an events_event row.
 
-A schema has one view per message type (`tracks`, `identifies`, `pages`, `screens`, `groups`, `aliases`) and
+A schema has one relation per message type (`tracks`, `identifies`, `pages`, `screens`, `groups`, `aliases`) and
 one per track event name (`purchased_an_item`). Each starts with the fixed columns (id, identity, times,
-context), then one column per property in the order the catalog first saw it: a track event's view has its
+context), then one column per property in the order the catalog first saw it: a track event's relation has its
 event's properties, `identifies` and `groups` the traits, `pages` and `screens` the properties of every page or
-screen. `team_views` plans them (plain data); `view_sql` writes one as CREATE OR REPLACE VIEW.
+screen. `team_views` plans them (plain data); events.warehouse.tables makes them tables and views.
 
-The rule a newcomer must know: a view reads events_event itself, filtered to its team, as a security barrier
-running with its owner's (the app's) privileges. So an event is in the views the moment it is stored, and a
-reader's own conditions never run on another team's rows. And a view never fails on a value: every typed
-column casts behind the pattern the inference uses (events.warehouse.column_types), inside CASE, so a value
-that does not fit reads as NULL.
+The rule a newcomer must know: a column never fails on a value: every typed column casts behind the pattern the
+inference uses (events.warehouse.column_types), inside CASE, so a value that does not fit reads as NULL. The
+same expressions fill the tables and compute the live rows, so both parts of a relation agree.
 """
 
 from collections.abc import Iterable

@@ -1,8 +1,9 @@
-"""`python manage.py sync_warehouse`: bring the catalog and every team's warehouse views up to date.
+"""`python manage.py sync_warehouse`: bring the catalog and every team's warehouse tables up to date.
 
 In production run it with `--watch` as a long-running process of its own (next to gunicorn): every few
-seconds it adds new events to the catalog and rebuilds the views of the teams whose catalog changed, so a new
-event name or property is in the warehouse well within a minute. Several copies may run; they take turns.
+seconds it adds new events to the catalog and copies them into the teams' tables (altering a table when its
+catalog changed), so a new event name or property is in the warehouse well within a minute; every
+FULL_PASS_SECONDS it also checks every team's relations. Several copies may run; they take turns.
 Each pass also holds the teams' read-only logins to their limits (warehouse_logins_enforce).
 """
 
@@ -25,7 +26,7 @@ FULL_PASS_SECONDS = 600
 
 
 class Command(BaseCommand):
-    help = "Add new events to the catalog and update every team's warehouse views. --watch keeps doing it."
+    help = "Add new events to the catalog and the teams' warehouse tables. --watch keeps doing it."
 
     def add_arguments(self, parser):
         parser.add_argument("--watch", action="store_true", help="Keep syncing, every --interval seconds.")
