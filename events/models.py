@@ -254,12 +254,13 @@ SYNC_ERROR_LENGTH = 2000
 
 
 class TeamWarehouse(models.Model):
-    """A team's warehouse: its schema, its read-only login, and how far its views are behind the catalog.
+    """A team's warehouse: its schema, its read-only login, and how far its relations are behind the catalog.
 
-    The catalog sync raises `catalog_version` whenever a view or column appears or a column's type changes;
-    the warehouse sync rebuilds the views and copies the version into `views_version`. `views` records
-    what was built (per view: columns with types and a digest of its SQL), so that unchanged views are left
-    alone and a view whose columns only grew can be replaced in place.
+    The catalog sync raises `catalog_version` whenever a relation or column appears or a column's type changes;
+    bringing the tables in line (events.warehouse.tables) copies the version into `views_version`. `views`
+    records what was built (per relation: its columns with types and property paths, and a digest of its views'
+    SQL), so that the tables can be filled without reading the catalog, unchanged relations are left alone and
+    a table whose columns only grew is altered in place.
     """
 
     team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="warehouse")
@@ -478,6 +479,9 @@ class CatalogSyncState(models.Model):
 
     last_event_id = models.BigIntegerField(default=0)
     open_gaps = models.JSONField(default=list, blank=True, help_text="[[event id, unix time noticed], ...]")
+    # Every team's events below this id (and below its backlog) are in its warehouse tables; the relations read
+    # the rest live from events_event (events.warehouse.tables).
+    live_from_id = models.BigIntegerField(default=0, help_text="The lowest event id not known to be catalogued.")
     synced_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -59,6 +59,7 @@ from events.warehouse.column_types import TypeCounts, value_type_sql
 from events.warehouse.distinct_count import empty_sketch, sketch_add
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
 from events.warehouse.selection import EventSelection
+from events.warehouse.tables import tables_fill
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
 # Past these, a name or property is not catalogued at all, only counted in its "Other" row: a tenant making up
@@ -260,6 +261,7 @@ def catalog_sync(*, chunk_size: int = CHUNK_SIZE, gap_ttl: timedelta = GAP_TTL) 
             _add_to_catalog(selections, result=result)
             state.last_event_id = upper
             state.open_gaps = gaps[-MAX_OPEN_GAPS:]
+            state.live_from_id = min([gap[0] for gap in state.open_gaps] + [upper + 1])
             state.synced_at = timezone.now()
             state.save()
         first_chunk = False
@@ -401,10 +403,12 @@ def _catalog_team(warehouse: TeamWarehouse, selection: EventSelection, *, result
             catalog_events, names_added = _update_events(team_id, tally)
             columns_changed = _update_properties(team_id, tally, catalog_events)
             _update_volume(team_id, tally)
-            # Every later step of this team's chunk goes here, reading the same `selection` in this snapshot.
             changed = names_added or columns_changed
             if changed:
                 TeamWarehouse.objects.filter(pk=warehouse.pk).update(catalog_version=F("catalog_version") + 1)
+            # The same events into the team's typed tables, read in this snapshot: what was counted is what is
+            # copied.
+            tables_fill(warehouse=warehouse, selection=selection)
     except Exception as error:  # whatever one team's data does, the other teams are synced
         logger.exception("Could not catalog the events of %s; they wait in its backlog.", warehouse.schema_name)
         warehouse.record_sync_failure(step=SyncStep.CATALOG, error=error)

@@ -1,11 +1,12 @@
-"""Read-only PostgreSQL logins for BI tools: one per team, reading that team's warehouse views and nothing else.
+"""Read-only PostgreSQL logins for BI tools: one per team, reading that team's warehouse relations and nothing else.
 
-The login gets USAGE on its team's schema and SELECT on the views there, and nothing anywhere else. The views
-belong to the app's role and read events_event with its privileges, filtered to the team, so the login needs
-(and has) no privilege on events_event, on any other table of `public`, or on another team's schema. It is
+The login gets USAGE on its team's schema and SELECT on the BI-facing views there (not on the tables and live
+views behind them), and nothing anywhere else. The views belong to the app's role and read the team's tables
+and events_event with its privileges, so the login needs (and has) no privilege on events_event, on any other
+table of `public`, or on another team's schema. It is
 created NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS, with at most CONNECTION_LIMIT
 sessions, read-only transactions by default, its schema as search_path, the statement timeout, work_mem
-and temp_file_limit of the WAREHOUSE_* settings, and none of its errors written to the server's log.
+and temp_file_limit of the WAREHOUSE_* settings, JIT off, and none of its errors written to the server's log.
 
 Read-only transactions are only a default: the login can switch them off. So it must have no right to create
 or write anything, and PUBLIC has some by default: TEMPORARY on the database, and EXECUTE on functions that
@@ -33,7 +34,7 @@ verifier, computed here as psql's \\password does, so the plaintext is in no ser
 log_statement = 'ddl'.
 
 Known limit: PostgreSQL's system catalogs are readable by every role, so the login can list the names (never
-the data) of other schemas, views and columns in the database.
+the data) of other schemas, relations and columns in the database; no view's text names an event.
 """
 
 import base64
@@ -53,13 +54,8 @@ from psycopg import sql
 from accounts.models import Team, User
 from events.models import AuditAction, AuditEntry, TeamWarehouse
 from events.warehouse.naming import warehouse_for_team
-from events.warehouse.sync import (
-    WarehouseUnavailable,
-    grant_read,
-    require_postgresql,
-    role_exists,
-    warehouse_sync_team,
-)
+from events.warehouse.sync import WarehouseUnavailable, require_postgresql, warehouse_sync_team
+from events.warehouse.tables import grant_read, role_exists
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +163,8 @@ def login_settings(*, schema: str) -> dict[str, str]:
         # A transaction left open holds back vacuum of events_event for every team.
         "idle_in_transaction_session_timeout": settings.WAREHOUSE_STATEMENT_TIMEOUT,
         "work_mem": settings.WAREHOUSE_WORK_MEM,
+        # BI queries read indexed tables; compiling each plan would add ~150 ms to every one of them.
+        "jit": "off",
         "temp_file_limit": settings.WAREHOUSE_TEMP_FILE_LIMIT,
         # An error quotes the value it refused, so one query can fill the server's log; see
         # docs/performance.md#holding-warehouse-logins-to-their-limits.

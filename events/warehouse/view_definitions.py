@@ -1,16 +1,15 @@
-"""The views of a team's warehouse schema, as its catalog says they should be now: their columns and their SQL.
+"""The relations of a team's warehouse schema, as its catalog says they should be now: their columns and the SQL
+that computes each column from an events_event row.
 
-A schema has one view per message type (`tracks`, `identifies`, `pages`, `screens`, `groups`, `aliases`) and
+A schema has one relation per message type (`tracks`, `identifies`, `pages`, `screens`, `groups`, `aliases`) and
 one per track event name (`purchased_an_item`). Each starts with the fixed columns (id, identity, times,
-context), then one column per property in the order the catalog first saw it: a track event's view has its
+context), then one column per property in the order the catalog first saw it: a track event's relation has its
 event's properties, `identifies` and `groups` the traits, `pages` and `screens` the properties of every page or
-screen. `team_views` plans them (plain data); `view_sql` writes one as CREATE OR REPLACE VIEW.
+screen. `team_views` plans them (plain data); events.warehouse.tables makes them tables and views.
 
-The rule a newcomer must know: a view reads events_event itself, filtered to its team, as a security barrier
-running with its owner's (the app's) privileges. So an event is in the views the moment it is stored, and a
-reader's own conditions never run on another team's rows. And a view never fails on a value: every typed
-column casts behind the pattern the inference uses (events.warehouse.column_types), inside CASE, so a value
-that does not fit reads as NULL.
+The rule a newcomer must know: a column never fails on a value: every typed column casts behind the pattern the
+inference uses (events.warehouse.column_types), inside CASE, so a value that does not fit reads as NULL. The
+same expressions fill the tables and compute the live rows, so both parts of a relation agree.
 """
 
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from events.models import CatalogEvent, CatalogProperty, ColumnType, Event, EventType
+from events.models import CatalogEvent, CatalogProperty, ColumnType, EventType
 from events.warehouse.column_types import (
     LOCAL_TIMESTAMP_PATTERN,
     MAX_NUMERIC_LENGTH,
@@ -49,18 +48,43 @@ class Column:
     name: str
     type: str  # as PostgreSQL will report it; only compared with earlier builds of the same view
     expression: sql.Composable
+    path: tuple[str, ...] | None = None  # property columns only
 
 
 @dataclass(frozen=True)
 class View:
-    name: str
+    name: str  # the BI-facing relation
     event_type: str
-    event_name: str | None  # per-event views only
+    catalog_event_id: int | None  # per-event relations only
     columns: tuple[Column, ...]
+
+    @property
+    def table(self) -> str:
+        """The table holding the relation's rows. BI names never start with `_` and a letter (naming.py), so
+        these never collide with one."""
+        return f"_event_{self.catalog_event_id}" if self.catalog_event_id is not None else f"_{self.name}"
+
+    @property
+    def live_view(self) -> str:
+        return f"{self.table}_live"
 
     @property
     def signature(self) -> list[list[str]]:
         return [[column.name, column.type] for column in self.columns]
+
+    def record(self) -> dict:
+        """What TeamWarehouse.views keeps of a relation: enough to fill it again without reading the catalog."""
+        return {
+            "type": self.event_type,
+            "catalog_event_id": self.catalog_event_id,
+            "columns": self.signature,
+            "properties": [[c.name, list(c.path), c.type] for c in self.columns if c.path is not None],
+        }
+
+    @classmethod
+    def from_record(cls, name: str, record: dict) -> "View":
+        properties = tuple(property_column(column, tuple(path), kind) for column, path, kind in record["properties"])
+        return relation(name, record["type"], record["catalog_event_id"], properties)
 
 
 def _text(expression: str) -> sql.Composable:
@@ -74,10 +98,12 @@ def _json_text(column: str, keys: Iterable[str]) -> sql.Composable:
     )
 
 
+# Cast to the tables' types: the live branch of a relation must have exactly the table's column types, or
+# PostgreSQL cannot merge the branches' ordered scans (ORDER BY timestamp DESC LIMIT would sort every row).
 _IDENTITY_COLUMNS = (
-    Column("user_id", "text", _text("e.user_id")),
-    Column("anonymous_id", "text", _text("e.anonymous_id")),
-    Column("message_id", "text", _text("e.message_id")),
+    Column("user_id", "text", _text("e.user_id::text")),
+    Column("anonymous_id", "text", _text("e.anonymous_id::text")),
+    Column("message_id", "text", _text("e.message_id::text")),
 )
 _TIME_COLUMNS = tuple(
     Column(name, "timestamptz", sql.SQL("e.{}").format(sql.Identifier(name)))
@@ -158,7 +184,7 @@ def property_column(name: str, path: tuple[str, ...], column_type: str) -> Colum
         )
     else:
         expression = value
-    return Column(name, column_type, expression)
+    return Column(name, column_type, expression, path)
 
 
 @dataclass
@@ -181,58 +207,50 @@ def _property_columns(properties: Iterable[CatalogProperty]) -> tuple[Column, ..
     return tuple(property_column(name, entry.path, entry.counts.column_type) for name, entry in planned.items())
 
 
+# tracks.event is the event's relation name, as in Segment; NULL for names without one. Looked up rather than
+# spelt out, so that no view's text (pg_views, readable by every login) names another team's events.
+_TRACKS_EVENT = Column(
+    "event",
+    "text",
+    sql.SQL(
+        "(SELECT c.table_name FROM {catalog} c WHERE c.team_id = e.team_id AND c.type = 'track' "
+        "AND c.name = e.event AND c.table_name <> '')"
+    ).format(catalog=sql.Identifier(CatalogEvent._meta.db_table)),
+)
+_EVENT_TEXT = Column("event_text", "text", _text("e.event::text"))
+
+
+def relation(name: str, event_type: str, catalog_event_id: int | None, properties: tuple[Column, ...]) -> View:
+    """A relation's fixed columns followed by its property columns."""
+    if catalog_event_id is not None:
+        own_name = Column("event", "text", sql.SQL("{}::text").format(sql.Literal(name)))
+        columns = _fixed_columns(EventType.TRACK, (own_name, _EVENT_TEXT))
+    elif event_type == EventType.TRACK:
+        columns = _fixed_columns(event_type, (_TRACKS_EVENT, _EVENT_TEXT))
+    else:
+        columns = _fixed_columns(event_type)
+    return View(name, event_type, catalog_event_id, columns + properties)
+
+
 def team_views(*, team_id: int) -> list[View]:
-    """Every view of a team's schema, as its catalog says they should be now."""
+    """Every relation of a team's schema, as its catalog says they should be now."""
     events = list(CatalogEvent.objects.filter(team_id=team_id).order_by("pk"))
     properties: dict[int, list[CatalogProperty]] = {}
     for prop in CatalogProperty.objects.filter(team_id=team_id).exclude(column_name="").order_by("pk"):
         properties.setdefault(prop.catalog_event_id, []).append(prop)
-    tracked = [e for e in events if e.type == EventType.TRACK and e.table_name]
-
-    # tracks.event is the event's view name, as in Segment; NULL for names without a view (yet).
-    mapping = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(sql.Literal(e.name), sql.Literal(e.table_name)) for e in tracked
-    )
-    event_name = sql.SQL("CASE e.event {} END").format(mapping) if tracked else _text("NULL::text")
-    event_column = Column("event", "text", event_name)
-    event_text = Column("event_text", "text", _text("e.event::text"))
-
     views = []
     for event_type, view_name in TYPE_VIEWS.items():
-        if event_type == EventType.TRACK:
-            columns = _fixed_columns(event_type, (event_column, event_text))
-        elif event_type in SHARED_PROPERTY_VIEWS:
-            shared = sorted(
-                (p for e in events if e.type == event_type for p in properties.get(e.pk, ())), key=lambda p: p.pk
+        shared: tuple[Column, ...] = ()
+        if event_type in SHARED_PROPERTY_VIEWS:
+            shared = _property_columns(
+                sorted(
+                    (p for e in events if e.type == event_type for p in properties.get(e.pk, ())), key=lambda p: p.pk
+                )
             )
-            columns = _fixed_columns(event_type) + _property_columns(shared)
-        else:
-            columns = _fixed_columns(event_type)
-        views.append(View(view_name, event_type, None, columns))
-    for event in tracked:
-        own_name = Column("event", "text", sql.SQL("{}::text").format(sql.Literal(event.table_name)))
-        columns = _fixed_columns(EventType.TRACK, (own_name, event_text))
-        columns += _property_columns(properties.get(event.pk, ()))
-        views.append(View(event.table_name, EventType.TRACK, event.name, columns))
+        views.append(relation(view_name, event_type, None, shared))
+    for event in events:
+        if event.type == EventType.TRACK and event.table_name:
+            views.append(
+                relation(event.table_name, EventType.TRACK, event.pk, _property_columns(properties.get(event.pk, ())))
+            )
     return views
-
-
-def view_sql(*, schema: str, team_id: int, view: View) -> sql.Composed:
-    condition = sql.SQL("e.team_id = {} AND e.type = {}").format(sql.Literal(team_id), sql.Literal(view.event_type))
-    if view.event_name is not None:
-        condition = sql.SQL("{} AND e.event = {}").format(condition, sql.Literal(view.event_name))
-    columns = sql.SQL(",\n  ").join(
-        sql.SQL("{} AS {}").format(column.expression, sql.Identifier(column.name)) for column in view.columns
-    )
-    # security_barrier: a reader's own WHERE clause (a function that raises, a failing cast) is applied only
-    # to the rows the view lets through, so it can never run on, or leak, another team's events.
-    return sql.SQL(
-        "CREATE OR REPLACE VIEW {schema}.{view} WITH (security_barrier) AS\nSELECT\n  {columns}\n"
-        "FROM {events} AS e\nWHERE {condition}"
-    ).format(
-        schema=sql.Identifier(schema),
-        view=sql.Identifier(view.name),
-        columns=columns,
-        events=sql.Identifier(Event._meta.db_table),
-        condition=condition,
-    )

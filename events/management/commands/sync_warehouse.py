@@ -1,8 +1,9 @@
-"""`python manage.py sync_warehouse`: bring the catalog and every team's warehouse views up to date.
+"""`python manage.py sync_warehouse`: bring the catalog and every team's warehouse tables up to date.
 
 In production run it with `--watch` as a long-running process of its own (next to gunicorn): every few
-seconds it adds new events to the catalog and rebuilds the views of the teams whose catalog changed, so a new
-event name or property is in the warehouse well within a minute. Several copies may run; they take turns.
+seconds it adds new events to the catalog and copies them into the teams' tables (altering a table when its
+catalog changed), so a new event name or property is in the warehouse well within a minute; every
+FULL_PASS_SECONDS it also checks every team's relations. Several copies may run; they take turns.
 Each pass also holds the teams' read-only logins to their limits (warehouse_logins_enforce), and every
 MAINTENANCE_SECONDS (and at start) --watch runs the events table's maintenance (events.retention.events_maintain).
 
@@ -29,7 +30,7 @@ FULL_PASS_SECONDS = 600
 
 
 class Command(BaseCommand):
-    help = "Add new events to the catalog and update every team's warehouse views. --watch keeps doing it."
+    help = "Add new events to the catalog and the teams' warehouse tables. --watch keeps doing it."
 
     def add_arguments(self, parser):
         parser.add_argument("--watch", action="store_true", help="Keep syncing, every --interval seconds.")
@@ -83,11 +84,11 @@ class Command(BaseCommand):
         catalog = catalog_sync()
         views = warehouse_sync(everything=everything)
         warehouse_logins_enforce()
-        if not quiet or catalog.events or views.views_changed or catalog.teams_failed or views.failed:
+        if not quiet or catalog.events or views.relations_changed or catalog.teams_failed or views.failed:
             self.stdout.write(
                 f"Catalog: {catalog.events} new events"
                 + (f", {len(catalog.teams_failed)} teams failed" if catalog.teams_failed else "")
-                + f". Views: {views.views_changed} changed in {views.teams} teams checked"
+                + f". Relations: {views.relations_changed} changed in {views.teams} teams checked"
                 + (f", {views.failed} failed." if views.failed else ".")
             )
         return not views.failed and not catalog.teams_failed

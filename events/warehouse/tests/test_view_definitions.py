@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from events.models import CatalogEvent
 from events.tests.event_factories import columns_of, fetch, store_event, sync
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="warehouse views need PostgreSQL")
@@ -131,14 +132,21 @@ def test_a_teams_views_show_only_its_own_events(acme, globex):
 
 
 @postgresql_only
-def test_views_are_security_barriers(acme):
+def test_each_relation_is_a_table_a_live_view_and_the_view_over_both(acme):
     store_event(acme, "Purchased an Item")
     sync()
-    options = fetch(
-        "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'team_acme'"
+    event_id = CatalogEvent.objects.get(team=acme, name="Purchased an Item").pk
+    relations = fetch(
+        "SELECT c.relname, c.relkind, coalesce(c.reloptions, '{}') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'team_acme' AND c.relkind IN ('r', 'v')"
     )
-    assert {name for name, _ in options} == {
-        "tracks", "identifies", "pages", "screens", "groups", "aliases", "purchased_an_item"
-    }  # fmt: skip
-    assert all(reloptions == ["security_barrier=true"] for _, reloptions in options)
+    names = ["tracks", "identifies", "pages", "screens", "groups", "aliases"]
+    tables = {f"_{name}" for name in names} | {f"_event_{event_id}"}
+    assert {(name, kind) for name, kind, _ in relations} == {
+        *((name, "v") for name in [*names, "purchased_an_item"]),
+        *((table, "r") for table in tables),
+        *((f"{table}_live", "v") for table in tables),
+    }
+    # Only the live views, which read every team's events_event, are security barriers.
+    assert {name for name, _, options in relations if options} == {f"{table}_live" for table in tables}
+    assert all(options == ["security_barrier=true"] for _, _, options in relations if options)
