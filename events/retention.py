@@ -24,8 +24,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
-from events.models import EventMessageId
+from events.models import EventMessageId, TeamWarehouse
 from events.partitions import partitions_drop_before, partitions_ensure
+from events.warehouse.tables import tables_forget_before
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +104,11 @@ def _delete_team_events_before(*, team_id: int, cutoff: datetime) -> int:
 
 
 def warehouse_forget_events(*, team_id: int, received_before: datetime) -> None:
-    """Every event of the team received before `received_before` is gone from events_event: remove what the warehouse
-    derived from them.
-
-    TODO(lead): call the per-team typed tables' cleanup here once they exist (issue 26, part 1): delete the team's
-    rows received before `received_before` from each of its tables. The catalog's counts and the volume charts are
-    history and stay; the views read events_event live and need nothing.
-    """
+    """Every event of the team received before `received_before` is gone from events_event: remove them from the
+    team's typed warehouse tables too. The catalog's counts and the volume charts are history and stay."""
+    warehouse = TeamWarehouse.objects.filter(team_id=team_id).first()
+    if warehouse is not None:
+        tables_forget_before(warehouse=warehouse, received_before=received_before)
 
 
 def message_ids_expire(*, now: datetime | None = None) -> int:

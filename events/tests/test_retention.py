@@ -11,7 +11,7 @@ from accounts.models import Team
 from events.models import Event, EventMessageId
 from events.partitions import partitions_ensure
 from events.retention import events_retention_apply, message_ids_expire
-from events.tests.event_factories import store_event
+from events.tests.event_factories import drop_team_schemas, fetch, store_event, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,26 @@ def test_retention_deletes_exactly_the_old_events_of_that_team(acme, globex, mon
     assert _ids(acme) == set(kept)
     assert _ids(globex) == {globex_old}  # kept forever
     assert result.partitions_dropped == []  # globex keeps everything, so no month may go whole
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retention_deletes_the_old_events_from_the_teams_warehouse_tables_too(acme, globex):
+    Team.objects.filter(pk=acme.pk).update(event_retention_days=30)
+    Team.objects.filter(pk=globex.pk).update(event_retention_days=None)
+    old = store_event(acme, received_at=NOW - timedelta(days=31))
+    kept = store_event(acme, received_at=NOW)
+    other_team = store_event(globex, received_at=NOW - timedelta(days=400))
+    try:
+        sync()
+        events_retention_apply(now=NOW)
+        sync()  # the live part past the boundary must not bring the deleted event back either
+
+        assert fetch("SELECT id FROM team_acme.tracks") == [(kept,)]
+        assert fetch("SELECT id FROM team_acme.purchased_an_item") == [(kept,)]
+        assert fetch("SELECT id FROM team_globex.tracks") == [(other_team,)]  # globex keeps everything
+        assert old not in _ids(acme)
+    finally:
+        drop_team_schemas()
 
 
 def test_months_past_the_longest_retention_are_dropped(acme, globex):

@@ -302,3 +302,20 @@ def tables_fill(*, warehouse: TeamWarehouse, selection: EventSelection) -> None:
                 view = View.from_record(name, record)
                 statement = insert_sql(schema=fresh.schema_name, team_id=fresh.team_id, view=view, condition=condition)
                 cursor.execute(_as_string(statement))
+
+
+def tables_forget_before(*, warehouse: TeamWarehouse, received_before) -> int:
+    """Delete the team's rows received before `received_before` from each of its tables (retention: the events
+    are gone from events_event). One DELETE per table: row locks only, so BI readers are never blocked."""
+    if connection.vendor != "postgresql":
+        return 0
+    deleted = 0
+    with connection.cursor() as cursor:
+        for name, kind in sorted(_relations(cursor, warehouse.schema_name).items()):
+            if kind != "r":
+                continue
+            table = sql.Identifier(warehouse.schema_name, name)
+            statement = sql.SQL("DELETE FROM {} WHERE received_at < %s").format(table)
+            cursor.execute(_as_string(statement), [received_before])
+            deleted += cursor.rowcount
+    return deleted
