@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from django.core.paginator import Page, Paginator
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Prefetch, Q, QuerySet, Subquery, Sum, TextField
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Trunc
@@ -540,14 +540,18 @@ def export_csv(*, team: Team, filters: EventFilters) -> Iterator[bytes]:
     (docs/performance.md#csv-export). Nothing is read until the first chunk is asked for."""
     query, params = export_query(team=team, filters=filters)
     with (
+        transaction.atomic(),
         connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy,
     ):
-        chunk = bytearray()
-        for row in copy:
-            chunk += row
-            if len(chunk) >= EXPORT_CHUNK_BYTES:
+        # Along the time index, so the first rows leave at once: for a long range the planner would rather sort
+        # the whole range first, and the download would wait seconds for its first byte.
+        cursor.execute("SET LOCAL enable_sort = off")
+        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy:
+            chunk = bytearray()
+            for row in copy:
+                chunk += row
+                if len(chunk) >= EXPORT_CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if chunk:
                 yield bytes(chunk)
-                chunk.clear()
-        if chunk:
-            yield bytes(chunk)

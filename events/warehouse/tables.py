@@ -85,21 +85,43 @@ def create_table_sql(*, schema: str, view: View) -> list[sql.Composable]:
     ]
 
 
+def _live_function(schema: str, view: View) -> sql.Composable:
+    return sql.Identifier(schema, view.live_view)
+
+
 def views_sql(*, schema: str, team_id: int, view: View) -> list[sql.Composable]:
-    """CREATE OR REPLACE the live view, then the BI-facing view."""
-    live = sql.Identifier(schema, view.live_view)
-    not_in_table = sql.SQL("e.id >= {} AND NOT EXISTS (SELECT FROM {} AS t WHERE t.id = e.id)").format(
-        live_from_id(team_id), sql.Identifier(schema, view.table)
+    """CREATE OR REPLACE the live rows' function and view, then the BI-facing view."""
+    table = sql.Identifier(schema, view.table)
+    # The live rows are read by a query planned for the boundary's value at each call: planned as a view, with
+    # the boundary unknown, PostgreSQL expected a third of the events table and hashed the whole table for
+    # NOT EXISTS (docs/performance.md#warehouse-live-part). $1 is the boundary.
+    not_in_table = sql.SQL("e.id >= $1 AND NOT EXISTS (SELECT FROM {} AS t WHERE t.id = e.id)").format(table)
+    typed = sql.SQL(",\n  ").join(
+        sql.SQL("({})::{} AS {}").format(column.expression, sql.SQL(column.type), sql.Identifier(column.name))
+        for column in view.columns
+    )
+    live_rows = sql.SQL("SELECT\n  {}\nFROM {} AS e\nWHERE {} AND {}").format(
+        typed, _EVENTS, _rows_of(view, team_id), not_in_table
     )
     names = _column_names(view)
     return [
-        # security_barrier: a reader's own WHERE clause (a function that raises, a failing cast) is applied only
-        # to the rows this view lets through, so it never runs on, or leaks, another team's events.
-        sql.SQL("CREATE OR REPLACE VIEW {} WITH (security_barrier) AS\n{}").format(
-            live, _typed_select(view, team_id, not_in_table)
+        # SECURITY DEFINER: the team's login reads events_event only through this function, which returns that
+        # team's rows and nothing else; a reader's WHERE clause never reaches inside it.
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS SETOF {table} LANGUAGE plpgsql STABLE "
+            "SECURITY DEFINER SET search_path = pg_catalog, public ROWS 100 AS $live$\n"
+            "BEGIN\n  RETURN QUERY EXECUTE {query} USING {boundary};\nEND\n$live$"
+        ).format(
+            function=_live_function(schema, view),
+            table=table,
+            query=sql.Literal(_as_string(live_rows)),
+            boundary=live_from_id(team_id),
+        ),
+        sql.SQL("CREATE OR REPLACE VIEW {} WITH (security_barrier) AS\nSELECT {} FROM {}()").format(
+            sql.Identifier(schema, view.live_view), names, _live_function(schema, view)
         ),
         sql.SQL("CREATE OR REPLACE VIEW {} AS\nSELECT {} FROM {}\nUNION ALL\nSELECT {} FROM {}").format(
-            sql.Identifier(schema, view.name), names, sql.Identifier(schema, view.table), names, live
+            sql.Identifier(schema, view.name), names, table, names, sql.Identifier(schema, view.live_view)
         ),
     ]
 
@@ -149,6 +171,9 @@ def grant_read(cursor, *, schema: str, role: str) -> None:
         "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC",
         "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC",
         "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
+        "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {schema} FROM PUBLIC",
+        # A view's functions run as its reader: the live rows' functions (SECURITY DEFINER, this team's rows only).
+        "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
         "GRANT USAGE ON SCHEMA {schema} TO {role}",
     ):
         cursor.execute(_as_string(sql.SQL(statement).format(**names)))
@@ -174,6 +199,10 @@ def _relations(cursor, schema: str) -> dict[str, str]:
 
 
 def _drop(cursor, kind: str, schema: str, name: str) -> None:
+    if kind == "TABLE":  # its live rows' function returns the table's row type
+        cursor.execute(
+            _as_string(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(schema, name + "_live")))
+        )
     cursor.execute(_as_string(sql.SQL("DROP {} IF EXISTS {}").format(sql.SQL(kind), sql.Identifier(schema, name))))
 
 
