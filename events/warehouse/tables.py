@@ -3,11 +3,12 @@
 Each relation a team's catalog calls for (events.warehouse.view_definitions: `tracks`, `purchased_an_item`, ...)
 is three objects in the team's schema:
 - a table (`_tracks`, `_event_<catalog event id>`) holding the typed rows, PRIMARY KEY (id), indexed on timestamp;
-- a security-barrier view (`<table>_live`) over events_event: the team's rows of that type (and name) from the
-  team's live boundary on that are not in the table yet;
+- a live view (`<table>_live`) over a SECURITY DEFINER function of the same name, which reads events_event:
+  the team's rows of that type (and name) from the team's live boundary on that are not in the table yet,
+  with a plan made for the boundary's value at each call (docs/performance.md#warehouse-live-part);
 - the BI-facing view (`tracks`, `purchased_an_item`): the table UNION ALL the live view. It is a plain view, so
-  a reader's WHERE and ORDER BY ... LIMIT reach the table's indexes; only the live branch, which reads the
-  shared events_event, is a security barrier.
+  a reader's WHERE and ORDER BY ... LIMIT reach the table's indexes; the live branch, which reads the shared
+  events_event, is a function no reader's condition reaches into.
 
 `tables_fill` is called by the catalog sync for each team right after that team's catalog update, in the same
 savepoint: it brings the team's tables in line with its catalog when the catalog changed (a new table, ADD
