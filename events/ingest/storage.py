@@ -14,10 +14,11 @@ only the rows it claimed:
 - `store_rows` writes many events in one transaction on PostgreSQL with COPY into a temporary staging table and
   one INSERT ... SELECT. Ids are taken from the sequence first, so each row knows its id whether it was
   stored or turned out to be a duplicate.
-- `store_batch` (POST /v1/batch) first tries two COPYs in one transaction, the claims and then the rows straight
-  into the table, which spares the database the staging path's second write; a messageId the team already sent
-  makes the claims' COPY fail on the primary key, and the batch is then written through the staging path, which
-  tells stored from duplicate.
+- `store_batch` (POST /v1/batch) first tries one query of two statements, the rows' COPY straight into the table
+  and an INSERT ... SELECT of their claims from the rows just copied, which spares the database the staging path's
+  second write and psycopg a second copy of the messageIds; a messageId the team already sent makes the claims'
+  INSERT fail on the primary key, the query is rolled back whole, and the batch is then written through the
+  staging path, which tells stored from duplicate.
 """
 
 import json
@@ -33,9 +34,13 @@ import orjson
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.backends.utils import CursorWrapper
+from psycopg.abc import PQGen
 from psycopg.adapt import Dumper
+from psycopg.copy import LibpqWriter
+from psycopg.generators import fetch_many
 from psycopg.pq import Format
 from psycopg.pq.abc import PGresult
+from psycopg.waiting import Wait
 
 from events.ingest.validation import EventPayload
 
@@ -123,8 +128,6 @@ _FROM_JSON = (
 # string), and no dearer for PostgreSQL to read (docs/performance.md#batches-one-copy-per-request).
 _COPY_STRAIGHT = f"COPY events_event (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
 _COPY_STAGE = f"COPY events_event_stage (id, {_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-_COPY_CLAIMS = f"COPY events_message_id ({_CLAIM_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_CLAIM_OIDS = [psycopg.postgres.types.get_oid(name) for name in ("bigint", "text", "bigint", "timestamptz")]
 _TEAM_ID = COLUMNS.index("team_id")
 _MESSAGE_ID = COLUMNS.index("message_id")
 _RECEIVED_AT = COLUMNS.index("received_at")
@@ -283,12 +286,43 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _copy_rows(cursor: Cursor, statement: str, ids: list[int], rows: list[EventRow]) -> None:
+def _copy_rows(
+    cursor: Cursor, statement: str, ids: list[int], rows: list[EventRow], writer: LibpqWriter | None = None
+) -> None:
     cursor.adapters.register_dumper(None, _JsonTextDumper)  # on this cursor only: by type oid, for COPY
-    with cursor.copy(statement) as copy:
+    with cursor.copy(statement, writer=writer) as copy:
         copy.set_types(_COPY_OIDS)
         for event_id, row in zip(ids, rows, strict=True):
             copy.write_row((event_id, *row))
+
+
+class _StatementsAfterCopyWriter(LibpqWriter):
+    """Ends a COPY that opens a query of several statements, and raises the error of the first that failed.
+
+    psycopg's own writer expects one result after the COPY's data; this one reads every statement's."""
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if exc:
+            super().finish(exc)  # the server fails the COPY and skips the statements after it
+            return
+        encoding = self.connection.info.encoding
+        for result in self.connection.wait(_end_copy(self._pgconn)):
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result, encoding=encoding)
+
+
+def _end_copy(pgconn: psycopg.pq.abc.PGconn) -> PQGen[list[PGresult]]:
+    """psycopg.generators.copy_end, less its check that the query held one statement."""
+    while pgconn.put_copy_end(None) == 0:
+        while not (yield Wait.W):
+            continue
+    while True:
+        while not (yield Wait.W):
+            continue
+        if pgconn.flush() == 0:
+            break
+    results: list[PGresult] = yield from fetch_many(pgconn)
+    return results
 
 
 def _insert_through_copy(cursor: Cursor, ids: list[int], rows: list[EventRow]) -> set[int]:
@@ -303,11 +337,11 @@ def _insert_through_copy(cursor: Cursor, ids: list[int], rows: list[EventRow]) -
 def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
     """Store many rows atomically on this thread's connection (COPY on PostgreSQL).
 
-    Straight into the table when the batch repeats no messageId of its own: its messageIds' claims by one COPY,
-    then its rows by another, in one transaction. Should one of them be claimed already (a client resending a
-    batch it got no answer for), the claims' COPY fails on events_message_id's primary key, the transaction is
-    rolled back whole, and the batch goes through the staging table instead. A resent batch costs one failed
-    COPY more; every other batch costs two COPYs and no INSERT ... SELECT.
+    Straight into the table when the batch repeats no messageId of its own: its rows by COPY, then its
+    messageIds' claims by an INSERT ... SELECT from those rows, in one query (_copy_straight_then_claim). Should
+    one of them be claimed already (a client resending a batch it got no answer for), the claims' INSERT fails on
+    events_message_id's primary key, the query is rolled back whole, and the batch goes through the staging table
+    instead. A resent batch costs one failed query more; every other batch costs one query of two round trips.
     """
     database = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` is a thread-local look-up of its own
     if database.vendor != "postgresql":
@@ -315,19 +349,15 @@ def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
     if rows and not _repeats_a_message_id(rows):
         # On psycopg's own connection and cursor, with Django's error translation around them (what Django's
         # cursor wrapper does per statement, less its bookkeeping): a batch's fixed cost counts
-        # (docs/performance.md#batches-one-copy-per-request). Without messageIds there is one COPY, committed by
-        # itself outside a transaction: no BEGIN and COMMIT round trips. Inside the caller's transaction, a
-        # savepoint keeps that transaction usable should a COPY fail.
+        # (docs/performance.md#batches-one-copy-per-request). Outside a transaction the query is committed by
+        # itself (and wholly rolled back should it fail): no BEGIN and COMMIT round trips. Inside the caller's
+        # transaction, a savepoint keeps that transaction usable should the query fail.
         try:
             if database.in_atomic_block:
                 with transaction.atomic(), database.cursor() as cursor:
                     return _copy_straight(cursor, rows)
             database.ensure_connection()
-            raw = database.connection
-            if not any(row[_MESSAGE_ID] is not None for row in rows):
-                with database.wrap_database_errors, raw.cursor() as cursor:
-                    return _copy_straight(cursor, rows)
-            with database.wrap_database_errors, raw.transaction(), raw.cursor() as cursor:
+            with database.wrap_database_errors, database.connection.cursor() as cursor:
                 return _copy_straight(cursor, rows)
         except (psycopg.errors.UniqueViolation, IntegrityError):
             pass
@@ -413,20 +443,30 @@ def drop_reserved_ids() -> None:
 
 
 def _copy_straight(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
-    """The rows' claims, then the rows, by COPY; the caller holds the transaction that makes the two one."""
+    """The rows by COPY, then their claims (if any) in the same query; see _copy_straight_then_claim."""
     ids = _reserve.take(cursor, len(rows))
-    claims = [
-        (row[_TEAM_ID], row[_MESSAGE_ID], event_id, row[_RECEIVED_AT])
-        for event_id, row in zip(ids, rows, strict=True)
-        if row[_MESSAGE_ID] is not None
-    ]
-    if claims:
-        with cursor.copy(_COPY_CLAIMS) as copy:
-            copy.set_types(_CLAIM_OIDS)
-            for claim in claims:
-                copy.write_row(claim)
-    _copy_rows(cursor, _COPY_STRAIGHT, ids, rows)
+    if any(row[_MESSAGE_ID] is not None for row in rows):
+        # Django's cursor wrapper hands psycopg's cursor attributes through, which is all the writer reads.
+        writer = _StatementsAfterCopyWriter(cast(psycopg.Cursor[Any], cursor))
+        _copy_rows(cursor, _copy_straight_then_claim(ids, rows), ids, rows, writer)
+    else:
+        _copy_rows(cursor, _COPY_STRAIGHT, ids, rows)
     return list(map(_stored_new, zip(ids, repeat(False))))
+
+
+def _copy_straight_then_claim(ids: list[int], rows: list[EventRow]) -> str:
+    """The rows' COPY and then their claims, read back from the rows just copied, as one query of two statements:
+    one implicit transaction and the COPY's two round trips, with nothing sent twice. The claims are not ON
+    CONFLICT: a messageId claimed already fails the query whole. A query that holds a COPY takes no parameters, so
+    the rows are named by literals (integers and timestamps that Python formats): their teams and ids, which find
+    them by the primary key, and their first and last received_at, which leave the other partitions out."""
+    teams = ",".join(map(str, {row[_TEAM_ID] for row in rows}))
+    received = [row[_RECEIVED_AT] for row in rows]
+    return (
+        f"{_COPY_STRAIGHT}; {_CLAIM} events_event WHERE message_id IS NOT NULL "
+        f"AND team_id = ANY('{{{teams}}}'::bigint[]) AND id = ANY('{{{','.join(map(str, ids))}}}'::bigint[]) "
+        f"AND received_at BETWEEN '{min(received).isoformat()}' AND '{max(received).isoformat()}'"
+    )
 
 
 def store_row(row: EventRow) -> StoredEvent:

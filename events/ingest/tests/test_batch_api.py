@@ -72,7 +72,7 @@ def test_resent_and_repeated_message_ids_are_duplicates_pointing_at_the_first_ro
 def test_a_resent_batch_is_recognised_whole_and_a_new_event_in_it_stored(post_batch, acme):
     first = post_batch({"batch": [track(i, messageId=f"r-{i}") for i in range(3)]}).json()
 
-    # The claims' COPY fails on their primary key; the staging path then tells the three duplicates from the new one.
+    # The claims' INSERT fails on their primary key; the staging path then tells the three duplicates from the new one.
     again = post_batch({"batch": [track(i, messageId=f"r-{i}") for i in range(4)]}).json()
 
     assert [r["status"] for r in again["results"]] == ["duplicate"] * 3 + ["stored"]

@@ -343,3 +343,88 @@ def test_a_batch_copied_straight_claims_its_message_ids_with_its_rows(acme_token
     claims = dict(EventMessageId.objects.filter(team_id=token.team_id).values_list("message_id", "event_id"))
     assert claims == stored and len(claims) == 3
     assert Event.objects.filter(team=token.team).count() == 4
+
+
+def _traced(connection, call):
+    """What `call` sent to PostgreSQL and what it got back, as libpq's trace of the protocol's messages."""
+    import tempfile
+
+    from psycopg.pq import Trace
+
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn = connection.connection.pgconn
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        try:
+            result = call()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        # Each line: who sent the message (F, the client; B, the server), its length, its type and its fields.
+        return result, [
+            (*line.split("\t")[:3], "\t".join(line.split("\t")[3:]).strip()) for line in trace.read().splitlines()
+        ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_copied_straight_sends_its_rows_and_claims_as_one_query(acme_token):
+    """The rows' COPY and their claims' INSERT travel as one query, in its own implicit transaction: no BEGIN or
+    COMMIT, no second COPY, so the batch makes the two round trips of a COPY (besides drawing ids), as it did
+    before the claims (docs/performance.md#partitions-and-the-messageid-claims)."""
+    from django.db import connection
+
+    from events.ingest.storage import store_batch
+
+    token, _ = acme_token
+    rows = [_group_row(token, f"one-query-{i}") for i in range(5)]
+    connection.ensure_connection()
+
+    stored, trace = _traced(connection, lambda: store_batch(rows))
+
+    messages = [(direction, kind, detail[:23]) for direction, _, kind, detail in trace]
+    draw = messages.index(("B", "ReadyForQuery", "I")) + 1  # the ids' draw aside: one query of its own
+    assert "array_agg" in messages[0][2] + trace[0][3]
+    assert messages[draw:] == [
+        (
+            "F",
+            "Query",
+            '"COPY events_event (id,',
+        ),  # ...; INSERT INTO events_message_id ... SELECT ... FROM events_event
+        ("B", "CopyInResponse", messages[draw + 1][2]),
+        ("F", "CopyData", "'BBBB'"),
+        ("F", "CopyDone", ""),
+        ("B", "CommandComplete", '"COPY 5"'),
+        ("B", "CommandComplete", '"INSERT 0 5"'),
+        ("B", "ReadyForQuery", "I"),  # committed by itself: no BEGIN or COMMIT
+    ]
+    assert "INSERT INTO events_message_id" in trace[draw][3]
+    claims = dict(EventMessageId.objects.filter(team_id=token.team_id).values_list("message_id", "event_id"))
+    assert claims == {f"one-query-{i}": event_id for i, (event_id, _) in enumerate(stored)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_copied_straight_claims_only_its_own_rows_across_teams_and_times(acme_token, globex_token):
+    """The claims are read back by the batch's ids, teams and received_at range: rows of two teams received at
+    two times are each claimed for their own event, and another batch's rows, in between, are not claimed again."""
+    from datetime import timedelta
+
+    from events.ingest.storage import store_batch
+
+    acme, _ = acme_token
+    globex, _ = globex_token
+    between = store_batch([_group_row(acme, "between")])
+    rows = [_group_row(acme, "acme"), _group_row(globex, "globex", team_id=globex.team_id)]
+    rows[1] = (*rows[1][:8], rows[1][8] - timedelta(seconds=1), *rows[1][9:])  # received a second earlier
+
+    stored = store_batch(rows)
+
+    claims = {
+        (team_id, message_id): event_id
+        for team_id, message_id, event_id in EventMessageId.objects.values_list("team_id", "message_id", "event_id")
+    }
+    assert claims == {
+        (acme.team_id, "between"): between[0].id,
+        (acme.team_id, "acme"): stored[0].id,
+        (globex.team_id, "globex"): stored[1].id,
+    }
+    assert Event.objects.get(id=stored[1].id).received_at == rows[1][8]
