@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, TypeAlias, cast
 import orjson
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from psycopg.abc import PQGen
 from psycopg.adapt import Dumper
@@ -346,7 +347,8 @@ def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
     database = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` is a thread-local look-up of its own
     if database.vendor != "postgresql":
         return [store_row(row) for row in rows]
-    if rows and not _repeats_a_message_id(rows):
+    database.ensure_connection()
+    if rows and not _repeats_a_message_id(rows) and _standard_strings(database):
         # On psycopg's own connection and cursor, with Django's error translation around them (what Django's
         # cursor wrapper does per statement, less its bookkeeping): a batch's fixed cost counts
         # (docs/performance.md#batches-one-copy-per-request). Outside a transaction the query is committed by
@@ -455,18 +457,27 @@ def _copy_straight(cursor: Cursor, rows: list[EventRow]) -> list[StoredEvent]:
 
 
 def _copy_straight_then_claim(ids: list[int], rows: list[EventRow]) -> str:
-    """The rows' COPY and then their claims, read back from the rows just copied, as one query of two statements:
-    one implicit transaction and the COPY's two round trips, with nothing sent twice. The claims are not ON
-    CONFLICT: a messageId claimed already fails the query whole. A query that holds a COPY takes no parameters, so
-    the rows are named by literals (integers and timestamps that Python formats): their teams and ids, which find
-    them by the primary key, and their first and last received_at, which leave the other partitions out."""
-    teams = ",".join(map(str, {row[_TEAM_ID] for row in rows}))
-    received = [row[_RECEIVED_AT] for row in rows]
-    return (
-        f"{_COPY_STRAIGHT}; {_CLAIM} events_event WHERE message_id IS NOT NULL "
-        f"AND team_id = ANY('{{{teams}}}'::bigint[]) AND id = ANY('{{{','.join(map(str, ids))}}}'::bigint[]) "
-        f"AND received_at BETWEEN '{min(received).isoformat()}' AND '{max(received).isoformat()}'"
+    """The rows' COPY and then their claims, as one query of two statements: one implicit transaction and the
+    COPY's two round trips. The claims are not ON CONFLICT: a messageId claimed already fails the query whole. A
+    query that holds a COPY takes no parameters, so the claims are literals. They are written out rather than read
+    back from the rows just copied: that read was planned by the events table's statistics, and on a big table it
+    walked every page inserted since the last ANALYZE (docs/performance.md#partitions-and-the-messageid-claims)."""
+    claims = ",".join(
+        f"({row[_TEAM_ID]},{_string_literal(row[_MESSAGE_ID])},{event_id},'{row[_RECEIVED_AT].isoformat()}')"
+        for event_id, row in zip(ids, rows, strict=True)
+        if row[_MESSAGE_ID] is not None
     )
+    return f"{_COPY_STRAIGHT}; INSERT INTO events_message_id ({_CLAIM_COLUMNS}) VALUES {claims}"  # noqa: S608 - quoted
+
+
+def _string_literal(text: str) -> str:
+    """A SQL string literal. With standard_conforming_strings on (store_batch checks it) only ' is special."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _standard_strings(database: BaseDatabaseWrapper) -> bool:
+    status: str | None = database.connection.info.parameter_status("standard_conforming_strings")
+    return status == "on"
 
 
 def store_row(row: EventRow) -> StoredEvent:

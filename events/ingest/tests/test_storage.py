@@ -404,8 +404,9 @@ def test_a_batch_copied_straight_sends_its_rows_and_claims_as_one_query(acme_tok
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_copied_straight_claims_only_its_own_rows_across_teams_and_times(acme_token, globex_token):
-    """The claims are read back by the batch's ids, teams and received_at range: rows of two teams received at
-    two times are each claimed for their own event, and another batch's rows, in between, are not claimed again."""
+    """The claims are written as literals: rows of two teams received at two times are each claimed for their own
+    event, another batch's rows are not claimed again, and a messageId with quotes and backslashes is kept as
+    sent (never read as SQL)."""
     from datetime import timedelta
 
     from events.ingest.storage import store_batch
@@ -413,7 +414,8 @@ def test_a_batch_copied_straight_claims_only_its_own_rows_across_teams_and_times
     acme, _ = acme_token
     globex, _ = globex_token
     between = store_batch([_group_row(acme, "between")])
-    rows = [_group_row(acme, "acme"), _group_row(globex, "globex", team_id=globex.team_id)]
+    hostile = "acme's \\'); DELETE FROM events_message_id; --"
+    rows = [_group_row(acme, hostile), _group_row(globex, "globex", team_id=globex.team_id)]
     rows[1] = (*rows[1][:8], rows[1][8] - timedelta(seconds=1), *rows[1][9:])  # received a second earlier
 
     stored = store_batch(rows)
@@ -424,7 +426,7 @@ def test_a_batch_copied_straight_claims_only_its_own_rows_across_teams_and_times
     }
     assert claims == {
         (acme.team_id, "between"): between[0].id,
-        (acme.team_id, "acme"): stored[0].id,
+        (acme.team_id, hostile): stored[0].id,
         (globex.team_id, "globex"): stored[1].id,
     }
     assert Event.objects.get(id=stored[1].id).received_at == rows[1][8]
