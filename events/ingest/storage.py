@@ -358,7 +358,6 @@ def store_batch(rows: list[EventRow]) -> list[StoredEvent]:
             if database.in_atomic_block:
                 with transaction.atomic(), database.cursor() as cursor:
                     return _copy_straight(cursor, rows)
-            database.ensure_connection()
             with database.wrap_database_errors, database.connection.cursor() as cursor:
                 return _copy_straight(cursor, rows)
         except (psycopg.errors.UniqueViolation, IntegrityError):

@@ -59,6 +59,7 @@ from events.warehouse.column_types import TypeCounts, value_type_sql
 from events.warehouse.distinct_count import empty_sketch, sketch_add
 from events.warehouse.naming import column_name_for, path_digest, path_key, table_name_for, warehouse_for_team
 from events.warehouse.selection import EventSelection
+from events.warehouse.sql_text import sql_text
 from events.warehouse.tables import tables_fill
 from events.warehouse.view_definitions import MAX_COLUMNS_PER_VIEW, MAX_EVENT_VIEWS, TYPE_VIEWS
 
@@ -160,7 +161,7 @@ def _tally_of(selection: EventSelection) -> _Tally:
     tally = _Tally()
     condition = selection.condition("e")
     with connection.cursor() as cursor:
-        cursor.execute(_as_string(sql.SQL(_EVENTS_AND_VOLUME).format(selection=condition)))
+        cursor.execute(sql_text(sql.SQL(_EVENTS_AND_VOLUME).format(selection=condition)))
         for by_hour, event_type, name, count, first_id, first_seen, last_seen, hour in cursor.fetchall():
             if by_hour:
                 tally.volume[(name, hour)] = count
@@ -168,11 +169,11 @@ def _tally_of(selection: EventSelection) -> _Tally:
                 tally.events[(event_type, name)] = _EventTally(first_id, first_seen, last_seen, count)
         kind = value_type_sql(sql.SQL("json_type"), sql.SQL("text"))
         cursor.execute(
-            _as_string(sql.SQL(_PROPERTIES).format(selection=condition, kind=kind, object=sql.Literal(OBJECT)))
+            sql_text(sql.SQL(_PROPERTIES).format(selection=condition, kind=kind, object=sql.Literal(OBJECT)))
         )
         rows = cursor.fetchall()
         if any(row[3] == OBJECT for row in rows):
-            cursor.execute(_as_string(sql.SQL(_DEEPER).format(selection=condition, kind=kind)))
+            cursor.execute(sql_text(sql.SQL(_DEEPER).format(selection=condition, kind=kind)))
             rows += cursor.fetchall()
         # Paths in the order they were first stored (then by path), so the same history gives the same columns.
         first_ids: dict[tuple, int] = {}
@@ -187,11 +188,6 @@ def _tally_of(selection: EventSelection) -> _Tally:
                 sorted(counted.properties.items(), key=lambda item: (first_ids[(event_type, name, item[0])], item[0]))
             )
     return tally
-
-
-def _as_string(statement: sql.Composable) -> str:
-    connection.ensure_connection()
-    return statement.as_string(connection.connection)
 
 
 # Held (a session lock, so before the chunk's snapshot is taken) while a sync handles a chunk: syncs in several
@@ -464,7 +460,7 @@ def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> dict[int, 
         with connection.cursor() as cursor:
             # The id of the chunk_size-th waiting event: the retry stops there (the primary key finds it).
             cursor.execute(
-                _as_string(
+                sql_text(
                     sql.SQL("SELECT e.id FROM events_event e WHERE {} ORDER BY e.id OFFSET {} LIMIT 1").format(
                         whole.condition("e"), sql.Literal(chunk_size - 1)
                     )
@@ -478,7 +474,7 @@ def _retry_backlogs(*, chunk_size: int, result: CatalogSyncResult) -> dict[int, 
         if _catalog_team(warehouse, selection, result=result):
             with connection.cursor() as cursor:  # late events in these ranges, queued too, are counted now
                 cursor.execute(
-                    _as_string(
+                    sql_text(
                         sql.SQL("DELETE FROM events_backfill b WHERE {}").format(
                             selection.condition("b", id_column="event_id")
                         )

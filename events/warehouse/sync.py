@@ -21,6 +21,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from events.models import CatalogSyncState, SyncStep, TeamWarehouse
+from events.warehouse.sql_text import sql_text
 from events.warehouse.tables import existing_views, tables_define, warehouse_grant_if_changed
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,6 @@ def require_postgresql() -> None:
         raise WarehouseUnavailable(POSTGRESQL_ONLY.format(vendor=connection.display_name))
 
 
-def _as_string(statement: sql.Composable) -> str:
-    connection.ensure_connection()
-    return statement.as_string(connection.connection)
-
-
 def warehouse_sync_team(*, warehouse_id: int) -> int:
     """Bring one team's tables and views in line with its catalog, in one transaction (readers see the old
     relations or the new ones). Returns how many relations were created, changed or dropped: 0 when none."""
@@ -55,7 +51,7 @@ def warehouse_sync_team(*, warehouse_id: int) -> int:
         CatalogSyncState.objects.select_for_update().get(pk=1)
         warehouse = TeamWarehouse.objects.select_for_update().get(pk=warehouse_id)
         version = warehouse.catalog_version
-        cursor.execute(_as_string(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT))))
+        cursor.execute(sql_text(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT))))
         changes = tables_define(cursor, warehouse=warehouse, full=True)
         warehouse_grant_if_changed(cursor, warehouse=warehouse, changes=changes)
         TeamWarehouse.objects.filter(pk=warehouse.pk).update(views_version=version, views_synced_at=timezone.now())
@@ -100,7 +96,7 @@ def warehouse_drop_views() -> None:
         for warehouse in TeamWarehouse.objects.select_for_update():
             for name in sorted(existing_views(cursor, warehouse.schema_name)):
                 cursor.execute(
-                    _as_string(
+                    sql_text(
                         sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(warehouse.schema_name, name))
                     )
                 )

@@ -28,14 +28,10 @@ from psycopg import sql
 
 from events.models import CatalogEvent, CatalogSyncState, Event, TeamWarehouse
 from events.warehouse.selection import EventSelection
+from events.warehouse.sql_text import sql_text
 from events.warehouse.view_definitions import View, team_views
 
 _EVENTS = sql.Identifier(Event._meta.db_table)
-
-
-def _as_string(statement: sql.Composable) -> str:
-    connection.ensure_connection()
-    return statement.as_string(connection.connection)
 
 
 def _rows_of(view: View, team_id: int) -> sql.Composable:
@@ -115,7 +111,7 @@ def views_sql(*, schema: str, team_id: int, view: View) -> list[sql.Composable]:
         ).format(
             function=_live_function(schema, view),
             table=table,
-            query=sql.Literal(_as_string(live_rows)),
+            query=sql.Literal(sql_text(live_rows)),
             boundary=live_from_id(team_id),
         ),
         sql.SQL("CREATE OR REPLACE VIEW {} WITH (security_barrier) AS\nSELECT {} FROM {}()").format(
@@ -151,12 +147,7 @@ def _catalogued(warehouse: TeamWarehouse) -> sql.Composable:
 
 
 def existing_views(cursor, schema: str) -> set[str]:
-    cursor.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind = 'v'",
-        [schema],
-    )
-    return {row[0] for row in cursor.fetchall()}
+    return {name for name, kind in _relations(cursor, schema).items() if kind == "v"}
 
 
 def role_exists(cursor, role: str) -> bool:
@@ -177,11 +168,11 @@ def grant_read(cursor, *, schema: str, role: str) -> None:
         "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
         "GRANT USAGE ON SCHEMA {schema} TO {role}",
     ):
-        cursor.execute(_as_string(sql.SQL(statement).format(**names)))
+        cursor.execute(sql_text(sql.SQL(statement).format(**names)))
     readable = sorted(name for name in existing_views(cursor, schema) if not re.match(r"_[a-z]", name))
     if readable:
         relations = sql.SQL(", ").join(sql.Identifier(schema, name) for name in readable)
-        cursor.execute(_as_string(sql.SQL("GRANT SELECT ON {} TO {}").format(relations, sql.Identifier(role))))
+        cursor.execute(sql_text(sql.SQL("GRANT SELECT ON {} TO {}").format(relations, sql.Identifier(role))))
 
 
 def warehouse_grant_if_changed(cursor, *, warehouse: TeamWarehouse, changes: int) -> None:
@@ -201,10 +192,8 @@ def _relations(cursor, schema: str) -> dict[str, str]:
 
 def _drop(cursor, kind: str, schema: str, name: str) -> None:
     if kind == "TABLE":  # its live rows' function returns the table's row type
-        cursor.execute(
-            _as_string(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(schema, name + "_live")))
-        )
-    cursor.execute(_as_string(sql.SQL("DROP {} IF EXISTS {}").format(sql.SQL(kind), sql.Identifier(schema, name))))
+        cursor.execute(sql_text(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(schema, name + "_live"))))
+    cursor.execute(sql_text(sql.SQL("DROP {} IF EXISTS {}").format(sql.SQL(kind), sql.Identifier(schema, name))))
 
 
 def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
@@ -222,8 +211,8 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
     if first_build:
         # A schema of this name can only be left over from a deleted team: drop it, with any grants its old
         # login had, before the new team's events go in.
-        cursor.execute(_as_string(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))))
-    cursor.execute(_as_string(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))))
+        cursor.execute(sql_text(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))))
+    cursor.execute(sql_text(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))))
     existing = _relations(cursor, schema)
     wanted = {view.name: view for view in team_views(team_id=team_id)}
     changes = 0
@@ -238,7 +227,7 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
     for name, view in wanted.items():
         before = built.get(name)
         statements = views_sql(schema=schema, team_id=team_id, view=view)
-        digest = hashlib.sha256(_as_string(sql.Composed(statements)).encode()).hexdigest()
+        digest = hashlib.sha256(sql_text(sql.Composed(statements)).encode()).hexdigest()
         now_built[name] = {**view.record(), "digest": digest}
         views_there = existing.get(name) == "v" and existing.get(view.live_view) == "v"
         # A record from before the tables (no "properties") has no table behind it.
@@ -262,7 +251,7 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
             ]
             if alterations:
                 cursor.execute(
-                    _as_string(
+                    sql_text(
                         sql.SQL("ALTER TABLE {} {}").format(
                             sql.Identifier(schema, view.table), sql.SQL(", ").join(alterations)
                         )
@@ -270,7 +259,7 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
                 )
             if retyped:
                 cursor.execute(
-                    _as_string(
+                    sql_text(
                         sql.SQL("UPDATE {} AS t SET {} FROM {} AS e WHERE e.team_id = {} AND e.id = t.id").format(
                             sql.Identifier(schema, view.table),
                             sql.SQL(", ").join(
@@ -286,16 +275,16 @@ def tables_define(cursor, *, warehouse: TeamWarehouse, full: bool) -> int:
             _drop(cursor, "VIEW", schema, view.live_view)
             _drop(cursor, "TABLE", schema, view.table)
             for statement in create_table_sql(schema=schema, view=view):
-                cursor.execute(_as_string(statement))
+                cursor.execute(sql_text(statement))
             if full or first_build or before is not None:
                 condition = _catalogued(warehouse)
-                cursor.execute(_as_string(insert_sql(schema=schema, team_id=team_id, view=view, condition=condition)))
+                cursor.execute(sql_text(insert_sql(schema=schema, team_id=team_id, view=view, condition=condition)))
         if view.signature[: len(old_columns)] != old_columns or len(old_columns) == len(view.signature):
             # CREATE OR REPLACE VIEW may only add columns at the end; any other change needs new views.
             _drop(cursor, "VIEW", schema, name)
             _drop(cursor, "VIEW", schema, view.live_view)
         for statement in statements:
-            cursor.execute(_as_string(statement))
+            cursor.execute(sql_text(statement))
     TeamWarehouse.objects.filter(pk=warehouse.pk).update(views=now_built)
     warehouse.views = now_built
     return changes
@@ -314,7 +303,7 @@ def tables_fill(*, warehouse: TeamWarehouse, selection: EventSelection) -> None:
             TeamWarehouse.objects.filter(pk=warehouse.pk).update(views_version=fresh.catalog_version)
         condition = selection.condition("e")
         cursor.execute(
-            _as_string(sql.SQL("SELECT DISTINCT e.type, e.event FROM {} AS e WHERE {}").format(_EVENTS, condition))
+            sql_text(sql.SQL("SELECT DISTINCT e.type, e.event FROM {} AS e WHERE {}").format(_EVENTS, condition))
         )
         present = cursor.fetchall()
         types = {event_type for event_type, _ in present}
@@ -331,7 +320,7 @@ def tables_fill(*, warehouse: TeamWarehouse, selection: EventSelection) -> None:
             if (event_id is None and record["type"] in types) or (event_id is not None and event_id in per_event):
                 view = View.from_record(name, record)
                 statement = insert_sql(schema=fresh.schema_name, team_id=fresh.team_id, view=view, condition=condition)
-                cursor.execute(_as_string(statement))
+                cursor.execute(sql_text(statement))
 
 
 def tables_forget_before(*, warehouse: TeamWarehouse, received_before) -> int:
@@ -346,6 +335,6 @@ def tables_forget_before(*, warehouse: TeamWarehouse, received_before) -> int:
                 continue
             table = sql.Identifier(warehouse.schema_name, name)
             statement = sql.SQL("DELETE FROM {} WHERE received_at < %s").format(table)
-            cursor.execute(_as_string(statement), [received_before])
+            cursor.execute(sql_text(statement), [received_before])
             deleted += cursor.rowcount
     return deleted
